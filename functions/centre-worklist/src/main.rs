@@ -1,0 +1,10 @@
+//! Lambda entry point of `centre-worklist`: consumes the events its rule in `clinicflow::topology` routes to it.
+
+use lambda_runtime::{Error, run, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    clinicflow::telemetry::init();
+    let platform = clinicflow::wiring::from_env()?;
+    run(service_fn(|event| clinicflow::wiring::handle_eventbridge(&platform, "centre-worklist", event))).await
+}

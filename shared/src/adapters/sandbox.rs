@@ -1,0 +1,175 @@
+//! A deterministic payment provider for local runs and tests, driven by test card tokens:
+//! `tok_ok` approves, `tok_declined` declines, `tok_slow` answers after a long delay,
+//! `tok_down` fails as if the provider were down. It keeps a ledger so that tests can
+//! check that no money is kept and nothing is refunded twice.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::domain::Won;
+use crate::ports::{ChargeRequest, PaymentError, PaymentGateway};
+
+/// Where a sandbox payment stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LedgerStatus {
+    /// Taken.
+    Captured,
+    /// Released before a booking existed.
+    Voided,
+    /// Given back.
+    Refunded,
+}
+
+/// One payment in the sandbox ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerEntry {
+    /// Provider reference.
+    pub provider_ref: String,
+    /// Our reference (booking id).
+    pub reference: String,
+    /// Amount.
+    pub amount: Won,
+    /// Status.
+    pub status: LedgerStatus,
+    /// How many refund calls moved money (must never exceed 1).
+    pub refunds: u32,
+}
+
+#[derive(Debug, Default)]
+struct Ledger {
+    by_ref: HashMap<String, LedgerEntry>,
+    by_key: HashMap<String, String>,
+    seq: u64,
+}
+
+/// The sandbox provider.
+#[derive(Debug, Clone)]
+pub struct SandboxGateway {
+    ledger: Arc<Mutex<Ledger>>,
+    slow: Duration,
+}
+
+impl Default for SandboxGateway {
+    fn default() -> Self {
+        Self::new(Duration::from_secs(30))
+    }
+}
+
+impl SandboxGateway {
+    /// A sandbox whose `tok_slow` answers after `slow`.
+    pub fn new(slow: Duration) -> Self {
+        Self { ledger: Arc::default(), slow }
+    }
+
+    fn ledger(&self) -> std::sync::MutexGuard<'_, Ledger> {
+        self.ledger.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A copy of the ledger.
+    pub fn entries(&self) -> Vec<LedgerEntry> {
+        let mut v: Vec<_> = self.ledger().by_ref.values().cloned().collect();
+        v.sort_by(|a, b| a.provider_ref.cmp(&b.provider_ref));
+        v
+    }
+
+    /// Money currently kept (captured and neither voided nor refunded).
+    pub fn kept(&self) -> Won {
+        Won(self.ledger().by_ref.values().filter(|e| e.status == LedgerStatus::Captured).map(|e| e.amount.0).sum())
+    }
+}
+
+#[async_trait]
+impl PaymentGateway for SandboxGateway {
+    async fn charge(&self, request: &ChargeRequest) -> Result<String, PaymentError> {
+        match request.card_token.0.as_str() {
+            "tok_declined" => return Err(PaymentError::Declined("card declined by issuer".into())),
+            "tok_down" => return Err(PaymentError::Unavailable("sandbox provider is down".into())),
+            "tok_slow" => {
+                tokio::time::sleep(self.slow).await;
+            }
+            "tok_ok" => {}
+            _ => return Err(PaymentError::Declined("unknown card token".into())),
+        }
+        let mut ledger = self.ledger();
+        if let Some(existing) = ledger.by_key.get(&request.idempotency_key) {
+            return Ok(existing.clone());
+        }
+        ledger.seq += 1;
+        let provider_ref = format!("sbx_{:08}", ledger.seq);
+        ledger.by_key.insert(request.idempotency_key.clone(), provider_ref.clone());
+        ledger.by_ref.insert(
+            provider_ref.clone(),
+            LedgerEntry {
+                provider_ref: provider_ref.clone(),
+                reference: request.reference.clone(),
+                amount: request.amount,
+                status: LedgerStatus::Captured,
+                refunds: 0,
+            },
+        );
+        Ok(provider_ref)
+    }
+
+    async fn void(&self, provider_ref: &str, _idempotency_key: &str) -> Result<(), PaymentError> {
+        let mut ledger = self.ledger();
+        match ledger.by_ref.get_mut(provider_ref) {
+            Some(e) if e.status == LedgerStatus::Captured => {
+                e.status = LedgerStatus::Voided;
+                Ok(())
+            }
+            Some(_) => Ok(()),
+            None => Err(PaymentError::Declined(format!("unknown payment {provider_ref}"))),
+        }
+    }
+
+    async fn refund(&self, provider_ref: &str, amount: Won, idempotency_key: &str) -> Result<(), PaymentError> {
+        let mut ledger = self.ledger();
+        let key = format!("refund:{idempotency_key}");
+        if ledger.by_key.contains_key(&key) {
+            return Ok(());
+        }
+        match ledger.by_ref.get_mut(provider_ref) {
+            Some(e) if e.status == LedgerStatus::Captured && e.amount == amount => {
+                e.status = LedgerStatus::Refunded;
+                e.refunds += 1;
+            }
+            Some(e) if e.status == LedgerStatus::Refunded => {}
+            Some(_) => return Err(PaymentError::Declined(format!("payment {provider_ref} cannot be refunded"))),
+            None => return Err(PaymentError::Declined(format!("unknown payment {provider_ref}"))),
+        }
+        ledger.by_key.insert(key, provider_ref.to_owned());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::CardToken;
+
+    fn req(token: &str, key: &str) -> ChargeRequest {
+        ChargeRequest { idempotency_key: key.into(), card_token: CardToken(token.into()), amount: Won(1000), reference: "b".into() }
+    }
+
+    #[tokio::test]
+    async fn test_tokens_approve_decline_and_fail() {
+        let g = SandboxGateway::default();
+        assert!(g.charge(&req("tok_ok", "k1")).await.is_ok());
+        assert!(matches!(g.charge(&req("tok_declined", "k2")).await, Err(PaymentError::Declined(_))));
+        assert!(matches!(g.charge(&req("tok_down", "k3")).await, Err(PaymentError::Unavailable(_))));
+        assert_eq!(g.kept(), Won(1000));
+    }
+
+    #[tokio::test]
+    async fn the_same_refund_key_refunds_once() {
+        let g = SandboxGateway::default();
+        let r = g.charge(&req("tok_ok", "k1")).await.expect("charged");
+        g.refund(&r, Won(1000), "e1").await.expect("refund");
+        g.refund(&r, Won(1000), "e1").await.expect("again");
+        assert_eq!(g.entries()[0].refunds, 1);
+        assert_eq!(g.kept(), Won(0));
+    }
+}

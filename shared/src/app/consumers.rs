@@ -1,0 +1,219 @@
+//! The saga's consumers. Each is idempotent on the event id (a dedup mark written in the
+//! same transaction as its effect) and says whether a failure is worth retrying.
+
+use super::checkup::{load, stage};
+use super::{AppError, Platform, relay};
+use crate::domain::checkup::{self, Booking, Contact};
+use crate::domain::notification::{CheckupNotice, checkup_sms};
+use crate::domain::{availability, centre, payment};
+use crate::events::EventEnvelope;
+use crate::ports::{PaymentGateway, AggregateKey, AggregateWrite, CounterMove, PaymentError, ProcessedMark, SmsError, SmsMessage, StoreError, Transaction};
+
+/// The notifier's own table of whom to tell about a case.
+pub const CONTACTS: &str = "notification";
+
+/// Why a consumer failed, and whether to retry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConsumerError {
+    /// A passing failure: redeliver later.
+    #[error("retryable: {0}")]
+    Retryable(String),
+    /// Retrying cannot help: dead-letter it.
+    #[error("permanent: {0}")]
+    Permanent(String),
+}
+
+impl From<AppError> for ConsumerError {
+    fn from(e: AppError) -> Self {
+        match e {
+            AppError::Unavailable { reason, .. } => Self::Retryable(reason),
+            AppError::Conflict(why) => Self::Retryable(why),
+            other => Self::Permanent(other.to_string()),
+        }
+    }
+}
+
+impl From<StoreError> for ConsumerError {
+    fn from(e: StoreError) -> Self {
+        if e.is_retryable() { Self::Retryable(e.to_string()) } else { Self::Permanent(e.to_string()) }
+    }
+}
+
+impl From<serde_json::Error> for ConsumerError {
+    fn from(e: serde_json::Error) -> Self {
+        Self::Permanent(format!("malformed event: {e}"))
+    }
+}
+
+/// What a consumer did with an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handled {
+    /// Its effect happened now.
+    Applied,
+    /// It was seen before (a redelivery), or concerns this consumer not at all.
+    Skipped,
+}
+
+/// Runs the consumer `target` on one event. A switched-on fault named after the consumer
+/// makes it fail with a retryable error.
+pub async fn dispatch(p: &Platform, target: &str, event: &EventEnvelope) -> Result<Handled, ConsumerError> {
+    if p.faults.is_on(target) {
+        return Err(ConsumerError::Retryable(format!("injected failure in {target}")));
+    }
+    let _span = tracing::info_span!("consume", consumer = target, event_id = %event.id, event_type = %event.event_type, correlation_id = %event.correlation_id)
+        .entered();
+    let result = match target {
+        "centre-worklist" => centre_worklist(p, event).await,
+        "availability-release" => availability_release(p, event).await,
+        "payment-refund" => payment_refund(p, event).await,
+        "sms-notifier" => sms_notifier(p, event).await,
+        other => Err(ConsumerError::Permanent(format!("no consumer named {other}"))),
+    };
+    match &result {
+        Ok(h) => tracing::debug!(?h, "event handled"),
+        Err(e) => tracing::warn!(error = %e, "event failed"),
+    }
+    result
+}
+
+fn mark(consumer: &str, event: &EventEnvelope) -> Option<ProcessedMark> {
+    Some(ProcessedMark { consumer: consumer.to_owned(), event_id: event.id.clone() })
+}
+
+/// Commits a consumer's transaction; a dedup-mark collision means a concurrent or earlier
+/// delivery already did the work.
+async fn commit_once(p: &Platform, tx: Transaction) -> Result<Handled, ConsumerError> {
+    let events = tx.outbox.clone();
+    match p.store.commit(tx).await {
+        Ok(()) => {
+            relay::publish(p, &events).await;
+            Ok(Handled::Applied)
+        }
+        Err(StoreError::AlreadyProcessed) => Ok(Handled::Skipped),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn booking_of(p: &Platform, event: &EventEnvelope) -> Result<Booking, ConsumerError> {
+    let (booking, _) = load::<Booking>(p, &AggregateKey::new(checkup::CONTEXT, &event.aggregate_id)).await?;
+    booking.ok_or_else(|| ConsumerError::Retryable(format!("booking {} not found yet", event.aggregate_id)))
+}
+
+/// Puts a booking on the centre's work list; withdraws a cancelled one.
+async fn centre_worklist(p: &Platform, event: &EventEnvelope) -> Result<Handled, ConsumerError> {
+    const NAME: &str = "centre-worklist";
+    let command = match event.decode::<checkup::Event>()? {
+        checkup::Event::CheckupBooked { .. } => centre::Command::Receive,
+        checkup::Event::CheckupCancelled {} => centre::Command::Withdraw,
+        _ => return Ok(Handled::Skipped),
+    };
+    if p.store.is_processed(NAME, &event.id).await? {
+        return Ok(Handled::Skipped);
+    }
+    let key = AggregateKey::new(centre::CONTEXT, &event.aggregate_id);
+    let (state, version) = load::<centre::Reservation>(p, &key).await?;
+    let events = centre::decide(state.as_ref(), command).map_err(AppError::from)?;
+    let (write, outbox) = stage(p, centre::CONTEXT, &event.aggregate_id, version, state, &events, centre::apply, &event.caused())?;
+    commit_once(p, Transaction { writes: write.into_iter().collect(), outbox, processed: mark(NAME, event), ..Default::default() }).await
+}
+
+/// Gives the place of a cancelled or rejected booking back, once.
+async fn availability_release(p: &Platform, event: &EventEnvelope) -> Result<Handled, ConsumerError> {
+    const NAME: &str = "availability-release";
+    if !matches!(event.decode::<checkup::Event>()?, checkup::Event::CheckupCancelled {} | checkup::Event::CheckupRejected { .. }) {
+        return Ok(Handled::Skipped);
+    }
+    if p.store.is_processed(NAME, &event.id).await? {
+        return Ok(Handled::Skipped);
+    }
+    let booking = booking_of(p, event).await?;
+    let slot = availability::slot_key(booking.date, booking.package);
+    let tx = Transaction {
+        counters: vec![CounterMove { key: slot.clone(), delta: -1, limit: i64::MAX }],
+        processed: mark(NAME, event),
+        ..Default::default()
+    };
+    match commit_once(p, tx).await {
+        Err(ConsumerError::Permanent(why)) if why.contains("at its limit") => {
+            Err(ConsumerError::Permanent(format!("place for {slot} already at zero: {why}")))
+        }
+        other => other,
+    }
+}
+
+/// Refunds the payment of a cancelled or rejected booking, once.
+async fn payment_refund(p: &Platform, event: &EventEnvelope) -> Result<Handled, ConsumerError> {
+    const NAME: &str = "payment-refund";
+    if !matches!(event.decode::<checkup::Event>()?, checkup::Event::CheckupCancelled {} | checkup::Event::CheckupRejected { .. }) {
+        return Ok(Handled::Skipped);
+    }
+    if p.store.is_processed(NAME, &event.id).await? {
+        return Ok(Handled::Skipped);
+    }
+    let booking = booking_of(p, event).await?;
+    let key = AggregateKey::new(payment::CONTEXT, &booking.payment_id);
+    let (state, version) = load::<payment::Payment>(p, &key).await?;
+    let Some(pay) = state else {
+        return Err(ConsumerError::Permanent(format!("payment {} of booking {} is missing", booking.payment_id, booking.id)));
+    };
+    let events = payment::decide(Some(&pay), payment::Command::RecordRefund).map_err(AppError::from)?;
+    if !events.is_empty() {
+        // The provider's idempotency key is the payment id: any redelivery, of this event or
+        // of another ending the same booking, refunds at most once.
+        p.payments.refund(&pay.provider_ref, pay.amount, &format!("refund-{}", pay.id)).await.map_err(|e| match e {
+            PaymentError::Declined(why) => ConsumerError::Permanent(format!("refund refused: {why}")),
+            other => ConsumerError::Retryable(other.to_string()),
+        })?;
+    }
+    let (write, outbox) = stage(p, payment::CONTEXT, &pay.id.clone(), version, Some(pay), &events, payment::apply, &event.caused())?;
+    let tx = Transaction { writes: write.into_iter().collect(), outbox, processed: mark(NAME, event), ..Default::default() };
+    let handled = commit_once(p, tx).await?;
+    if handled == Handled::Applied {
+        tracing::info!(booking_id = %booking.id, "payment refunded");
+    }
+    Ok(handled)
+}
+
+/// Sends one SMS per status change. The contact arrives with `CheckupBooked` and is kept in
+/// the notifier's own table; a later event that overtakes it is retried until it is known.
+async fn sms_notifier(p: &Platform, event: &EventEnvelope) -> Result<Handled, ConsumerError> {
+    const NAME: &str = "sms-notifier";
+    if p.store.is_processed(NAME, &event.id).await? {
+        return Ok(Handled::Skipped);
+    }
+    let case = event.correlation_id.clone();
+    let contact_key = AggregateKey::new(CONTACTS, &case);
+    let mut contact_write = None;
+    let (notice, contact) = match event.source.as_str() {
+        "clinicflow.checkup" => match event.decode::<checkup::Event>()? {
+            checkup::Event::CheckupBooked { date, contact, .. } => {
+                let (known, version) = load::<Contact>(p, &contact_key).await?;
+                if known.is_none() {
+                    contact_write = Some(AggregateWrite { key: contact_key.clone(), expected_version: version, new_version: 1, state: serde_json::to_value(&contact)? });
+                }
+                (CheckupNotice::Booked { date }, contact)
+            }
+            checkup::Event::CheckupConfirmed {} => (CheckupNotice::Confirmed, known_contact(p, &contact_key).await?),
+            checkup::Event::CheckupRejected { .. } => (CheckupNotice::Rejected, known_contact(p, &contact_key).await?),
+            checkup::Event::CheckupCancelled {} => (CheckupNotice::Cancelled, known_contact(p, &contact_key).await?),
+        },
+        "clinicflow.payment" => match event.decode::<payment::Event>()? {
+            payment::Event::PaymentRefunded { amount } => (CheckupNotice::Refunded { amount }, known_contact(p, &contact_key).await?),
+            _ => return Ok(Handled::Skipped),
+        },
+        _ => return Ok(Handled::Skipped),
+    };
+    let message = SmsMessage { key: event.id.clone(), to: contact.phone.clone(), body: checkup_sms(contact.locale, &case, notice) };
+    match p.sms.send(&message).await {
+        Ok(message_id) => tracing::info!(to = %contact.phone.masked(), message_id = %message_id, "sms sent"),
+        // An opted-out or invalid number will not become valid by retrying: record and move on.
+        Err(SmsError::Refused(why)) => tracing::warn!(to = %contact.phone.masked(), reason = %why, "sms refused by the channel"),
+        Err(SmsError::Transient(why)) => return Err(ConsumerError::Retryable(why)),
+    }
+    commit_once(p, Transaction { writes: contact_write.into_iter().collect(), processed: mark(NAME, event), ..Default::default() }).await
+}
+
+async fn known_contact(p: &Platform, key: &AggregateKey) -> Result<Contact, ConsumerError> {
+    let (contact, _) = load::<Contact>(p, key).await?;
+    contact.ok_or_else(|| ConsumerError::Retryable(format!("contact for case {} not known yet", key.id)))
+}

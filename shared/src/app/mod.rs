@@ -1,0 +1,129 @@
+//! Use cases: load → decide → save (with the outbox, in one transaction) → publish;
+//! the saga's consumers; the status-view projector; the outbox relay and sweeper.
+
+pub mod checkup;
+pub mod consumers;
+pub mod faults;
+pub mod projector;
+pub mod queries;
+pub mod relay;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::adapters::resilient::ResilientGateway;
+use crate::config::Config;
+use crate::domain::{DomainError, FieldError};
+use crate::ports::{AggregateStore, Clock, Ids, Outbox, PaymentError, Publisher, SmsSender, StoreError, ViewStore};
+
+pub use faults::Faults;
+
+/// The ports a use case needs, built once per process.
+#[derive(Clone)]
+pub struct Platform {
+    /// Aggregates, counters, dedup marks, idempotent responses.
+    pub store: Arc<dyn AggregateStore>,
+    /// The outbox's read side.
+    pub outbox: Arc<dyn Outbox>,
+    /// Status views.
+    pub views: Arc<dyn ViewStore>,
+    /// The event bus.
+    pub publisher: Arc<dyn Publisher>,
+    /// SMS channel.
+    pub sms: Arc<dyn SmsSender>,
+    /// Payment provider behind timeout and circuit breaker.
+    pub payments: Arc<ResilientGateway>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+    /// Ids.
+    pub ids: Arc<dyn Ids>,
+    /// Configuration.
+    pub config: Config,
+    /// Injected failures (none in production).
+    pub faults: Faults,
+}
+
+impl std::fmt::Debug for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Platform").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+/// Why a use case failed; `http.rs` maps each to one status.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AppError {
+    /// Fields failed validation (422).
+    #[error("invalid input")]
+    Invalid(Vec<FieldError>),
+    /// The request could not be read (400).
+    #[error("malformed request: {0}")]
+    Malformed(String),
+    /// No or bad credentials (401).
+    #[error("unauthorized")]
+    Unauthorized,
+    /// Authenticated, but the role may not do this (403).
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// Not found, or not the caller's (404).
+    #[error("not found")]
+    NotFound,
+    /// The state does not allow it, or a concurrent change won (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// The card was declined (402).
+    #[error("payment declined: {0}")]
+    PaymentDeclined(String),
+    /// A dependency is slow, down or shedding load; retry later (503).
+    #[error("temporarily unavailable: {reason}")]
+    Unavailable {
+        /// What is unavailable.
+        reason: String,
+        /// When to retry.
+        retry_after: Duration,
+    },
+    /// A bug or an injected crash (500); the detail goes to the log only.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<DomainError> for AppError {
+    fn from(e: DomainError) -> Self {
+        match e {
+            DomainError::Invalid(fields) => Self::Invalid(fields),
+            DomainError::IllegalTransition(why) => Self::Conflict(why),
+            DomainError::NotFound => Self::NotFound,
+        }
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::VersionConflict(_) => Self::Conflict("the case was changed concurrently; reload and retry".into()),
+            StoreError::CounterExhausted(_) => Self::Conflict("no places left".into()),
+            StoreError::AlreadyProcessed | StoreError::IdempotencyKeyTaken => Self::Conflict(e.to_string()),
+            StoreError::Unavailable(reason) => Self::Unavailable { reason, retry_after: Duration::from_secs(1) },
+            StoreError::Corrupt(detail) => Self::Internal(detail),
+        }
+    }
+}
+
+impl From<PaymentError> for AppError {
+    fn from(e: PaymentError) -> Self {
+        match e {
+            PaymentError::Declined(why) => Self::PaymentDeclined(why),
+            PaymentError::Timeout => Self::Unavailable { reason: "the payment provider did not answer in time".into(), retry_after: Duration::from_secs(5) },
+            PaymentError::Unavailable(_) => Self::Unavailable { reason: "the payment provider is unavailable".into(), retry_after: Duration::from_secs(5) },
+            PaymentError::CircuitOpen { retry_after } => Self::Unavailable {
+                reason: "the payment provider is overloaded; please pay again shortly".into(),
+                retry_after: retry_after.max(Duration::from_secs(1)),
+            },
+        }
+    }
+}
+
+impl From<serde_json::Error> for AppError {
+    fn from(e: serde_json::Error) -> Self {
+        Self::Internal(format!("serialization: {e}"))
+    }
+}

@@ -1,0 +1,184 @@
+//! The status-view projector: folds change records (events) from the check-up, payment
+//! and centre tables into one view per case. Each record is applied only if it is newer
+//! than what the view has seen of its aggregate, so replays and redeliveries change nothing.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{AppError, Platform, faults};
+use crate::domain::checkup::{self, Package};
+use crate::domain::{Won, centre, payment};
+use crate::events::EventEnvelope;
+use crate::ports::{StoreError, ViewRecord};
+
+/// The flow name of check-up views.
+pub const FLOW: &str = "checkup";
+
+/// One step of a booking's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimelineEntry {
+    /// Status reached.
+    pub status: String,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// What the view remembers about a case, including what each aggregate last told it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckupView {
+    /// Booking id.
+    pub id: String,
+    /// Owner subject.
+    #[serde(default)]
+    pub patient_sub: String,
+    /// Booking status (absent until the booking itself is seen).
+    pub status: Option<String>,
+    /// Date.
+    pub date: Option<NaiveDate>,
+    /// Package.
+    pub package: Option<Package>,
+    /// Price.
+    pub price: Option<Won>,
+    /// Payment status as the payment aggregate last said (`paid`, `refunded`).
+    pub payment_status: Option<String>,
+    /// Reservation status on the centre's list.
+    pub reservation_status: Option<String>,
+    /// Rejection reason.
+    pub reason: Option<String>,
+    /// History.
+    pub timeline: Vec<TimelineEntry>,
+    /// When booked.
+    pub created_at: Option<DateTime<Utc>>,
+    /// Last version applied, per source (`checkup`, `payment`, `centre`).
+    pub versions: BTreeMap<String, u64>,
+}
+
+fn context_of(source: &str) -> &str {
+    source.strip_prefix("clinicflow.").unwrap_or(source)
+}
+
+impl CheckupView {
+    /// Applies one event if it is newer than what the view saw of its aggregate; returns
+    /// whether the view changed.
+    pub fn apply(&mut self, e: &EventEnvelope) -> bool {
+        let context = context_of(&e.source).to_owned();
+        if self.versions.get(&context).is_some_and(|seen| *seen >= e.version) {
+            return false;
+        }
+        match context.as_str() {
+            checkup::CONTEXT => match e.decode::<checkup::Event>() {
+                Ok(checkup::Event::CheckupBooked { patient_sub, date, package, price, .. }) => {
+                    self.patient_sub = patient_sub;
+                    self.date = Some(date);
+                    self.package = Some(package);
+                    self.price = Some(price);
+                    self.created_at = Some(e.occurred_at);
+                    self.set_status("booked", e.occurred_at);
+                }
+                Ok(checkup::Event::CheckupConfirmed {}) => self.set_status("confirmed", e.occurred_at),
+                Ok(checkup::Event::CheckupRejected { reason }) => {
+                    self.reason = Some(reason);
+                    self.set_status("rejected", e.occurred_at);
+                }
+                Ok(checkup::Event::CheckupCancelled {}) => self.set_status("cancelled", e.occurred_at),
+                Err(_) => return false,
+            },
+            payment::CONTEXT => match e.decode::<payment::Event>() {
+                Ok(payment::Event::PaymentCaptured { .. }) => self.payment_status = Some("paid".into()),
+                Ok(payment::Event::PaymentRefunded { .. }) => self.payment_status = Some("refunded".into()),
+                Err(_) => return false,
+            },
+            centre::CONTEXT => match e.decode::<centre::Event>() {
+                Ok(centre::Event::ReservationReceived {}) => self.reservation_status = Some("received".into()),
+                Ok(centre::Event::ReservationConfirmed {}) => self.reservation_status = Some("confirmed".into()),
+                Ok(centre::Event::ReservationRejected { reason }) => {
+                    self.reservation_status = Some("rejected".into());
+                    self.reason = Some(reason);
+                }
+                Ok(centre::Event::ReservationWithdrawn {}) => self.reservation_status = Some("withdrawn".into()),
+                Err(_) => return false,
+            },
+            _ => return false,
+        }
+        self.versions.insert(context, e.version);
+        true
+    }
+
+    fn set_status(&mut self, status: &str, at: DateTime<Utc>) {
+        self.status = Some(status.to_owned());
+        self.timeline.push(TimelineEntry { status: status.to_owned(), at });
+    }
+
+    /// The view as the API shows it, once the booking itself is known.
+    pub fn render(&self) -> Option<serde_json::Value> {
+        let status = self.status.as_deref()?;
+        let paid = self.payment_status.as_deref().unwrap_or("paid");
+        let payment = match (paid, status) {
+            ("paid", "cancelled" | "rejected") => "refund_pending",
+            (s, _) => s,
+        };
+        let mut reservation = serde_json::json!({"status": self.reservation_status.as_deref().unwrap_or("pending")});
+        if let Some(reason) = &self.reason {
+            reservation["reason"] = serde_json::json!(reason);
+        }
+        Some(serde_json::json!({
+            "id": self.id,
+            "status": status,
+            "date": self.date,
+            "package": self.package,
+            "price": self.price,
+            "payment": {"status": payment},
+            "reservation": reservation,
+            "timeline": self.timeline,
+            "created_at": self.created_at,
+        }))
+    }
+}
+
+/// The API view of a case from its first events, for a command's own response.
+pub fn checkup_view_of(events: &[EventEnvelope]) -> serde_json::Value {
+    let mut view = CheckupView { id: events.first().map(|e| e.correlation_id.clone()).unwrap_or_default(), ..Default::default() };
+    for e in events {
+        view.apply(e);
+    }
+    view.render().unwrap_or(serde_json::Value::Null)
+}
+
+/// Projects one change record into its view. Optimistic on the view's revision: a lost race
+/// is retried, so concurrent projector invocations never lose an update.
+pub async fn project(p: &Platform, e: &EventEnvelope) -> Result<bool, AppError> {
+    if p.faults.is_on(faults::PROJECTOR) {
+        return Err(AppError::Unavailable { reason: "injected projector failure".into(), retry_after: std::time::Duration::from_millis(100) });
+    }
+    if !matches!(context_of(&e.source), checkup::CONTEXT | payment::CONTEXT | centre::CONTEXT) {
+        return Ok(false);
+    }
+    for _ in 0..5 {
+        let existing = p.views.get(&e.correlation_id).await?;
+        let (mut view, revision) = match &existing {
+            Some(r) => (serde_json::from_value::<CheckupView>(r.body.clone())?, r.revision),
+            None => (CheckupView { id: e.correlation_id.clone(), ..Default::default() }, 0),
+        };
+        if !view.apply(e) {
+            return Ok(false);
+        }
+        let record = ViewRecord {
+            id: view.id.clone(),
+            flow: FLOW.into(),
+            owner: view.patient_sub.clone(),
+            date: view.date.map(|d| d.to_string()),
+            status: view.status.clone(),
+            created_at: view.created_at.unwrap_or(e.occurred_at),
+            revision: revision + 1,
+            body: serde_json::to_value(&view)?,
+        };
+        match p.views.put(record, revision).await {
+            Ok(()) => return Ok(true),
+            Err(StoreError::VersionConflict(_)) => continue,
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Err(AppError::Unavailable { reason: "view contention".into(), retry_after: std::time::Duration::from_millis(100) })
+}

@@ -1,0 +1,159 @@
+//! Queries on the status views: they read the view table only, never the command side.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+
+use super::projector::{CheckupView, FLOW};
+use super::{AppError, Platform};
+use crate::domain::checkup::BookingStatus;
+use crate::domain::{Actor, FieldError};
+use crate::ports::{ViewQuery, ViewRecord};
+
+/// Largest page.
+pub const MAX_PAGE: usize = 100;
+
+/// A page of views and the cursor to the next one.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Page {
+    /// The views.
+    pub items: Vec<serde_json::Value>,
+    /// Opaque cursor for the next page, if there is one.
+    pub next_cursor: Option<String>,
+}
+
+/// Paging parameters as the client sent them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    /// Cursor from the previous page.
+    pub cursor: Option<String>,
+    /// Page size (1–100, default 20).
+    pub limit: Option<String>,
+    /// Centre list only: date.
+    pub date: Option<String>,
+    /// Centre list only: booking status.
+    pub status: Option<String>,
+}
+
+fn encode_cursor(r: &ViewRecord) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{}|{}", r.created_at.to_rfc3339(), r.id))
+}
+
+fn decode_cursor(raw: &str) -> Result<(DateTime<Utc>, String), FieldError> {
+    let bad = || FieldError::new("cursor", "is not a cursor this API returned");
+    let text = String::from_utf8(URL_SAFE_NO_PAD.decode(raw).map_err(|_| bad())?).map_err(|_| bad())?;
+    let (at, id) = text.split_once('|').ok_or_else(bad)?;
+    let at = DateTime::parse_from_rfc3339(at).map_err(|_| bad())?.with_timezone(&Utc);
+    Ok((at, id.to_owned()))
+}
+
+fn parse_limit(raw: Option<&str>) -> Result<usize, FieldError> {
+    match raw {
+        None => Ok(20),
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
+            _ => Err(FieldError::new("limit", format!("must be a whole number from 1 to {MAX_PAGE}"))),
+        },
+    }
+}
+
+fn render(r: &ViewRecord) -> Result<Option<serde_json::Value>, AppError> {
+    Ok(serde_json::from_value::<CheckupView>(r.body.clone())?.render())
+}
+
+async fn page(p: &Platform, mut query: ViewQuery) -> Result<Page, AppError> {
+    let limit = query.limit;
+    query.limit = limit + 1;
+    let mut rows = p.views.list(&query).await?;
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    let next_cursor = if more { rows.last().map(encode_cursor) } else { None };
+    let mut items = Vec::with_capacity(rows.len());
+    for r in &rows {
+        if let Some(v) = render(r)? {
+            items.push(v);
+        }
+    }
+    Ok(Page { items, next_cursor })
+}
+
+/// One booking's status view, for its patient or for centre staff. Another patient's
+/// booking is not found, as if it did not exist.
+pub async fn checkup(p: &Platform, actor: &Actor, is_staff: bool, id: &str) -> Result<serde_json::Value, AppError> {
+    let record = p.views.get(id).await?.filter(|r| r.flow == FLOW).ok_or(AppError::NotFound)?;
+    if !is_staff && record.owner != actor.sub {
+        return Err(AppError::NotFound);
+    }
+    render(&record)?.ok_or(AppError::NotFound)
+}
+
+/// The patient's own bookings, newest first.
+pub async fn my_checkups(p: &Platform, actor: &Actor, params: &ListParams) -> Result<Page, AppError> {
+    let mut errors = Vec::new();
+    if params.date.is_some() {
+        errors.push(FieldError::new("date", "is not a filter of this list"));
+    }
+    if params.status.is_some() {
+        errors.push(FieldError::new("status", "is not a filter of this list"));
+    }
+    let limit = parse_limit(params.limit.as_deref()).map_err(|e| errors.push(e)).ok();
+    let after = params.cursor.as_deref().map(decode_cursor).transpose().map_err(|e| errors.push(e)).ok().flatten();
+    let Some(limit) = limit.filter(|_| errors.is_empty()) else {
+        return Err(AppError::Invalid(errors));
+    };
+    page(p, ViewQuery { flow: FLOW.into(), owner: Some(actor.sub.clone()), after, limit, ..Default::default() }).await
+}
+
+/// The centre's work list, optionally for one date and one status, newest first.
+pub async fn centre_list(p: &Platform, params: &ListParams) -> Result<Page, AppError> {
+    let mut errors = Vec::new();
+    let date = params
+        .date
+        .as_deref()
+        .map(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| FieldError::new("date", "must be a date in the form YYYY-MM-DD")))
+        .transpose()
+        .map_err(|e| errors.push(e))
+        .ok()
+        .flatten();
+    let status = params.status.as_deref().map(BookingStatus::parse).transpose().map_err(|e| errors.push(e)).ok().flatten();
+    let limit = parse_limit(params.limit.as_deref()).map_err(|e| errors.push(e)).ok();
+    let after = params.cursor.as_deref().map(decode_cursor).transpose().map_err(|e| errors.push(e)).ok().flatten();
+    let Some(limit) = limit.filter(|_| errors.is_empty()) else {
+        return Err(AppError::Invalid(errors));
+    };
+    page(
+        p,
+        ViewQuery {
+            flow: FLOW.into(),
+            date: date.map(|d| d.to_string()),
+            status: status.map(|s| s.as_str().to_owned()),
+            after,
+            limit,
+            owner: None,
+        },
+    )
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cursor_round_trips_and_garbage_is_refused() {
+        let at = DateTime::parse_from_rfc3339("2026-11-21T09:30:00.123456Z").expect("ts").with_timezone(&Utc);
+        let r = ViewRecord { id: "01J".into(), flow: FLOW.into(), owner: "p".into(), date: None, status: None, created_at: at, revision: 1, body: serde_json::json!({}) };
+        assert_eq!(decode_cursor(&encode_cursor(&r)), Ok((at, "01J".to_owned())));
+        assert!(decode_cursor("!!!").is_err());
+        assert!(decode_cursor(&URL_SAFE_NO_PAD.encode("nope")).is_err());
+    }
+
+    #[test]
+    fn page_sizes_are_bounded() {
+        assert_eq!(parse_limit(None), Ok(20));
+        assert!(parse_limit(Some("0")).is_err());
+        assert!(parse_limit(Some("101")).is_err());
+        assert!(parse_limit(Some("ten")).is_err());
+    }
+}

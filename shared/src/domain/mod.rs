@@ -1,0 +1,281 @@
+//! The pure domain: value types parsed once at the edge, and one module per bounded
+//! context with its aggregate, commands, events and `decide`/`apply`. No I/O here.
+
+pub mod availability;
+pub mod centre;
+pub mod checkup;
+pub mod notification;
+pub mod payment;
+
+use std::fmt;
+
+use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+/// A field of a command that failed validation, named as the client sent it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    /// JSON name of the field (`phone`, `date`, …).
+    pub field: String,
+    /// Why the value was refused, in words a client developer can act on.
+    pub detail: String,
+}
+
+impl FieldError {
+    /// A refusal of `field` for `detail`.
+    pub fn new(field: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self { field: field.into(), detail: detail.into() }
+    }
+}
+
+/// What a command can be refused for by the domain itself.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DomainError {
+    /// One or more fields are invalid (HTTP 422).
+    #[error("invalid input")]
+    Invalid(Vec<FieldError>),
+    /// The command does not apply to the aggregate's current state (HTTP 409).
+    #[error("{0}")]
+    IllegalTransition(String),
+    /// The aggregate does not exist (HTTP 404).
+    #[error("not found")]
+    NotFound,
+}
+
+/// An amount in Korean won. Money is never a float.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Won(pub u64);
+
+impl fmt::Display for Won {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let digits = self.0.to_string();
+        let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i) % 3 == 0 {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        write!(f, "₩{out}")
+    }
+}
+
+/// A mobile phone number, normalized to E.164 (`+821012345678`).
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct PhoneNumber(String);
+
+impl PhoneNumber {
+    /// Parses a Korean national number (`010-1234-5678`) or any E.164 number.
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        let refuse = || FieldError::new("phone", "must be a valid phone number such as 010-1234-5678 or +821012345678");
+        let raw = raw.trim();
+        if raw.is_empty() || raw.len() > 32 {
+            return Err(refuse());
+        }
+        let parsed = phonenumber::parse(Some(phonenumber::country::Id::KR), raw).map_err(|_| refuse())?;
+        if !phonenumber::is_valid(&parsed) {
+            return Err(refuse());
+        }
+        Ok(Self(parsed.format().mode(phonenumber::Mode::E164).to_string()))
+    }
+
+    /// The E.164 form, for the SMS provider only.
+    pub fn e164(&self) -> &str {
+        &self.0
+    }
+
+    /// A form safe for logs: country code and last two digits (`+82********78`).
+    pub fn masked(&self) -> String {
+        mask_digits(&self.0)
+    }
+}
+
+fn mask_digits(s: &str) -> String {
+    let n = s.chars().count();
+    s.chars()
+        .enumerate()
+        .map(|(i, c)| if i < 3 || i + 2 >= n { c } else { '*' })
+        .collect()
+}
+
+impl fmt::Debug for PhoneNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PhoneNumber({})", self.masked())
+    }
+}
+
+impl TryFrom<String> for PhoneNumber {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value).map_err(|e| e.detail)
+    }
+}
+
+impl From<PhoneNumber> for String {
+    fn from(value: PhoneNumber) -> Self {
+        value.0
+    }
+}
+
+/// The language of the SMS a person receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Locale {
+    /// Korean, the default.
+    #[default]
+    Ko,
+    /// English, on request.
+    En,
+}
+
+impl Locale {
+    /// Parses `ko` or `en`.
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        match raw {
+            "ko" => Ok(Self::Ko),
+            "en" => Ok(Self::En),
+            _ => Err(FieldError::new("locale", "must be \"ko\" or \"en\"")),
+        }
+    }
+}
+
+/// A person's name as they gave it: 1 to 50 characters, no control characters.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct PersonName(String);
+
+impl PersonName {
+    /// Trims and checks a name.
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        let name = raw.trim();
+        let len = name.chars().count();
+        if len == 0 {
+            return Err(FieldError::new("name", "must not be empty"));
+        }
+        if len > 50 {
+            return Err(FieldError::new("name", "must be at most 50 characters"));
+        }
+        if name.chars().any(|c| c.is_control() || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')) {
+            return Err(FieldError::new("name", "must not contain control or invisible formatting characters"));
+        }
+        Ok(Self(name.to_owned()))
+    }
+
+    /// The name as given.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// A form safe for logs: first character and a star per other character.
+    pub fn masked(&self) -> String {
+        self.0.chars().enumerate().map(|(i, c)| if i == 0 { c } else { '*' }).collect()
+    }
+}
+
+impl fmt::Debug for PersonName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PersonName({})", self.masked())
+    }
+}
+
+impl TryFrom<String> for PersonName {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value).map_err(|e| e.detail)
+    }
+}
+
+impl From<PersonName> for String {
+    fn from(value: PersonName) -> Self {
+        value.0
+    }
+}
+
+/// Korea Standard Time, the clinics' calendar.
+pub fn kst() -> FixedOffset {
+    FixedOffset::east_opt(9 * 3600).unwrap_or_else(|| unreachable!("+09:00 is a valid offset"))
+}
+
+/// Today's date in Korea at `now`.
+pub fn today_in_korea(now: DateTime<Utc>) -> NaiveDate {
+    now.with_timezone(&kst()).date_naive()
+}
+
+/// Parses a calendar date (`YYYY-MM-DD`) that must be today or later in Korea and
+/// at most `horizon_days` ahead.
+pub fn parse_future_date(field: &str, raw: &str, now: DateTime<Utc>, horizon_days: i64) -> Result<NaiveDate, FieldError> {
+    let date = NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+        .map_err(|_| FieldError::new(field, "must be a date in the form YYYY-MM-DD"))?;
+    let today = today_in_korea(now);
+    if date < today {
+        return Err(FieldError::new(field, format!("must not be in the past (today is {today})")));
+    }
+    if (date - today).num_days() > horizon_days {
+        return Err(FieldError::new(field, format!("must be at most {horizon_days} days ahead")));
+    }
+    Ok(date)
+}
+
+/// The actor a command comes from, as the authorizer established it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Actor {
+    /// The identity provider's subject (`sub`).
+    pub sub: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_korean_mobile_number_with_dashes_becomes_e164() {
+        let phone = PhoneNumber::parse("010-1234-5678").expect("valid");
+        assert_eq!(phone.e164(), "+821012345678");
+    }
+
+    #[test]
+    fn an_e164_number_is_kept() {
+        assert_eq!(PhoneNumber::parse("+821012345678").expect("valid").e164(), "+821012345678");
+    }
+
+    #[test]
+    fn letters_are_not_a_phone_number() {
+        assert_eq!(PhoneNumber::parse("call me").expect_err("invalid").field, "phone");
+        assert!(PhoneNumber::parse("010-12").is_err());
+        assert!(PhoneNumber::parse("").is_err());
+    }
+
+    #[test]
+    fn a_masked_phone_shows_only_country_code_and_last_two_digits() {
+        let phone = PhoneNumber::parse("010-1234-5678").expect("valid");
+        assert_eq!(phone.masked(), "+82********78");
+        assert!(!format!("{phone:?}").contains("1234"));
+    }
+
+    #[test]
+    fn names_are_trimmed_and_bounded() {
+        assert_eq!(PersonName::parse("  홍길동 ").expect("valid").as_str(), "홍길동");
+        assert!(PersonName::parse("   ").is_err());
+        assert!(PersonName::parse(&"가".repeat(51)).is_err());
+        assert!(PersonName::parse("a\u{0000}b").is_err());
+        assert!(PersonName::parse("a\u{202E}b").is_err());
+        assert_eq!(PersonName::parse("홍길동").expect("valid").masked(), "홍**");
+    }
+
+    #[test]
+    fn won_prints_with_thousands_separators() {
+        assert_eq!(Won(150_000).to_string(), "₩150,000");
+        assert_eq!(Won(0).to_string(), "₩0");
+    }
+
+    #[test]
+    fn a_past_date_is_refused_and_today_is_accepted() {
+        let now = DateTime::parse_from_rfc3339("2026-11-21T00:30:00Z").expect("ts").with_timezone(&Utc);
+        assert!(parse_future_date("date", "2026-11-20", now, 365).is_err());
+        assert!(parse_future_date("date", "2026-11-21", now, 365).is_ok());
+        assert!(parse_future_date("date", "2026-13-01", now, 365).is_err());
+        assert!(parse_future_date("date", "2028-01-01", now, 365).is_err());
+    }
+}

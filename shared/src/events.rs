@@ -1,0 +1,100 @@
+//! The one envelope every event travels in, in the outbox, on the bus and in the stream.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+/// An event with its identity, ordering and causality. `id` is every consumer's
+/// idempotency key; `correlation_id` is the case; `version` orders one aggregate's events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventEnvelope {
+    /// ULID, unique per event.
+    pub id: String,
+    /// Event name (`CheckupBooked`); the EventBridge `DetailType`.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// `clinicflow.<context>`; the EventBridge `Source`.
+    pub source: String,
+    /// The aggregate the event belongs to.
+    pub aggregate_id: String,
+    /// The aggregate's version after this event.
+    pub version: u64,
+    /// The case this event belongs to.
+    pub correlation_id: String,
+    /// The request or event that caused it.
+    pub causation_id: String,
+    /// When it happened.
+    pub occurred_at: DateTime<Utc>,
+    /// The event's own fields.
+    pub data: serde_json::Value,
+}
+
+/// The EventBridge `Source` of a bounded context.
+pub fn source_of(context: &str) -> String {
+    format!("clinicflow.{context}")
+}
+
+/// Where an event comes from and what caused it; shared by the events of one command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Causality {
+    /// The case.
+    pub correlation_id: String,
+    /// The request id or event id that caused the new events.
+    pub causation_id: String,
+}
+
+impl EventEnvelope {
+    /// Wraps a domain event (an adjacently tagged enum, `{"type", "data"}`).
+    pub fn wrap<E: Serialize>(
+        id: String,
+        context: &str,
+        aggregate_id: &str,
+        version: u64,
+        causality: &Causality,
+        occurred_at: DateTime<Utc>,
+        event: &E,
+    ) -> Result<Self, serde_json::Error> {
+        let tagged = serde_json::to_value(event)?;
+        let event_type = tagged.get("type").and_then(|t| t.as_str()).unwrap_or_default().to_owned();
+        let data = tagged.get("data").cloned().unwrap_or_else(|| serde_json::json!({}));
+        Ok(Self {
+            id,
+            event_type,
+            source: source_of(context),
+            aggregate_id: aggregate_id.to_owned(),
+            version,
+            correlation_id: causality.correlation_id.clone(),
+            causation_id: causality.causation_id.clone(),
+            occurred_at,
+            data,
+        })
+    }
+
+    /// Reads the domain event back out of the envelope.
+    pub fn decode<E: DeserializeOwned>(&self) -> Result<E, serde_json::Error> {
+        serde_json::from_value(serde_json::json!({"type": self.event_type, "data": self.data}))
+    }
+
+    /// The causality for events this one causes.
+    pub fn caused(&self) -> Causality {
+        Causality { correlation_id: self.correlation_id.clone(), causation_id: self.id.clone() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::checkup::Event;
+
+    #[test]
+    fn a_domain_event_round_trips_through_the_envelope() {
+        let causality = Causality { correlation_id: "c".into(), causation_id: "r".into() };
+        let env = EventEnvelope::wrap("e1".into(), "checkup", "b1", 2, &causality, Utc::now(), &Event::CheckupRejected { reason: "full".into() })
+            .expect("wrap");
+        assert_eq!(env.event_type, "CheckupRejected");
+        assert_eq!(env.source, "clinicflow.checkup");
+        assert_eq!(env.decode::<Event>().expect("decode"), Event::CheckupRejected { reason: "full".into() });
+        let json = serde_json::to_value(&env).expect("json");
+        assert_eq!(json["type"], "CheckupRejected");
+        assert_eq!(json["data"]["reason"], "full");
+    }
+}
