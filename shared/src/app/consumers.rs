@@ -1,6 +1,8 @@
 //! The saga's consumers. Each is idempotent on the event id (a dedup mark written in the
 //! same transaction as its effect) and says whether a failure is worth retrying.
 
+use tracing::Instrument;
+
 use super::checkup::{load, stage};
 use super::{AppError, Platform, relay};
 use crate::domain::checkup::{self, Booking, Contact};
@@ -60,20 +62,23 @@ pub async fn dispatch(p: &Platform, target: &str, event: &EventEnvelope) -> Resu
     if p.faults.is_on(target) {
         return Err(ConsumerError::Retryable(format!("injected failure in {target}")));
     }
-    let _span = tracing::info_span!("consume", consumer = target, event_id = %event.id, event_type = %event.event_type, correlation_id = %event.correlation_id)
-        .entered();
-    let result = match target {
-        "centre-worklist" => centre_worklist(p, event).await,
-        "availability-release" => availability_release(p, event).await,
-        "payment-refund" => payment_refund(p, event).await,
-        "sms-notifier" => sms_notifier(p, event).await,
-        other => Err(ConsumerError::Permanent(format!("no consumer named {other}"))),
-    };
-    match &result {
-        Ok(h) => tracing::debug!(?h, "event handled"),
-        Err(e) => tracing::warn!(error = %e, "event failed"),
+    let span = tracing::info_span!("consume", consumer = target, event_id = %event.id, event_type = %event.event_type, correlation_id = %event.correlation_id);
+    async {
+        let result = match target {
+            "centre-worklist" => centre_worklist(p, event).await,
+            "availability-release" => availability_release(p, event).await,
+            "payment-refund" => payment_refund(p, event).await,
+            "sms-notifier" => sms_notifier(p, event).await,
+            other => Err(ConsumerError::Permanent(format!("no consumer named {other}"))),
+        };
+        match &result {
+            Ok(h) => tracing::debug!(?h, "event handled"),
+            Err(e) => tracing::warn!(error = %e, "event failed"),
+        }
+        result
     }
-    result
+    .instrument(span)
+    .await
 }
 
 fn mark(consumer: &str, event: &EventEnvelope) -> Option<ProcessedMark> {

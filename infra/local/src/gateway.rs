@@ -1,0 +1,148 @@
+//! The local gateway: the API routes from `topology.rs`, each behind the JWT check that
+//! API Gateway's authorizer does in AWS, plus the local-only routes (dev tokens, the SMS
+//! outbox, dead letters, failure switches) and a health check.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use clinicflow::app::{AppError, Platform};
+use clinicflow::domain::FieldError;
+use clinicflow::http::auth::DevTokens;
+use clinicflow::http::{ApiError, Problem, parse_json, problem_of};
+use clinicflow::topology::Role;
+use clinicflow::wiring::EmbeddedParts;
+use serde::Deserialize;
+
+#[derive(Clone)]
+struct Local {
+    platform: Arc<Platform>,
+    parts: EmbeddedParts,
+    tokens: DevTokens,
+}
+
+/// Checks `Authorization: Bearer <JWT>` and hands the claims to the handler.
+async fn authorizer(State(tokens): State<DevTokens>, mut request: Request, next: Next) -> Response {
+    let token = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
+    match token.map(|t| tokens.verify(t)) {
+        Some(Ok(claims)) => {
+            request.extensions_mut().insert(claims);
+            next.run(request).await
+        }
+        Some(Err(e)) => {
+            tracing::info!(reason = %e, "token refused");
+            Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized", "the bearer token is invalid or expired").into_response()
+        }
+        None => Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized", "a bearer token is required").into_response(),
+    }
+}
+
+/// Access log: method, route, status, latency. Never bodies or headers.
+async fn access_log(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let route = request.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    tracing::info!(method = %method, route = %route, status = response.status().as_u16(), ms = started.elapsed().as_millis() as u64, "request");
+    response
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenRequest {
+    sub: Option<String>,
+    groups: Option<Vec<String>>,
+}
+
+async fn issue_token(State(s): State<Local>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    let run = || -> Result<String, ApiError> {
+        let req: TokenRequest = parse_json(&headers, &body)?;
+        let mut errors = vec![];
+        let sub = req.sub.unwrap_or_default();
+        if sub.trim().is_empty() || sub.len() > 128 {
+            errors.push(FieldError::new("sub", "must be 1 to 128 characters"));
+        }
+        let groups = req.groups.unwrap_or_default();
+        if let Some(bad) = groups.iter().find(|g| Role::from_group(g).is_none()) {
+            let known: Vec<_> = Role::ALL.iter().map(|r| r.group()).collect();
+            errors.push(FieldError::new("groups", format!("unknown group {bad:?}; known: {}", known.join(", "))));
+        }
+        if !errors.is_empty() {
+            return Err(ApiError(AppError::Invalid(errors)));
+        }
+        s.tokens.issue(&sub, &groups, 12 * 3600).map_err(|e| ApiError(AppError::Internal(e.to_string())))
+    };
+    match run() {
+        Ok(token) => axum::Json(serde_json::json!({"token": token, "expires_in": 12 * 3600})).into_response(),
+        Err(e) => problem_of(e).into_response(),
+    }
+}
+
+async fn list_sms(State(s): State<Local>) -> Response {
+    match s.parts.sms.list().await {
+        Ok(list) => axum::Json(serde_json::json!({"items": list})).into_response(),
+        Err(e) => problem_of(ApiError(e.into())).into_response(),
+    }
+}
+
+async fn dead_letters(State(s): State<Local>) -> Response {
+    match s.parts.bus.dead_letters().await {
+        Ok(list) => {
+            let items: Vec<_> = list
+                .into_iter()
+                .map(|(target, event, error)| serde_json::json!({"target": target, "event_id": event.id, "type": event.event_type, "error": error}))
+                .collect();
+            axum::Json(serde_json::json!({"items": items})).into_response()
+        }
+        Err(e) => problem_of(ApiError(e.into())).into_response(),
+    }
+}
+
+async fn redrive(State(s): State<Local>) -> Response {
+    match s.parts.bus.redrive().await {
+        Ok(n) => axum::Json(serde_json::json!({"redriven": n})).into_response(),
+        Err(e) => problem_of(ApiError(e.into())).into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FaultRequest {
+    point: String,
+    on: bool,
+}
+
+async fn set_fault(State(s): State<Local>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    match parse_json::<FaultRequest>(&headers, &body) {
+        Ok(f) => {
+            s.platform.faults.set(&f.point, f.on);
+            tracing::warn!(point = %f.point, on = f.on, "failure switch changed");
+            axum::Json(serde_json::json!({"point": f.point, "on": f.on})).into_response()
+        }
+        Err(e) => problem_of(e).into_response(),
+    }
+}
+
+async fn health(State(s): State<Local>) -> Response {
+    let breaker = format!("{:?}", s.platform.payments.state()).to_lowercase();
+    axum::Json(serde_json::json!({"status": "ok", "payment_circuit": breaker})).into_response()
+}
+
+/// The gateway's router.
+pub fn router(platform: Arc<Platform>, parts: EmbeddedParts, tokens: DevTokens) -> Router {
+    let api = clinicflow::http::router(platform.clone(), None).route_layer(middleware::from_fn_with_state(tokens.clone(), authorizer));
+    let local = Router::new()
+        .route("/health", get(health))
+        .route("/_local/token", post(issue_token))
+        .route("/_local/sms", get(list_sms))
+        .route("/_local/dead-letters", get(dead_letters))
+        .route("/_local/redrive", post(redrive))
+        .route("/_local/faults", post(set_fault))
+        .with_state(Local { platform, parts, tokens });
+    local.merge(api).layer(middleware::from_fn(access_log))
+}
