@@ -74,6 +74,11 @@ impl PhoneNumber {
         if raw.is_empty() || raw.len() > 32 {
             return Err(refuse());
         }
+        // The parser reads letters as keypad digits (vanity numbers); a patient's number has none.
+        let allowed = |(i, c): (usize, char)| c.is_ascii_digit() || matches!(c, ' ' | '-' | '.' | '(' | ')') || (i == 0 && c == '+');
+        if !raw.char_indices().all(allowed) {
+            return Err(refuse());
+        }
         let parsed = phonenumber::parse(Some(phonenumber::country::Id::KR), raw).map_err(|_| refuse())?;
         if !phonenumber::is_valid(&parsed) {
             return Err(refuse());
@@ -244,6 +249,8 @@ mod tests {
     fn letters_are_not_a_phone_number() {
         assert_eq!(PhoneNumber::parse("call me").expect_err("invalid").field, "phone");
         assert!(PhoneNumber::parse("010-12").is_err());
+        assert!(PhoneNumber::parse("010-1234-567a").is_err(), "no vanity letters");
+        assert!(PhoneNumber::parse("010 1234 5678").is_ok());
         assert!(PhoneNumber::parse("").is_err());
     }
 
