@@ -65,7 +65,11 @@ impl Config {
                 None => Ok(default),
                 Some(raw) => match raw.trim().parse::<u64>() {
                     Ok(v) if (min..=max).contains(&v) => Ok(v),
-                    _ => Err(ConfigError { name: name.into(), value: raw, reason: format!("must be a whole number from {min} to {max}") }),
+                    _ => Err(ConfigError {
+                        name: name.into(),
+                        value: raw,
+                        reason: format!("must be a whole number from {min} to {max}"),
+                    }),
                 },
             }
         };
@@ -80,7 +84,12 @@ impl Config {
             payment: BreakerConfig {
                 timeout: Duration::from_millis(num("PAYMENT_TIMEOUT_MS", d.payment.timeout.as_millis() as u64, 1, 60_000)?),
                 failure_threshold: num("PAYMENT_BREAKER_FAILURES", d.payment.failure_threshold.into(), 1, 1000)? as u32,
-                cool_down: Duration::from_millis(num("PAYMENT_BREAKER_COOLDOWN_MS", d.payment.cool_down.as_millis() as u64, 1, 3_600_000)?),
+                cool_down: Duration::from_millis(num(
+                    "PAYMENT_BREAKER_COOLDOWN_MS",
+                    d.payment.cool_down.as_millis() as u64,
+                    1,
+                    3_600_000,
+                )?),
             },
             sandbox_slow: Duration::from_millis(num("PAYMENT_SANDBOX_SLOW_MS", d.sandbox_slow.as_millis() as u64, 0, 600_000)?),
             outbox_grace: Duration::from_millis(num("OUTBOX_GRACE_MS", d.outbox_grace.as_millis() as u64, 0, 86_400_000)?),

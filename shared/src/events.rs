@@ -76,7 +76,10 @@ impl EventEnvelope {
 
     /// The causality for events this one causes.
     pub fn caused(&self) -> Causality {
-        Causality { correlation_id: self.correlation_id.clone(), causation_id: self.id.clone() }
+        Causality {
+            correlation_id: self.correlation_id.clone(),
+            causation_id: self.id.clone(),
+        }
     }
 }
 
@@ -87,12 +90,26 @@ mod tests {
 
     #[test]
     fn a_domain_event_round_trips_through_the_envelope() {
-        let causality = Causality { correlation_id: "c".into(), causation_id: "r".into() };
-        let env = EventEnvelope::wrap("e1".into(), "checkup", "b1", 2, &causality, Utc::now(), &Event::CheckupRejected { reason: "full".into() })
-            .expect("wrap");
+        let causality = Causality {
+            correlation_id: "c".into(),
+            causation_id: "r".into(),
+        };
+        let env = EventEnvelope::wrap(
+            "e1".into(),
+            "checkup",
+            "b1",
+            2,
+            &causality,
+            Utc::now(),
+            &Event::CheckupRejected { reason: "full".into() },
+        )
+        .expect("wrap");
         assert_eq!(env.event_type, "CheckupRejected");
         assert_eq!(env.source, "clinicflow.checkup");
-        assert_eq!(env.decode::<Event>().expect("decode"), Event::CheckupRejected { reason: "full".into() });
+        assert_eq!(
+            env.decode::<Event>().expect("decode"),
+            Event::CheckupRejected { reason: "full".into() }
+        );
         let json = serde_json::to_value(&env).expect("json");
         assert_eq!(json["type"], "CheckupRejected");
         assert_eq!(json["data"]["reason"], "full");

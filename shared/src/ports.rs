@@ -103,7 +103,11 @@ pub struct Transaction {
 impl Transaction {
     /// True when the transaction writes nothing.
     pub fn is_empty(&self) -> bool {
-        self.writes.is_empty() && self.counters.is_empty() && self.outbox.is_empty() && self.processed.is_none() && self.idempotency.is_none()
+        self.writes.is_empty()
+            && self.counters.is_empty()
+            && self.outbox.is_empty()
+            && self.processed.is_none()
+            && self.idempotency.is_none()
     }
 }
 

@@ -120,17 +120,61 @@ pub const CONTEXT_TABLES: &[&str] = &[checkup::CONTEXT, payment::CONTEXT, centre
 
 /// Every function.
 pub const FUNCTIONS: &[Function] = &[
-    Function { name: "checkup-book", trigger: Trigger::Http, description: "book a check-up: validate, take payment, store booking, place and event" },
-    Function { name: "checkup-cancel", trigger: Trigger::Http, description: "the patient cancels a booking" },
-    Function { name: "checkup-query", trigger: Trigger::Http, description: "status views: one booking, my bookings, the centre's work list" },
-    Function { name: "centre-confirm", trigger: Trigger::Http, description: "centre staff confirm a booking" },
-    Function { name: "centre-reject", trigger: Trigger::Http, description: "centre staff reject a booking" },
-    Function { name: "centre-worklist", trigger: Trigger::Events, description: "puts bookings on the centre's work list, withdraws cancelled ones" },
-    Function { name: "availability-release", trigger: Trigger::Events, description: "gives a cancelled or rejected booking's place back" },
-    Function { name: "payment-refund", trigger: Trigger::Events, description: "refunds a cancelled or rejected booking's payment" },
-    Function { name: "sms-notifier", trigger: Trigger::Events, description: "one SMS per status change to the person concerned" },
-    Function { name: "status-projector", trigger: Trigger::Stream, description: "builds the status views from the tables' change records" },
-    Function { name: "outbox-sweeper", trigger: Trigger::Schedule("rate(1 minute)"), description: "republishes outbox events that were not published" },
+    Function {
+        name: "checkup-book",
+        trigger: Trigger::Http,
+        description: "book a check-up: validate, take payment, store booking, place and event",
+    },
+    Function {
+        name: "checkup-cancel",
+        trigger: Trigger::Http,
+        description: "the patient cancels a booking",
+    },
+    Function {
+        name: "checkup-query",
+        trigger: Trigger::Http,
+        description: "status views: one booking, my bookings, the centre's work list",
+    },
+    Function {
+        name: "centre-confirm",
+        trigger: Trigger::Http,
+        description: "centre staff confirm a booking",
+    },
+    Function {
+        name: "centre-reject",
+        trigger: Trigger::Http,
+        description: "centre staff reject a booking",
+    },
+    Function {
+        name: "centre-worklist",
+        trigger: Trigger::Events,
+        description: "puts bookings on the centre's work list, withdraws cancelled ones",
+    },
+    Function {
+        name: "availability-release",
+        trigger: Trigger::Events,
+        description: "gives a cancelled or rejected booking's place back",
+    },
+    Function {
+        name: "payment-refund",
+        trigger: Trigger::Events,
+        description: "refunds a cancelled or rejected booking's payment",
+    },
+    Function {
+        name: "sms-notifier",
+        trigger: Trigger::Events,
+        description: "one SMS per status change to the person concerned",
+    },
+    Function {
+        name: "status-projector",
+        trigger: Trigger::Stream,
+        description: "builds the status views from the tables' change records",
+    },
+    Function {
+        name: "outbox-sweeper",
+        trigger: Trigger::Schedule("rate(1 minute)"),
+        description: "republishes outbox events that were not published",
+    },
 ];
 
 const PATIENT: &[Role] = &[Role::Patient];
@@ -139,31 +183,89 @@ const PATIENT_OR_CENTRE: &[Role] = &[Role::Patient, Role::Centre];
 
 /// Every API route.
 pub const ROUTES: &[Route] = &[
-    Route { method: Method::Post, path: "/checkups", function: "checkup-book", roles: PATIENT },
-    Route { method: Method::Get, path: "/checkups", function: "checkup-query", roles: PATIENT },
-    Route { method: Method::Get, path: "/checkups/{id}", function: "checkup-query", roles: PATIENT_OR_CENTRE },
-    Route { method: Method::Post, path: "/checkups/{id}/cancel", function: "checkup-cancel", roles: PATIENT },
-    Route { method: Method::Get, path: "/centre/checkups", function: "checkup-query", roles: CENTRE },
-    Route { method: Method::Post, path: "/centre/checkups/{id}/confirm", function: "centre-confirm", roles: CENTRE },
-    Route { method: Method::Post, path: "/centre/checkups/{id}/reject", function: "centre-reject", roles: CENTRE },
+    Route {
+        method: Method::Post,
+        path: "/checkups",
+        function: "checkup-book",
+        roles: PATIENT,
+    },
+    Route {
+        method: Method::Get,
+        path: "/checkups",
+        function: "checkup-query",
+        roles: PATIENT,
+    },
+    Route {
+        method: Method::Get,
+        path: "/checkups/{id}",
+        function: "checkup-query",
+        roles: PATIENT_OR_CENTRE,
+    },
+    Route {
+        method: Method::Post,
+        path: "/checkups/{id}/cancel",
+        function: "checkup-cancel",
+        roles: PATIENT,
+    },
+    Route {
+        method: Method::Get,
+        path: "/centre/checkups",
+        function: "checkup-query",
+        roles: CENTRE,
+    },
+    Route {
+        method: Method::Post,
+        path: "/centre/checkups/{id}/confirm",
+        function: "centre-confirm",
+        roles: CENTRE,
+    },
+    Route {
+        method: Method::Post,
+        path: "/centre/checkups/{id}/reject",
+        function: "centre-reject",
+        roles: CENTRE,
+    },
 ];
 
 /// Every EventBridge rule.
 pub const RULES: &[Rule] = &[
-    Rule { name: "centre-worklist-on-checkup", source: "clinicflow.checkup", detail_types: &["CheckupBooked", "CheckupCancelled"], target: "centre-worklist" },
-    Rule { name: "availability-release-on-checkup-end", source: "clinicflow.checkup", detail_types: &["CheckupCancelled", "CheckupRejected"], target: "availability-release" },
-    Rule { name: "payment-refund-on-checkup-end", source: "clinicflow.checkup", detail_types: &["CheckupCancelled", "CheckupRejected"], target: "payment-refund" },
+    Rule {
+        name: "centre-worklist-on-checkup",
+        source: "clinicflow.checkup",
+        detail_types: &["CheckupBooked", "CheckupCancelled"],
+        target: "centre-worklist",
+    },
+    Rule {
+        name: "availability-release-on-checkup-end",
+        source: "clinicflow.checkup",
+        detail_types: &["CheckupCancelled", "CheckupRejected"],
+        target: "availability-release",
+    },
+    Rule {
+        name: "payment-refund-on-checkup-end",
+        source: "clinicflow.checkup",
+        detail_types: &["CheckupCancelled", "CheckupRejected"],
+        target: "payment-refund",
+    },
     Rule {
         name: "sms-on-checkup-status",
         source: "clinicflow.checkup",
         detail_types: &["CheckupBooked", "CheckupConfirmed", "CheckupRejected", "CheckupCancelled"],
         target: "sms-notifier",
     },
-    Rule { name: "sms-on-payment-refund", source: "clinicflow.payment", detail_types: &["PaymentRefunded"], target: "sms-notifier" },
+    Rule {
+        name: "sms-on-payment-refund",
+        source: "clinicflow.payment",
+        detail_types: &["PaymentRefunded"],
+        target: "sms-notifier",
+    },
 ];
 
 /// Every stream trigger.
-pub const STREAMS: &[StreamTrigger] = &[StreamTrigger { function: "status-projector", tables: CONTEXT_TABLES }];
+pub const STREAMS: &[StreamTrigger] = &[StreamTrigger {
+    function: "status-projector",
+    tables: CONTEXT_TABLES,
+}];
 
 /// The routes served by `function`.
 pub fn routes_of(function: &str) -> impl Iterator<Item = &'static Route> + '_ {

@@ -76,7 +76,11 @@ pub fn from_env() -> Result<Platform, InitError> {
 /// Handles one EventBridge delivery for consumer `target`. A retryable failure is returned
 /// as an error so that Lambda retries it (and, in the end, dead-letters it); a permanent
 /// one is logged and acknowledged, since retrying cannot help.
-pub async fn handle_eventbridge(platform: &Platform, target: &str, event: LambdaEvent<EventBridgeEvent<EventEnvelope>>) -> Result<(), lambda_runtime::Error> {
+pub async fn handle_eventbridge(
+    platform: &Platform,
+    target: &str,
+    event: LambdaEvent<EventBridgeEvent<EventEnvelope>>,
+) -> Result<(), lambda_runtime::Error> {
     let envelope = event.payload.detail;
     match consumers::dispatch(platform, target, &envelope).await {
         Ok(Handled::Applied | Handled::Skipped) => Ok(()),

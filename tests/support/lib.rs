@@ -14,7 +14,10 @@ pub fn future_date(days: i64) -> String {
 
 /// Options for a fast, in-memory stack on a free port, with short payment timeouts.
 pub fn fast_options() -> LocalOptions {
-    let mut config = Config { outbox_grace: Duration::from_millis(300), ..Config::default() };
+    let mut config = Config {
+        outbox_grace: Duration::from_millis(300),
+        ..Config::default()
+    };
     config.payment.timeout = Duration::from_millis(300);
     config.payment.cool_down = Duration::from_millis(1500);
     config.sandbox_slow = Duration::from_secs(5);
@@ -22,7 +25,11 @@ pub fn fast_options() -> LocalOptions {
         listen: "127.0.0.1:0".parse().unwrap_or_else(|_| unreachable!("valid address")),
         data_dir: None,
         config,
-        bus: BusOptions { first_backoff: Duration::from_millis(20), max_backoff: Duration::from_millis(200), ..BusOptions::default() },
+        bus: BusOptions {
+            first_backoff: Duration::from_millis(20),
+            max_backoff: Duration::from_millis(200),
+            ..BusOptions::default()
+        },
         sweep_every: Duration::from_millis(100),
     }
 }
@@ -58,17 +65,29 @@ pub struct Client {
 impl Client {
     /// A caller with a dev token for `sub` in `groups` (none: anonymous).
     pub fn new(stack: &LocalStack, sub: &str, groups: &[&str]) -> Self {
-        Self { http: reqwest::Client::new(), base: stack.url(), token: (!sub.is_empty()).then(|| stack.token(sub, groups)) }
+        Self {
+            http: reqwest::Client::new(),
+            base: stack.url(),
+            token: (!sub.is_empty()).then(|| stack.token(sub, groups)),
+        }
     }
 
     /// An anonymous caller.
     pub fn anonymous(stack: &LocalStack) -> Self {
-        Self { http: reqwest::Client::new(), base: stack.url(), token: None }
+        Self {
+            http: reqwest::Client::new(),
+            base: stack.url(),
+            token: None,
+        }
     }
 
     /// A caller presenting `token` as is.
     pub fn with_token(stack: &LocalStack, token: &str) -> Self {
-        Self { http: reqwest::Client::new(), base: stack.url(), token: Some(token.to_owned()) }
+        Self {
+            http: reqwest::Client::new(),
+            base: stack.url(),
+            token: Some(token.to_owned()),
+        }
     }
 
     /// Sends a request; `body` is sent as JSON when given.
@@ -91,7 +110,11 @@ impl Client {
     /// Sends raw bytes with a content type.
     pub async fn send_raw(&self, method: &str, path: &str, content_type: &str, body: Vec<u8>) -> Reply {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-        let mut req = self.http.request(method, format!("{}{}", self.base, path)).header("content-type", content_type).body(body);
+        let mut req = self
+            .http
+            .request(method, format!("{}{}", self.base, path))
+            .header("content-type", content_type)
+            .body(body);
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
         }
@@ -106,7 +129,13 @@ impl Client {
         let retry_after = header("retry-after");
         let bytes = res.bytes().await.expect("body read");
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Reply { status, content_type, location, retry_after, body }
+        Reply {
+            status,
+            content_type,
+            location,
+            retry_after,
+            body,
+        }
     }
 
     /// GET.
@@ -165,5 +194,13 @@ pub async fn wait_for_status(client: &Client, id: &str, field: &str, status: &st
 
 /// The SMS the stack has sent so far.
 pub async fn sms(stack: &LocalStack) -> Vec<Value> {
-    stack.parts.sms.list().await.expect("sms list").into_iter().map(|s| serde_json::to_value(s).expect("json")).collect()
+    stack
+        .parts
+        .sms
+        .list()
+        .await
+        .expect("sms list")
+        .into_iter()
+        .map(|s| serde_json::to_value(s).expect("json"))
+        .collect()
 }

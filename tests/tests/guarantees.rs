@@ -40,7 +40,10 @@ async fn a_crash_between_commit_and_publish_loses_no_event() {
 
     // The crash left the booking's events committed but unpublished.
     let db = Embedded::open(&dir.path().join("clinicflow.sqlite")).expect("db");
-    let stranded = db.unpublished(chrono::Utc::now() + chrono::Duration::days(1), 10).await.expect("outbox");
+    let stranded = db
+        .unpublished(chrono::Utc::now() + chrono::Duration::days(1), 10)
+        .await
+        .expect("outbox");
     let types: Vec<_> = stranded.iter().map(|e| e.event_type.as_str()).collect();
     assert_eq!(types, ["CheckupBooked", "PaymentCaptured"]);
     let booking_id = stranded[0].aggregate_id.clone();
@@ -102,10 +105,19 @@ async fn redelivered_events_cause_no_second_sms_refund_or_place_change() {
     for (_, event) in &history {
         for rule in RULES.iter().filter(|r| r.matches(&event.source, &event.event_type)) {
             let handled = consumers::dispatch(p, rule.target, event).await.expect("redelivery handled");
-            assert_eq!(handled, Handled::Skipped, "{} on {} did something twice", rule.target, event.event_type);
+            assert_eq!(
+                handled,
+                Handled::Skipped,
+                "{} on {} did something twice",
+                rule.target,
+                event.event_type
+            );
             deliveries += 1;
         }
-        assert!(!projector::project(p, event).await.expect("replayed"), "a replayed record changed the view");
+        assert!(
+            !projector::project(p, event).await.expect("replayed"),
+            "a replayed record changed the view"
+        );
     }
     assert!(deliveries >= 8);
     assert_eq!(sms(&stack).await.len(), before_sms);
@@ -142,7 +154,15 @@ async fn two_hundred_concurrent_bookings_for_the_last_ten_places_yield_exactly_t
     let full = statuses.iter().filter(|s| **s == 409).count();
     assert_eq!(won, 10, "statuses: {statuses:?}");
     assert_eq!(full, 190, "every other contender is told the day is full: {statuses:?}");
-    assert_eq!(stack.platform.store.counter(&format!("checkup#{date}#basic")).await.expect("counter"), 20);
+    assert_eq!(
+        stack
+            .platform
+            .store
+            .counter(&format!("checkup#{date}#basic"))
+            .await
+            .expect("counter"),
+        20
+    );
     // No money is kept for a booking that does not exist.
     let price = stack.platform.config.prices.basic.0;
     assert_eq!(stack.parts.sandbox.kept().0, 20 * price);
@@ -163,7 +183,11 @@ async fn concurrent_confirm_reject_and_cancel_on_one_booking_settle_on_one_outco
         let decide = if round % 2 == 0 { "confirm" } else { "reject" };
         let path = format!("/centre/checkups/{id}/{decide}");
         let cancel_path = format!("/checkups/{id}/cancel");
-        let staff_call = tokio::spawn(async move { a.send("POST", &path, Some(&json!({"reason": "doctor unavailable"})), &[]).await.status });
+        let staff_call = tokio::spawn(async move {
+            a.send("POST", &path, Some(&json!({"reason": "doctor unavailable"})), &[])
+                .await
+                .status
+        });
         let patient_call = tokio::spawn(async move { b.post_empty(&cancel_path).await.status });
         let (s, c) = (staff_call.await.expect("joined"), patient_call.await.expect("joined"));
         assert!(s < 500 && c < 500, "no 5xx: {s} {c}");
@@ -181,8 +205,19 @@ async fn concurrent_confirm_reject_and_cancel_on_one_booking_settle_on_one_outco
     assert!(stack.settle(Duration::from_secs(10)).await);
     let ledger = stack.parts.sandbox.entries();
     assert_eq!(ledger.len(), 10);
-    assert!(ledger.iter().all(|e| e.status == LedgerStatus::Refunded && e.refunds == 1), "{ledger:?}");
-    assert_eq!(stack.platform.store.counter(&format!("checkup#{date}#basic")).await.expect("counter"), 0);
+    assert!(
+        ledger.iter().all(|e| e.status == LedgerStatus::Refunded && e.refunds == 1),
+        "{ledger:?}"
+    );
+    assert_eq!(
+        stack
+            .platform
+            .store
+            .counter(&format!("checkup#{date}#basic"))
+            .await
+            .expect("counter"),
+        0
+    );
     stack.shutdown().await;
 }
 
@@ -238,7 +273,12 @@ async fn bad_input_never_yields_a_5xx_and_never_writes() {
         let r = patient.post("/checkups", body).await;
         assert_eq!(r.status, *status, "{body}: {:?}", r.body);
         assert_eq!(r.content_type, "application/problem+json", "{body}");
-        let fields: Vec<_> = r.body["errors"].as_array().expect("errors").iter().map(|e| e["field"].as_str().unwrap_or_default().to_owned()).collect();
+        let fields: Vec<_> = r.body["errors"]
+            .as_array()
+            .expect("errors")
+            .iter()
+            .map(|e| e["field"].as_str().unwrap_or_default().to_owned())
+            .collect();
         assert!(fields.iter().any(|f| f == field), "{body}: expected {field} in {fields:?}");
     }
     let raw: Vec<(&str, Vec<u8>, u16)> = vec![
@@ -247,7 +287,11 @@ async fn bad_input_never_yields_a_5xx_and_never_writes() {
         ("application/json", vec![0xff, 0xfe, 0x00], 400),
         ("application/json", deep_json(4_000).into_bytes(), 422),
         ("application/json", format!("{{\"date\": {}}}", deep_json(4_000)).into_bytes(), 422),
-        ("application/json", format!("{{\"name\": \"{}\"}}", "x".repeat(64 * 1024)).into_bytes(), 413),
+        (
+            "application/json",
+            format!("{{\"name\": \"{}\"}}", "x".repeat(64 * 1024)).into_bytes(),
+            413,
+        ),
         ("text/plain", valid.to_string().into_bytes(), 415),
         ("application/x-www-form-urlencoded", b"date=2027-01-01".to_vec(), 415),
     ];
@@ -261,8 +305,20 @@ async fn bad_input_never_yields_a_5xx_and_never_writes() {
         (&patient, "GET", "/checkups/not-an-id", None, 404),
         (&patient, "POST", "/checkups/01JD3M7Q0000000000000000AB/cancel", None, 404),
         (&staff, "POST", "/centre/checkups/01JD3M7Q0000000000000000AB/confirm", None, 404),
-        (&staff, "POST", "/centre/checkups/01JD3M7Q0000000000000000AB/reject", Some(json!({"reason": ""})), 422),
-        (&staff, "POST", "/centre/checkups/01JD3M7Q0000000000000000AB/reject", Some(json!({})), 422),
+        (
+            &staff,
+            "POST",
+            "/centre/checkups/01JD3M7Q0000000000000000AB/reject",
+            Some(json!({"reason": ""})),
+            422,
+        ),
+        (
+            &staff,
+            "POST",
+            "/centre/checkups/01JD3M7Q0000000000000000AB/reject",
+            Some(json!({})),
+            422,
+        ),
         (&staff, "GET", "/centre/checkups?date=someday", None, 422),
         (&staff, "GET", "/centre/checkups?status=lost", None, 422),
         (&staff, "GET", "/centre/checkups?limit=0", None, 422),
@@ -275,14 +331,24 @@ async fn bad_input_never_yields_a_5xx_and_never_writes() {
         assert_eq!(r.status, status, "{method} {path}: {:?}", r.body);
         assert_eq!(r.content_type, "application/problem+json", "{method} {path}");
     }
-    let bad_key = patient.send("POST", "/checkups", Some(&with("package", json!("gold"))), &[("idempotency-key", "")]).await;
+    let bad_key = patient
+        .send(
+            "POST",
+            "/checkups",
+            Some(&with("package", json!("gold"))),
+            &[("idempotency-key", "")],
+        )
+        .await;
     assert_eq!(bad_key.status, 422);
 
     // Nothing was written anywhere.
     let p = &stack.platform;
     assert!(stack.parts.db.changes_after(0, 10).await.expect("feed").is_empty(), "no event");
     for context in [checkup::CONTEXT, payment::CONTEXT, centre::CONTEXT] {
-        assert!(stack.parts.db.all_aggregates(context).await.expect("aggregates").is_empty(), "{context}");
+        assert!(
+            stack.parts.db.all_aggregates(context).await.expect("aggregates").is_empty(),
+            "{context}"
+        );
     }
     assert!(stack.parts.sandbox.entries().is_empty(), "no payment taken");
     assert_eq!(p.store.counter(&format!("checkup#{date}#basic")).await.expect("counter"), 0);
@@ -295,13 +361,23 @@ async fn every_route_refuses_missing_bad_and_wrongly_scoped_tokens() {
     let stack = start().await;
     let id = "01JD3M7Q0000000000000000AB";
     let expired = stack.tokens.issue("patient-1", &["patient".into()], -600).expect("token");
-    let wrong_audience = stack.tokens.issue_with("patient-1", &["patient".into()], 600, "someone-else").expect("token");
-    let foreign = clinicflow::http::auth::DevTokens::new(b"not-the-local-secret-at-all-0000").issue("patient-1", &["patient".into()], 600).expect("token");
+    let wrong_audience = stack
+        .tokens
+        .issue_with("patient-1", &["patient".into()], 600, "someone-else")
+        .expect("token");
+    let foreign = clinicflow::http::auth::DevTokens::new(b"not-the-local-secret-at-all-0000")
+        .issue("patient-1", &["patient".into()], 600)
+        .expect("token");
     let nobody = Client::new(&stack, "nobody", &[]);
     for route in clinicflow::topology::ROUTES {
         let path = route.path.replace("{id}", id);
         let body = (route.method == clinicflow::topology::Method::Post).then(|| json!({}));
-        for client in [Client::anonymous(&stack), Client::with_token(&stack, &expired), Client::with_token(&stack, &wrong_audience), Client::with_token(&stack, &foreign)] {
+        for client in [
+            Client::anonymous(&stack),
+            Client::with_token(&stack, &expired),
+            Client::with_token(&stack, &wrong_audience),
+            Client::with_token(&stack, &foreign),
+        ] {
             let r = client.send(route.method.as_str(), &path, body.as_ref(), &[]).await;
             assert_eq!(r.status, 401, "{} {}", route.method.as_str(), route.path);
         }
@@ -313,7 +389,14 @@ async fn every_route_refuses_missing_bad_and_wrongly_scoped_tokens() {
             if route.roles.contains(&role) {
                 assert_ne!(r.status, 403, "{} may call {} {}", role.group(), route.method.as_str(), route.path);
             } else {
-                assert_eq!(r.status, 403, "{} may not call {} {}", role.group(), route.method.as_str(), route.path);
+                assert_eq!(
+                    r.status,
+                    403,
+                    "{} may not call {} {}",
+                    role.group(),
+                    route.method.as_str(),
+                    route.path
+                );
             }
             assert!(r.status < 500);
         }

@@ -6,5 +6,8 @@ use lambda_runtime::{Error, run, service_fn};
 async fn main() -> Result<(), Error> {
     clinicflow::telemetry::init();
     let platform = clinicflow::wiring::from_env()?;
-    run(service_fn(|event| clinicflow::wiring::handle_eventbridge(&platform, "sms-notifier", event))).await
+    run(service_fn(|event| {
+        clinicflow::wiring::handle_eventbridge(&platform, "sms-notifier", event)
+    }))
+    .await
 }

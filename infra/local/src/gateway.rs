@@ -28,7 +28,12 @@ struct Local {
 
 /// Checks `Authorization: Bearer <JWT>` and hands the claims to the handler.
 async fn authorizer(State(tokens): State<DevTokens>, mut request: Request, next: Next) -> Response {
-    let token = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
+    let token = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
     match token.map(|t| tokens.verify(t)) {
         Some(Ok(claims)) => {
             request.extensions_mut().insert(claims);
@@ -36,16 +41,32 @@ async fn authorizer(State(tokens): State<DevTokens>, mut request: Request, next:
         }
         Some(Err(e)) => {
             tracing::info!(reason = %e, "token refused");
-            Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized", "the bearer token is invalid or expired").into_response()
+            Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "Unauthorized",
+                "the bearer token is invalid or expired",
+            )
+            .into_response()
         }
-        None => Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized", "a bearer token is required").into_response(),
+        None => Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Unauthorized",
+            "a bearer token is required",
+        )
+        .into_response(),
     }
 }
 
 /// Access log: method, route, status, latency. Never bodies or headers.
 async fn access_log(request: Request, next: Next) -> Response {
     let method = request.method().clone();
-    let route = request.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
     let started = Instant::now();
     let response = next.run(request).await;
     tracing::info!(method = %method, route = %route, status = response.status().as_u16(), ms = started.elapsed().as_millis() as u64, "request");
@@ -70,12 +91,17 @@ async fn issue_token(State(s): State<Local>, headers: HeaderMap, body: axum::bod
         let groups = req.groups.unwrap_or_default();
         if let Some(bad) = groups.iter().find(|g| Role::from_group(g).is_none()) {
             let known: Vec<_> = Role::ALL.iter().map(|r| r.group()).collect();
-            errors.push(FieldError::new("groups", format!("unknown group {bad:?}; known: {}", known.join(", "))));
+            errors.push(FieldError::new(
+                "groups",
+                format!("unknown group {bad:?}; known: {}", known.join(", ")),
+            ));
         }
         if !errors.is_empty() {
             return Err(ApiError(AppError::Invalid(errors)));
         }
-        s.tokens.issue(&sub, &groups, 12 * 3600).map_err(|e| ApiError(AppError::Internal(e.to_string())))
+        s.tokens
+            .issue(&sub, &groups, 12 * 3600)
+            .map_err(|e| ApiError(AppError::Internal(e.to_string())))
     };
     match run() {
         Ok(token) => axum::Json(serde_json::json!({"token": token, "expires_in": 12 * 3600})).into_response(),

@@ -43,7 +43,10 @@ impl Default for LocalOptions {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
             data_dir: None,
-            config: Config { outbox_grace: Duration::from_secs(2), ..Config::default() },
+            config: Config {
+                outbox_grace: Duration::from_secs(2),
+                ..Config::default()
+            },
             bus: BusOptions::default(),
             sweep_every: Duration::from_millis(500),
         }
@@ -108,9 +111,17 @@ impl LocalStack {
         }
 
         let (shutdown, watch_rx) = watch::channel(false);
-        let mut tasks = workers::spawn(platform.clone(), parts.clone(), options.bus.clone(), options.sweep_every, watch_rx.clone());
+        let mut tasks = workers::spawn(
+            platform.clone(),
+            parts.clone(),
+            options.bus.clone(),
+            options.sweep_every,
+            watch_rx.clone(),
+        );
 
-        let listener = tokio::net::TcpListener::bind(options.listen).await.with_context(|| format!("binding {}", options.listen))?;
+        let listener = tokio::net::TcpListener::bind(options.listen)
+            .await
+            .with_context(|| format!("binding {}", options.listen))?;
         let addr = listener.local_addr()?;
         let app = gateway::router(platform.clone(), parts.clone(), tokens.clone());
         let mut stop = watch_rx;
@@ -122,7 +133,14 @@ impl LocalStack {
                 tracing::error!(error = %e, "gateway stopped");
             }
         }));
-        Ok(Self { addr, platform, parts, tokens, shutdown, tasks })
+        Ok(Self {
+            addr,
+            platform,
+            parts,
+            tokens,
+            shutdown,
+            tasks,
+        })
     }
 
     /// `http://ADDR`.
@@ -165,7 +183,11 @@ impl LocalStack {
     }
 
     async fn is_idle(&self) -> anyhow::Result<bool> {
-        let unpublished = self.platform.outbox.unpublished(chrono::Utc::now() + chrono::Duration::days(1), 1).await?;
+        let unpublished = self
+            .platform
+            .outbox
+            .unpublished(chrono::Utc::now() + chrono::Duration::days(1), 1)
+            .await?;
         let pending = self.parts.bus.next_due().await?;
         let checkpoint = self.parts.db.checkpoint(workers::PROJECTOR_CHECKPOINT).await?;
         let behind = self.parts.db.changes_after(checkpoint, 1).await?;

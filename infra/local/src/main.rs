@@ -28,10 +28,22 @@ async fn main() -> anyhow::Result<()> {
     if std::env::var_os("OUTBOX_GRACE_MS").is_none() {
         config.outbox_grace = LocalOptions::default().config.outbox_grace;
     }
-    let options = LocalOptions { listen: args.listen, data_dir: Some(args.data_dir.clone()), config, ..LocalOptions::default() };
+    let options = LocalOptions {
+        listen: args.listen,
+        data_dir: Some(args.data_dir.clone()),
+        config,
+        ..LocalOptions::default()
+    };
     let stack = LocalStack::start(options).await?;
-    println!("clinicflow-local listening on {} (data in {})", stack.url(), args.data_dir.display());
-    println!("  get a token:  curl -s -X POST {}/_local/token -H 'content-type: application/json' -d '{{\"sub\":\"patient-1\",\"groups\":[\"patient\"]}}'", stack.url());
+    println!(
+        "clinicflow-local listening on {} (data in {})",
+        stack.url(),
+        args.data_dir.display()
+    );
+    println!(
+        "  get a token:  curl -s -X POST {}/_local/token -H 'content-type: application/json' -d '{{\"sub\":\"patient-1\",\"groups\":[\"patient\"]}}'",
+        stack.url()
+    );
     println!("  sent SMS:     curl -s {}/_local/sms", stack.url());
     tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
     println!("shutting down");

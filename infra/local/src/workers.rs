@@ -29,12 +29,23 @@ pub struct BusOptions {
 
 impl Default for BusOptions {
     fn default() -> Self {
-        Self { max_attempts: 8, first_backoff: Duration::from_millis(100), max_backoff: Duration::from_secs(5), duplicate_every_delivery: false }
+        Self {
+            max_attempts: 8,
+            first_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(5),
+            duplicate_every_delivery: false,
+        }
     }
 }
 
 /// Starts the loops; each stops when `stop` turns true.
-pub fn spawn(p: Arc<Platform>, parts: EmbeddedParts, bus: BusOptions, sweep_every: Duration, stop: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
+pub fn spawn(
+    p: Arc<Platform>,
+    parts: EmbeddedParts,
+    bus: BusOptions,
+    sweep_every: Duration,
+    stop: watch::Receiver<bool>,
+) -> Vec<JoinHandle<()>> {
     vec![
         tokio::spawn(deliver(p.clone(), parts.clone(), bus, stop.clone())),
         tokio::spawn(project(p.clone(), parts, stop.clone())),
@@ -89,7 +100,8 @@ async fn deliver(p: Arc<Platform>, parts: EmbeddedParts, options: BusOptions, mu
                 let outcome = match result {
                     Ok(_) => parts.bus.complete(d.id).await,
                     Err(ConsumerError::Retryable(why)) if d.attempts + 1 < options.max_attempts => {
-                        let at = Utc::now() + chrono::Duration::from_std(backoff(&options, d.attempts)).unwrap_or_else(|_| chrono::Duration::seconds(1));
+                        let at = Utc::now()
+                            + chrono::Duration::from_std(backoff(&options, d.attempts)).unwrap_or_else(|_| chrono::Duration::seconds(1));
                         parts.bus.fail(d.id, &why, Some(at)).await
                     }
                     Err(e) => {
@@ -138,7 +150,11 @@ async fn project(p: Arc<Platform>, parts: EmbeddedParts, mut stop: watch::Receiv
                 Duration::from_millis(50u64.saturating_mul(u64::from(failures.min(20))))
             }
         };
-        let woken = if failures == 0 { wait(&mut stop, parts.db.changes.notified(), pause).await } else { wait(&mut stop, std::future::pending(), pause).await };
+        let woken = if failures == 0 {
+            wait(&mut stop, parts.db.changes.notified(), pause).await
+        } else {
+            wait(&mut stop, std::future::pending(), pause).await
+        };
         if !woken {
             return;
         }

@@ -56,12 +56,16 @@ fn ts(t: DateTime<Utc>) -> String {
 }
 
 fn parse_ts(s: &str) -> Result<DateTime<Utc>, StoreError> {
-    DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).map_err(|e| StoreError::Corrupt(e.to_string()))
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 fn db_err(e: rusqlite::Error) -> StoreError {
     match e {
-        rusqlite::Error::SqliteFailure(f, _) if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) =>
+        {
             StoreError::Unavailable(f.to_string())
         }
         other => StoreError::Unavailable(other.to_string()),
@@ -107,7 +111,11 @@ impl Embedded {
     fn with(conn: Connection) -> Result<Self, StoreError> {
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(db_err)?;
         conn.execute_batch(SCHEMA).map_err(db_err)?;
-        Ok(Self { conn: Arc::new(Mutex::new(conn)), changes: Arc::new(Notify::new()), deliveries: Arc::new(Notify::new()) })
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+            changes: Arc::new(Notify::new()),
+            deliveries: Arc::new(Notify::new()),
+        })
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
@@ -133,7 +141,9 @@ impl Embedded {
     /// Change records (outbox rows) after `seq`, in commit order.
     pub async fn changes_after(&self, seq: i64, limit: usize) -> Result<Vec<(i64, EventEnvelope)>, StoreError> {
         self.run(move |c| {
-            let mut stmt = c.prepare_cached("SELECT seq, envelope FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2").map_err(db_err)?;
+            let mut stmt = c
+                .prepare_cached("SELECT seq, envelope FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2")
+                .map_err(db_err)?;
             let rows = stmt
                 .query_map(params![seq, limit as i64], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
                 .map_err(db_err)?;
@@ -151,7 +161,10 @@ impl Embedded {
     pub async fn checkpoint(&self, name: &str) -> Result<i64, StoreError> {
         let name = name.to_owned();
         self.run(move |c| {
-            c.query_row("SELECT seq FROM checkpoints WHERE name = ?1", params![name], |r| r.get(0)).optional().map(|s| s.unwrap_or(0)).map_err(db_err)
+            c.query_row("SELECT seq FROM checkpoints WHERE name = ?1", params![name], |r| r.get(0))
+                .optional()
+                .map(|s| s.unwrap_or(0))
+                .map_err(db_err)
         })
         .await
     }
@@ -173,14 +186,24 @@ impl Embedded {
     /// Every aggregate of a context, for rebuilds and invariant checks.
     pub async fn all_aggregates(&self, context: &'static str) -> Result<Vec<(String, Stored)>, StoreError> {
         self.run(move |c| {
-            let mut stmt = c.prepare_cached("SELECT id, version, state FROM aggregates WHERE context = ?1 ORDER BY id").map_err(db_err)?;
+            let mut stmt = c
+                .prepare_cached("SELECT id, version, state FROM aggregates WHERE context = ?1 ORDER BY id")
+                .map_err(db_err)?;
             let rows = stmt
-                .query_map(params![context], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?)))
+                .query_map(params![context], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?))
+                })
                 .map_err(db_err)?;
             let mut out = Vec::new();
             for row in rows {
                 let (id, version, state) = row.map_err(db_err)?;
-                out.push((id, Stored { version: version as u64, state: serde_json::from_str(&state).map_err(json_err)? }));
+                out.push((
+                    id,
+                    Stored {
+                        version: version as u64,
+                        state: serde_json::from_str(&state).map_err(json_err)?,
+                    },
+                ));
             }
             Ok(out)
         })
@@ -194,13 +217,20 @@ impl AggregateStore for Embedded {
         let (context, id) = (key.context, key.id.clone());
         self.run(move |c| {
             let row = c
-                .query_row("SELECT version, state FROM aggregates WHERE context = ?1 AND id = ?2", params![context, id], |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
-                })
+                .query_row(
+                    "SELECT version, state FROM aggregates WHERE context = ?1 AND id = ?2",
+                    params![context, id],
+                    |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
+                )
                 .optional()
                 .map_err(db_err)?;
-            row.map(|(version, state)| Ok(Stored { version: version as u64, state: serde_json::from_str(&state).map_err(json_err)? }))
-                .transpose()
+            row.map(|(version, state)| {
+                Ok(Stored {
+                    version: version as u64,
+                    state: serde_json::from_str(&state).map_err(json_err)?,
+                })
+            })
+            .transpose()
         })
         .await
     }
@@ -211,7 +241,9 @@ impl AggregateStore for Embedded {
         }
         let has_events = !tx.outbox.is_empty();
         self.run(move |c| {
-            let t = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db_err)?;
+            let t = c
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(db_err)?;
             for w in &tx.writes {
                 let state = serde_json::to_string(&w.state).map_err(json_err)?;
                 let name = format!("{}/{}", w.key.context, w.key.id);
@@ -237,7 +269,8 @@ impl AggregateStore for Embedded {
                 }
             }
             for m in &tx.counters {
-                t.execute("INSERT OR IGNORE INTO counters (key, value) VALUES (?1, 0)", params![m.key]).map_err(db_err)?;
+                t.execute("INSERT OR IGNORE INTO counters (key, value) VALUES (?1, 0)", params![m.key])
+                    .map_err(db_err)?;
                 let n = t
                     .execute(
                         "UPDATE counters SET value = value + ?1 WHERE key = ?2 AND value + ?1 >= 0 AND value + ?1 <= ?3",
@@ -260,7 +293,10 @@ impl AggregateStore for Embedded {
             }
             if let Some(i) = &tx.idempotency {
                 let record = serde_json::to_string(i).map_err(json_err)?;
-                match t.execute("INSERT INTO idempotency (scope, key, record) VALUES (?1, ?2, ?3)", params![i.scope, i.key, record]) {
+                match t.execute(
+                    "INSERT INTO idempotency (scope, key, record) VALUES (?1, ?2, ?3)",
+                    params![i.scope, i.key, record],
+                ) {
                     Ok(_) => {}
                     Err(e) if is_constraint(&e) => return Err(StoreError::IdempotencyKeyTaken),
                     Err(e) => return Err(db_err(e)),
@@ -286,7 +322,10 @@ impl AggregateStore for Embedded {
     async fn counter(&self, key: &str) -> Result<i64, StoreError> {
         let key = key.to_owned();
         self.run(move |c| {
-            c.query_row("SELECT value FROM counters WHERE key = ?1", params![key], |r| r.get(0)).optional().map(|v| v.unwrap_or(0)).map_err(db_err)
+            c.query_row("SELECT value FROM counters WHERE key = ?1", params![key], |r| r.get(0))
+                .optional()
+                .map(|v| v.unwrap_or(0))
+                .map_err(db_err)
         })
         .await
     }
@@ -294,10 +333,14 @@ impl AggregateStore for Embedded {
     async fn is_processed(&self, consumer: &str, event_id: &str) -> Result<bool, StoreError> {
         let (consumer, event_id) = (consumer.to_owned(), event_id.to_owned());
         self.run(move |c| {
-            c.query_row("SELECT 1 FROM processed WHERE consumer = ?1 AND event_id = ?2", params![consumer, event_id], |_| Ok(()))
-                .optional()
-                .map(|r| r.is_some())
-                .map_err(db_err)
+            c.query_row(
+                "SELECT 1 FROM processed WHERE consumer = ?1 AND event_id = ?2",
+                params![consumer, event_id],
+                |_| Ok(()),
+            )
+            .optional()
+            .map(|r| r.is_some())
+            .map_err(db_err)
         })
         .await
     }
@@ -306,7 +349,11 @@ impl AggregateStore for Embedded {
         let (scope, key) = (scope.to_owned(), key.to_owned());
         self.run(move |c| {
             let row: Option<String> = c
-                .query_row("SELECT record FROM idempotency WHERE scope = ?1 AND key = ?2", params![scope, key], |r| r.get(0))
+                .query_row(
+                    "SELECT record FROM idempotency WHERE scope = ?1 AND key = ?2",
+                    params![scope, key],
+                    |r| r.get(0),
+                )
                 .optional()
                 .map_err(db_err)?;
             row.map(|r| serde_json::from_str(&r).map_err(json_err)).transpose()
@@ -322,7 +369,9 @@ impl Outbox for Embedded {
             let mut stmt = c
                 .prepare_cached("SELECT envelope FROM outbox WHERE published_at IS NULL AND occurred_at < ?1 ORDER BY seq LIMIT ?2")
                 .map_err(db_err)?;
-            let rows = stmt.query_map(params![ts(before), limit as i64], |r| r.get::<_, String>(0)).map_err(db_err)?;
+            let rows = stmt
+                .query_map(params![ts(before), limit as i64], |r| r.get::<_, String>(0))
+                .map_err(db_err)?;
             let mut out = Vec::new();
             for row in rows {
                 out.push(serde_json::from_str(&row.map_err(db_err)?).map_err(json_err)?);
@@ -338,7 +387,11 @@ impl Outbox for Embedded {
             let t = c.transaction().map_err(db_err)?;
             let now = ts(Utc::now());
             for id in &ids {
-                t.execute("UPDATE outbox SET published_at = ?1 WHERE event_id = ?2 AND published_at IS NULL", params![now, id]).map_err(db_err)?;
+                t.execute(
+                    "UPDATE outbox SET published_at = ?1 WHERE event_id = ?2 AND published_at IS NULL",
+                    params![now, id],
+                )
+                .map_err(db_err)?;
             }
             t.commit().map_err(db_err)
         })
@@ -346,8 +399,17 @@ impl Outbox for Embedded {
     }
 }
 
-fn view_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, String, Option<String>, Option<String>, String, i64, String)> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))
+fn view_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ViewRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+    ))
 }
 
 type ViewRow = (String, String, String, Option<String>, Option<String>, String, i64, String);
@@ -373,7 +435,14 @@ impl ViewStore for Embedded {
     async fn get(&self, id: &str) -> Result<Option<ViewRecord>, StoreError> {
         let id = id.to_owned();
         self.run(move |c| {
-            let row = c.query_row(&format!("SELECT {VIEW_COLUMNS} FROM views WHERE id = ?1"), params![id], view_from_row).optional().map_err(db_err)?;
+            let row = c
+                .query_row(
+                    &format!("SELECT {VIEW_COLUMNS} FROM views WHERE id = ?1"),
+                    params![id],
+                    view_from_row,
+                )
+                .optional()
+                .map_err(db_err)?;
             row.map(view_record).transpose()
         })
         .await
@@ -493,14 +562,23 @@ impl SqliteBus {
     pub async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         let next: Option<String> = self
             .db
-            .run(|c| c.query_row("SELECT MIN(next_at) FROM deliveries WHERE dead = 0", [], |r| r.get(0)).map_err(db_err))
+            .run(|c| {
+                c.query_row("SELECT MIN(next_at) FROM deliveries WHERE dead = 0", [], |r| r.get(0))
+                    .map_err(db_err)
+            })
             .await?;
         next.map(|s| parse_ts(&s)).transpose()
     }
 
     /// A delivery succeeded: remove it.
     pub async fn complete(&self, id: i64) -> Result<(), StoreError> {
-        self.db.run(move |c| c.execute("DELETE FROM deliveries WHERE id = ?1", params![id]).map(|_| ()).map_err(db_err)).await
+        self.db
+            .run(move |c| {
+                c.execute("DELETE FROM deliveries WHERE id = ?1", params![id])
+                    .map(|_| ())
+                    .map_err(db_err)
+            })
+            .await
     }
 
     /// A delivery failed: try again at `next_at`, or park it in the dead-letter queue.
@@ -513,7 +591,10 @@ impl SqliteBus {
                         "UPDATE deliveries SET attempts = attempts + 1, last_error = ?2, next_at = ?3 WHERE id = ?1",
                         params![id, error, ts(at)],
                     ),
-                    None => c.execute("UPDATE deliveries SET attempts = attempts + 1, last_error = ?2, dead = 1 WHERE id = ?1", params![id, error]),
+                    None => c.execute(
+                        "UPDATE deliveries SET attempts = attempts + 1, last_error = ?2, dead = 1 WHERE id = ?1",
+                        params![id, error],
+                    ),
                 }
                 .map(|_| ())
                 .map_err(db_err)
@@ -525,8 +606,12 @@ impl SqliteBus {
     pub async fn dead_letters(&self) -> Result<Vec<(String, EventEnvelope, String)>, StoreError> {
         self.db
             .run(|c| {
-                let mut stmt = c.prepare_cached("SELECT target, envelope, COALESCE(last_error, '') FROM deliveries WHERE dead = 1 ORDER BY id").map_err(db_err)?;
-                let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))).map_err(db_err)?;
+                let mut stmt = c
+                    .prepare_cached("SELECT target, envelope, COALESCE(last_error, '') FROM deliveries WHERE dead = 1 ORDER BY id")
+                    .map_err(db_err)?;
+                let rows = stmt
+                    .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))
+                    .map_err(db_err)?;
                 let mut out = Vec::new();
                 for row in rows {
                     let (t, env, err) = row.map_err(db_err)?;
@@ -540,7 +625,13 @@ impl SqliteBus {
     /// Puts dead-lettered deliveries back in the queue (a redrive).
     pub async fn redrive(&self) -> Result<usize, StoreError> {
         self.db
-            .run(|c| c.execute("UPDATE deliveries SET dead = 0, attempts = 0, next_at = ?1 WHERE dead = 1", params![ts(Utc::now())]).map_err(db_err))
+            .run(|c| {
+                c.execute(
+                    "UPDATE deliveries SET dead = 0, attempts = 0, next_at = ?1 WHERE dead = 1",
+                    params![ts(Utc::now())],
+                )
+                .map_err(db_err)
+            })
             .await
             .inspect(|_| self.db.deliveries.notify_one())
     }
@@ -625,9 +716,19 @@ impl SqliteSmsOutbox {
     pub async fn list(&self) -> Result<Vec<SentSms>, StoreError> {
         self.db
             .run(|c| {
-                let mut stmt = c.prepare_cached("SELECT seq, key, recipient, body, sent_at FROM sms ORDER BY seq").map_err(db_err)?;
+                let mut stmt = c
+                    .prepare_cached("SELECT seq, key, recipient, body, sent_at FROM sms ORDER BY seq")
+                    .map_err(db_err)?;
                 let rows = stmt
-                    .query_map([], |r| Ok(SentSms { seq: r.get(0)?, key: r.get(1)?, to: r.get(2)?, body: r.get(3)?, sent_at: r.get(4)? }))
+                    .query_map([], |r| {
+                        Ok(SentSms {
+                            seq: r.get(0)?,
+                            key: r.get(1)?,
+                            to: r.get(2)?,
+                            body: r.get(3)?,
+                            sent_at: r.get(4)?,
+                        })
+                    })
                     .map_err(db_err)?;
                 rows.collect::<Result<Vec<_>, _>>().map_err(db_err)
             })
@@ -646,7 +747,8 @@ impl SmsSender for SqliteSmsOutbox {
                     params![key, to, body, ts(Utc::now())],
                 )
                 .map_err(db_err)?;
-                c.query_row("SELECT seq FROM sms WHERE key = ?1", params![key], |r| r.get::<_, i64>(0)).map_err(db_err)
+                c.query_row("SELECT seq FROM sms WHERE key = ?1", params![key], |r| r.get::<_, i64>(0))
+                    .map_err(db_err)
             })
             .await
             .map(|seq| format!("local-{seq}"))

@@ -23,7 +23,11 @@ pub struct BreakerConfig {
 
 impl Default for BreakerConfig {
     fn default() -> Self {
-        Self { timeout: Duration::from_millis(2000), failure_threshold: 3, cool_down: Duration::from_secs(30) }
+        Self {
+            timeout: Duration::from_millis(2000),
+            failure_threshold: 3,
+            cool_down: Duration::from_secs(30),
+        }
     }
 }
 
@@ -54,14 +58,21 @@ pub struct ResilientGateway {
 
 impl std::fmt::Debug for ResilientGateway {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ResilientGateway").field("config", &self.config).field("state", &self.state()).finish()
+        f.debug_struct("ResilientGateway")
+            .field("config", &self.config)
+            .field("state", &self.state())
+            .finish()
     }
 }
 
 impl ResilientGateway {
     /// Wraps `inner`.
     pub fn new(inner: Arc<dyn PaymentGateway>, config: BreakerConfig) -> Self {
-        Self { inner, config, state: Mutex::new(State::Closed { failures: 0 }) }
+        Self {
+            inner,
+            config,
+            state: Mutex::new(State::Closed { failures: 0 }),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -92,7 +103,9 @@ impl ResilientGateway {
                     Err(PaymentError::CircuitOpen { retry_after: until - now })
                 }
             }
-            State::HalfOpen => Err(PaymentError::CircuitOpen { retry_after: Duration::from_secs(1) }),
+            State::HalfOpen => Err(PaymentError::CircuitOpen {
+                retry_after: Duration::from_secs(1),
+            }),
         }
     }
 
@@ -101,7 +114,9 @@ impl ResilientGateway {
         *state = match (*state, healthy) {
             (_, true) => State::Closed { failures: 0 },
             (State::Closed { failures }, false) if failures + 1 < self.config.failure_threshold => State::Closed { failures: failures + 1 },
-            (_, false) => State::Open { until: Instant::now() + self.config.cool_down },
+            (_, false) => State::Open {
+                until: Instant::now() + self.config.cool_down,
+            },
         };
     }
 
@@ -118,7 +133,9 @@ impl ResilientGateway {
         self.record(matches!(result, Ok(_) | Err(PaymentError::Declined(_))));
         match result {
             Err(PaymentError::Timeout | PaymentError::Unavailable(_)) if matches!(*self.lock(), State::Open { .. }) => {
-                Err(PaymentError::CircuitOpen { retry_after: self.config.cool_down })
+                Err(PaymentError::CircuitOpen {
+                    retry_after: self.config.cool_down,
+                })
             }
             other => other,
         }
@@ -151,13 +168,22 @@ mod tests {
     use crate::ports::CardToken;
 
     fn req(token: &str) -> ChargeRequest {
-        ChargeRequest { idempotency_key: ulid::Ulid::new().to_string(), card_token: CardToken(token.into()), amount: Won(1), reference: "b".into() }
+        ChargeRequest {
+            idempotency_key: ulid::Ulid::new().to_string(),
+            card_token: CardToken(token.into()),
+            amount: Won(1),
+            reference: "b".into(),
+        }
     }
 
     fn breaker(cool_down_ms: u64) -> ResilientGateway {
         ResilientGateway::new(
             Arc::new(SandboxGateway::new(Duration::from_secs(5))),
-            BreakerConfig { timeout: Duration::from_millis(50), failure_threshold: 2, cool_down: Duration::from_millis(cool_down_ms) },
+            BreakerConfig {
+                timeout: Duration::from_millis(50),
+                failure_threshold: 2,
+                cool_down: Duration::from_millis(cool_down_ms),
+            },
         )
     }
 

@@ -61,7 +61,10 @@ impl Default for SandboxGateway {
 impl SandboxGateway {
     /// A sandbox whose `tok_slow` answers after `slow`.
     pub fn new(slow: Duration) -> Self {
-        Self { ledger: Arc::default(), slow }
+        Self {
+            ledger: Arc::default(),
+            slow,
+        }
     }
 
     fn ledger(&self) -> std::sync::MutexGuard<'_, Ledger> {
@@ -77,7 +80,13 @@ impl SandboxGateway {
 
     /// Money currently kept (captured and neither voided nor refunded).
     pub fn kept(&self) -> Won {
-        Won(self.ledger().by_ref.values().filter(|e| e.status == LedgerStatus::Captured).map(|e| e.amount.0).sum())
+        Won(self
+            .ledger()
+            .by_ref
+            .values()
+            .filter(|e| e.status == LedgerStatus::Captured)
+            .map(|e| e.amount.0)
+            .sum())
     }
 }
 
@@ -151,7 +160,12 @@ mod tests {
     use crate::ports::CardToken;
 
     fn req(token: &str, key: &str) -> ChargeRequest {
-        ChargeRequest { idempotency_key: key.into(), card_token: CardToken(token.into()), amount: Won(1000), reference: "b".into() }
+        ChargeRequest {
+            idempotency_key: key.into(),
+            card_token: CardToken(token.into()),
+            amount: Won(1000),
+            reference: "b".into(),
+        }
     }
 
     #[tokio::test]

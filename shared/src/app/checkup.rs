@@ -8,7 +8,9 @@ use super::{AppError, Platform, faults, projector, relay};
 use crate::domain::checkup::{self, BookCheckup, Booking, Contact, Package};
 use crate::domain::{Actor, FieldError, Locale, PersonName, PhoneNumber, availability, centre, parse_future_date, payment};
 use crate::events::{Causality, EventEnvelope};
-use crate::ports::{PaymentGateway, AggregateKey, AggregateWrite, CardToken, ChargeRequest, CounterMove, IdempotencyRecord, StoreError, Transaction};
+use crate::ports::{
+    AggregateKey, AggregateWrite, CardToken, ChargeRequest, CounterMove, IdempotencyRecord, PaymentGateway, StoreError, Transaction,
+};
 
 /// A booking request as the client sent it, before validation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
@@ -43,7 +45,10 @@ impl IdempotencyKey {
         if raw.is_empty() || raw.len() > 255 || !raw.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(FieldError::new("Idempotency-Key", "must be 1 to 255 visible ASCII characters"));
         }
-        Ok(Self { key: raw.to_owned(), request_hash: hex(&Sha256::digest(body)) })
+        Ok(Self {
+            key: raw.to_owned(),
+            request_hash: hex(&Sha256::digest(body)),
+        })
     }
 }
 
@@ -83,14 +88,20 @@ fn required<'a>(field: &str, value: &'a Option<String>, errors: &mut Vec<FieldEr
 fn validate(p: &Platform, input: &BookInput) -> Result<ValidBooking, AppError> {
     let mut errors = Vec::new();
     let now = p.clock.now();
-    let date = required("date", &input.date, &mut errors)
-        .and_then(|d| parse_future_date("date", d, now, p.config.booking_horizon_days).map_err(|e| errors.push(e)).ok());
+    let date = required("date", &input.date, &mut errors).and_then(|d| {
+        parse_future_date("date", d, now, p.config.booking_horizon_days)
+            .map_err(|e| errors.push(e))
+            .ok()
+    });
     let package = required("package", &input.package, &mut errors).and_then(|v| Package::parse(v).map_err(|e| errors.push(e)).ok());
     let name = required("name", &input.name, &mut errors).and_then(|v| PersonName::parse(v).map_err(|e| errors.push(e)).ok());
     let phone = required("phone", &input.phone, &mut errors).and_then(|v| PhoneNumber::parse(v).map_err(|e| errors.push(e)).ok());
     let card_token = required("card_token", &input.card_token, &mut errors).and_then(|v| {
         if v.is_empty() || v.len() > 128 || !v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
-            errors.push(FieldError::new("card_token", "must be a token from the payment widget (letters, digits, _ and -)"));
+            errors.push(FieldError::new(
+                "card_token",
+                "must be a token from the payment widget (letters, digits, _ and -)",
+            ));
             None
         } else {
             Some(CardToken(v.to_owned()))
@@ -101,9 +112,12 @@ fn validate(p: &Platform, input: &BookInput) -> Result<ValidBooking, AppError> {
         Some(v) => Locale::parse(v).map_err(|e| errors.push(e)).ok(),
     };
     match (date, package, name, phone, card_token, locale) {
-        (Some(date), Some(package), Some(name), Some(phone), Some(card_token), Some(locale)) if errors.is_empty() => {
-            Ok(ValidBooking { date, package, contact: Contact { name, phone, locale }, card_token })
-        }
+        (Some(date), Some(package), Some(name), Some(phone), Some(card_token), Some(locale)) if errors.is_empty() => Ok(ValidBooking {
+            date,
+            package,
+            contact: Contact { name, phone, locale },
+            card_token,
+        }),
         _ => Err(AppError::Invalid(errors)),
     }
 }
@@ -136,7 +150,15 @@ pub(crate) fn stage<S: Serialize, E: Serialize>(
     let mut state = state;
     for (i, e) in events.iter().enumerate() {
         state = apply(state, id, e);
-        envelopes.push(EventEnvelope::wrap(p.ids.new_id(), context, id, version + 1 + i as u64, causality, now, e)?);
+        envelopes.push(EventEnvelope::wrap(
+            p.ids.new_id(),
+            context,
+            id,
+            version + 1 + i as u64,
+            causality,
+            now,
+            e,
+        )?);
     }
     let write = AggregateWrite {
         key: AggregateKey::new(context, id),
@@ -161,18 +183,27 @@ pub(crate) async fn commit_and_publish(p: &Platform, tx: Transaction) -> Result<
 
 /// Books a check-up: checks the place, takes the payment, then stores booking, payment,
 /// place and events in one transaction. A place lost to a race voids the payment.
-pub async fn book(p: &Platform, actor: &Actor, input: BookInput, idempotency: Option<IdempotencyKey>, request_id: &str) -> Result<Accepted, AppError> {
+pub async fn book(
+    p: &Platform,
+    actor: &Actor,
+    input: BookInput,
+    idempotency: Option<IdempotencyKey>,
+    request_id: &str,
+) -> Result<Accepted, AppError> {
     let valid = validate(p, &input)?;
     let scope = format!("{}:POST /checkups", actor.sub);
-    if let Some(key) = &idempotency {
-        if let Some(first) = p.store.idempotency(&scope, &key.key).await? {
+    if let Some(key) = &idempotency
+        && let Some(first) = p.store.idempotency(&scope, &key.key).await? {
             return replay(first, key);
         }
-    }
     let slot = availability::slot_key(valid.date, valid.package);
     let capacity = p.config.daily_capacity;
     if p.store.counter(&slot).await? >= capacity {
-        return Err(AppError::Conflict(format!("no places left for {} on {}", valid.package.as_str(), valid.date)));
+        return Err(AppError::Conflict(format!(
+            "no places left for {} on {}",
+            valid.package.as_str(),
+            valid.date
+        )));
     }
 
     let booking_id = p.ids.new_id();
@@ -186,11 +217,19 @@ pub async fn book(p: &Platform, actor: &Actor, input: BookInput, idempotency: Op
     };
     let provider_ref = p
         .payments
-        .charge(&ChargeRequest { idempotency_key: charge_key.clone(), card_token: valid.card_token, amount: price, reference: booking_id.clone() })
+        .charge(&ChargeRequest {
+            idempotency_key: charge_key.clone(),
+            card_token: valid.card_token,
+            amount: price,
+            reference: booking_id.clone(),
+        })
         .await
         .inspect_err(|e| tracing::info!(booking_id = %booking_id, error = %e, "payment not taken"))?;
 
-    let causality = Causality { correlation_id: booking_id.clone(), causation_id: request_id.to_owned() };
+    let causality = Causality {
+        correlation_id: booking_id.clone(),
+        causation_id: request_id.to_owned(),
+    };
     let booking_events = checkup::decide(
         None,
         checkup::Command::Book(BookCheckup {
@@ -203,16 +242,49 @@ pub async fn book(p: &Platform, actor: &Actor, input: BookInput, idempotency: Op
             contact: valid.contact,
         }),
     )?;
-    let payment_events = payment::decide(None, payment::Command::Record { booking_id: booking_id.clone(), amount: price, provider_ref: provider_ref.clone() })?;
-    let (bw, mut outbox) = stage(p, checkup::CONTEXT, &booking_id, 0, None, &booking_events, checkup::apply, &causality)?;
-    let (pw, pe) = stage(p, payment::CONTEXT, &payment_id, 0, None, &payment_events, payment::apply, &causality)?;
+    let payment_events = payment::decide(
+        None,
+        payment::Command::Record {
+            booking_id: booking_id.clone(),
+            amount: price,
+            provider_ref: provider_ref.clone(),
+        },
+    )?;
+    let (bw, mut outbox) = stage(
+        p,
+        checkup::CONTEXT,
+        &booking_id,
+        0,
+        None,
+        &booking_events,
+        checkup::apply,
+        &causality,
+    )?;
+    let (pw, pe) = stage(
+        p,
+        payment::CONTEXT,
+        &payment_id,
+        0,
+        None,
+        &payment_events,
+        payment::apply,
+        &causality,
+    )?;
     outbox.extend(pe);
 
     let view = projector::checkup_view_of(&outbox);
-    let accepted = Accepted { status: 201, body: view, location: Some(format!("/checkups/{booking_id}")) };
+    let accepted = Accepted {
+        status: 201,
+        body: view,
+        location: Some(format!("/checkups/{booking_id}")),
+    };
     let tx = Transaction {
         writes: bw.into_iter().chain(pw).collect(),
-        counters: vec![CounterMove { key: slot, delta: 1, limit: capacity }],
+        counters: vec![CounterMove {
+            key: slot,
+            delta: 1,
+            limit: capacity,
+        }],
         outbox,
         processed: None,
         idempotency: idempotency.as_ref().map(|k| IdempotencyRecord {
@@ -249,8 +321,8 @@ async fn after_failed_commit(
     }
     // The same Idempotency-Key committed first: the provider returned that request's payment,
     // which belongs to the stored booking, so it must not be voided.
-    if let (Some(key), AppError::Conflict(why)) = (idempotency, &err) {
-        if why == &StoreError::IdempotencyKeyTaken.to_string() {
+    if let (Some(key), AppError::Conflict(why)) = (idempotency, &err)
+        && why == &StoreError::IdempotencyKeyTaken.to_string() {
             return match p.store.idempotency(scope, &key.key).await {
                 Ok(Some(first)) => match replay(first, key) {
                     Ok(_) => AppError::Conflict("a request with this Idempotency-Key is being processed; retry to get its result".into()),
@@ -259,14 +331,15 @@ async fn after_failed_commit(
                 _ => AppError::Conflict("a request with this Idempotency-Key is being processed".into()),
             };
         }
-    }
     if let Err(void_err) = p.payments.void(provider_ref, charge_key).await {
         tracing::error!(booking_id, provider_ref, error = %void_err, "payment taken but booking not stored, and the void failed: reconcile");
     } else {
         tracing::info!(booking_id, "booking not stored; payment voided");
     }
     match err {
-        AppError::Conflict(why) if why.contains("no places left") || why.contains("at its limit") => AppError::Conflict("no places left for that date and package".into()),
+        AppError::Conflict(why) if why.contains("no places left") || why.contains("at its limit") => {
+            AppError::Conflict("no places left for that date and package".into())
+        }
         other => other,
     }
 }
@@ -278,7 +351,11 @@ fn replay(first: IdempotencyRecord, key: &IdempotencyKey) -> Result<Accepted, Ap
             "was already used with a different request body; use a new key for a new request",
         )]));
     }
-    Ok(Accepted { status: first.status, body: first.body, location: first.location })
+    Ok(Accepted {
+        status: first.status,
+        body: first.body,
+        location: first.location,
+    })
 }
 
 /// How many times a command reloads and retries after losing a race on one aggregate.
@@ -293,14 +370,39 @@ pub async fn cancel(p: &Platform, actor: &Actor, booking_id: &str, request_id: &
             return Err(AppError::NotFound);
         };
         let events = checkup::decide(Some(&b), checkup::Command::Cancel)?;
-        let causality = Causality { correlation_id: booking_id.to_owned(), causation_id: request_id.to_owned() };
-        let (write, outbox) = stage(p, checkup::CONTEXT, booking_id, version, Some(b), &events, checkup::apply, &causality)?;
+        let causality = Causality {
+            correlation_id: booking_id.to_owned(),
+            causation_id: request_id.to_owned(),
+        };
+        let (write, outbox) = stage(
+            p,
+            checkup::CONTEXT,
+            booking_id,
+            version,
+            Some(b),
+            &events,
+            checkup::apply,
+            &causality,
+        )?;
         let body = serde_json::json!({"id": booking_id, "status": "cancelled"});
-        let accepted = Accepted { status: 202, body, location: Some(format!("/checkups/{booking_id}")) };
+        let accepted = Accepted {
+            status: 202,
+            body,
+            location: Some(format!("/checkups/{booking_id}")),
+        };
         let Some(write) = write else {
             return Ok(accepted);
         };
-        match commit_and_publish(p, Transaction { writes: vec![write], outbox, ..Default::default() }).await {
+        match commit_and_publish(
+            p,
+            Transaction {
+                writes: vec![write],
+                outbox,
+                ..Default::default()
+            },
+        )
+        .await
+        {
             Ok(()) => {
                 tracing::info!(booking_id, correlation_id = booking_id, "check-up cancelled");
                 return Ok(accepted);
@@ -337,24 +439,52 @@ pub async fn decide_as_centre(p: &Platform, booking_id: &str, decision: CentreDe
         let (reservation, rver) = load::<centre::Reservation>(p, &rkey).await?;
         let (bcmd, rcmd) = match &decision {
             CentreDecision::Confirm => (checkup::Command::Confirm, centre::Command::Confirm),
-            CentreDecision::Reject { reason } => (checkup::Command::Reject { reason: reason.clone() }, centre::Command::Reject { reason: reason.clone() }),
+            CentreDecision::Reject { reason } => (
+                checkup::Command::Reject { reason: reason.clone() },
+                centre::Command::Reject { reason: reason.clone() },
+            ),
         };
         let bevents = checkup::decide(Some(&b), bcmd)?;
         let revents = centre::decide(reservation.as_ref(), rcmd)?;
-        let causality = Causality { correlation_id: booking_id.to_owned(), causation_id: request_id.to_owned() };
+        let causality = Causality {
+            correlation_id: booking_id.to_owned(),
+            causation_id: request_id.to_owned(),
+        };
         let (bw, mut outbox) = stage(p, checkup::CONTEXT, booking_id, bver, Some(b), &bevents, checkup::apply, &causality)?;
-        let (rw, re) = stage(p, centre::CONTEXT, booking_id, rver, reservation, &revents, centre::apply, &causality)?;
+        let (rw, re) = stage(
+            p,
+            centre::CONTEXT,
+            booking_id,
+            rver,
+            reservation,
+            &revents,
+            centre::apply,
+            &causality,
+        )?;
         outbox.extend(re);
         let status = match decision {
             CentreDecision::Confirm => "confirmed",
             CentreDecision::Reject { .. } => "rejected",
         };
-        let accepted = Accepted { status: 200, body: serde_json::json!({"id": booking_id, "status": status}), location: None };
+        let accepted = Accepted {
+            status: 200,
+            body: serde_json::json!({"id": booking_id, "status": status}),
+            location: None,
+        };
         let writes: Vec<_> = bw.into_iter().chain(rw).collect();
         if writes.is_empty() {
             return Ok(accepted);
         }
-        match commit_and_publish(p, Transaction { writes, outbox, ..Default::default() }).await {
+        match commit_and_publish(
+            p,
+            Transaction {
+                writes,
+                outbox,
+                ..Default::default()
+            },
+        )
+        .await
+        {
             Ok(()) => {
                 tracing::info!(booking_id, correlation_id = booking_id, status, "centre decided");
                 return Ok(accepted);

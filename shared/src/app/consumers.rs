@@ -9,7 +9,9 @@ use crate::domain::checkup::{self, Booking, Contact};
 use crate::domain::notification::{CheckupNotice, checkup_sms};
 use crate::domain::{availability, centre, payment};
 use crate::events::EventEnvelope;
-use crate::ports::{PaymentGateway, AggregateKey, AggregateWrite, CounterMove, PaymentError, ProcessedMark, SmsError, SmsMessage, StoreError, Transaction};
+use crate::ports::{
+    AggregateKey, AggregateWrite, CounterMove, PaymentError, PaymentGateway, ProcessedMark, SmsError, SmsMessage, StoreError, Transaction,
+};
 
 /// The notifier's own table of whom to tell about a case.
 pub const CONTACTS: &str = "notification";
@@ -37,7 +39,11 @@ impl From<AppError> for ConsumerError {
 
 impl From<StoreError> for ConsumerError {
     fn from(e: StoreError) -> Self {
-        if e.is_retryable() { Self::Retryable(e.to_string()) } else { Self::Permanent(e.to_string()) }
+        if e.is_retryable() {
+            Self::Retryable(e.to_string())
+        } else {
+            Self::Permanent(e.to_string())
+        }
     }
 }
 
@@ -82,7 +88,10 @@ pub async fn dispatch(p: &Platform, target: &str, event: &EventEnvelope) -> Resu
 }
 
 fn mark(consumer: &str, event: &EventEnvelope) -> Option<ProcessedMark> {
-    Some(ProcessedMark { consumer: consumer.to_owned(), event_id: event.id.clone() })
+    Some(ProcessedMark {
+        consumer: consumer.to_owned(),
+        event_id: event.id.clone(),
+    })
 }
 
 /// Commits a consumer's transaction; a dedup-mark collision means a concurrent or earlier
@@ -118,14 +127,35 @@ async fn centre_worklist(p: &Platform, event: &EventEnvelope) -> Result<Handled,
     let key = AggregateKey::new(centre::CONTEXT, &event.aggregate_id);
     let (state, version) = load::<centre::Reservation>(p, &key).await?;
     let events = centre::decide(state.as_ref(), command).map_err(AppError::from)?;
-    let (write, outbox) = stage(p, centre::CONTEXT, &event.aggregate_id, version, state, &events, centre::apply, &event.caused())?;
-    commit_once(p, Transaction { writes: write.into_iter().collect(), outbox, processed: mark(NAME, event), ..Default::default() }).await
+    let (write, outbox) = stage(
+        p,
+        centre::CONTEXT,
+        &event.aggregate_id,
+        version,
+        state,
+        &events,
+        centre::apply,
+        &event.caused(),
+    )?;
+    commit_once(
+        p,
+        Transaction {
+            writes: write.into_iter().collect(),
+            outbox,
+            processed: mark(NAME, event),
+            ..Default::default()
+        },
+    )
+    .await
 }
 
 /// Gives the place of a cancelled or rejected booking back, once.
 async fn availability_release(p: &Platform, event: &EventEnvelope) -> Result<Handled, ConsumerError> {
     const NAME: &str = "availability-release";
-    if !matches!(event.decode::<checkup::Event>()?, checkup::Event::CheckupCancelled {} | checkup::Event::CheckupRejected { .. }) {
+    if !matches!(
+        event.decode::<checkup::Event>()?,
+        checkup::Event::CheckupCancelled {} | checkup::Event::CheckupRejected { .. }
+    ) {
         return Ok(Handled::Skipped);
     }
     if p.store.is_processed(NAME, &event.id).await? {
@@ -134,7 +164,11 @@ async fn availability_release(p: &Platform, event: &EventEnvelope) -> Result<Han
     let booking = booking_of(p, event).await?;
     let slot = availability::slot_key(booking.date, booking.package);
     let tx = Transaction {
-        counters: vec![CounterMove { key: slot.clone(), delta: -1, limit: i64::MAX }],
+        counters: vec![CounterMove {
+            key: slot.clone(),
+            delta: -1,
+            limit: i64::MAX,
+        }],
         processed: mark(NAME, event),
         ..Default::default()
     };
@@ -149,7 +183,10 @@ async fn availability_release(p: &Platform, event: &EventEnvelope) -> Result<Han
 /// Refunds the payment of a cancelled or rejected booking, once.
 async fn payment_refund(p: &Platform, event: &EventEnvelope) -> Result<Handled, ConsumerError> {
     const NAME: &str = "payment-refund";
-    if !matches!(event.decode::<checkup::Event>()?, checkup::Event::CheckupCancelled {} | checkup::Event::CheckupRejected { .. }) {
+    if !matches!(
+        event.decode::<checkup::Event>()?,
+        checkup::Event::CheckupCancelled {} | checkup::Event::CheckupRejected { .. }
+    ) {
         return Ok(Handled::Skipped);
     }
     if p.store.is_processed(NAME, &event.id).await? {
@@ -159,19 +196,39 @@ async fn payment_refund(p: &Platform, event: &EventEnvelope) -> Result<Handled, 
     let key = AggregateKey::new(payment::CONTEXT, &booking.payment_id);
     let (state, version) = load::<payment::Payment>(p, &key).await?;
     let Some(pay) = state else {
-        return Err(ConsumerError::Permanent(format!("payment {} of booking {} is missing", booking.payment_id, booking.id)));
+        return Err(ConsumerError::Permanent(format!(
+            "payment {} of booking {} is missing",
+            booking.payment_id, booking.id
+        )));
     };
     let events = payment::decide(Some(&pay), payment::Command::RecordRefund).map_err(AppError::from)?;
     if !events.is_empty() {
         // The provider's idempotency key is the payment id: any redelivery, of this event or
         // of another ending the same booking, refunds at most once.
-        p.payments.refund(&pay.provider_ref, pay.amount, &format!("refund-{}", pay.id)).await.map_err(|e| match e {
-            PaymentError::Declined(why) => ConsumerError::Permanent(format!("refund refused: {why}")),
-            other => ConsumerError::Retryable(other.to_string()),
-        })?;
+        p.payments
+            .refund(&pay.provider_ref, pay.amount, &format!("refund-{}", pay.id))
+            .await
+            .map_err(|e| match e {
+                PaymentError::Declined(why) => ConsumerError::Permanent(format!("refund refused: {why}")),
+                other => ConsumerError::Retryable(other.to_string()),
+            })?;
     }
-    let (write, outbox) = stage(p, payment::CONTEXT, &pay.id.clone(), version, Some(pay), &events, payment::apply, &event.caused())?;
-    let tx = Transaction { writes: write.into_iter().collect(), outbox, processed: mark(NAME, event), ..Default::default() };
+    let (write, outbox) = stage(
+        p,
+        payment::CONTEXT,
+        &pay.id.clone(),
+        version,
+        Some(pay),
+        &events,
+        payment::apply,
+        &event.caused(),
+    )?;
+    let tx = Transaction {
+        writes: write.into_iter().collect(),
+        outbox,
+        processed: mark(NAME, event),
+        ..Default::default()
+    };
     let handled = commit_once(p, tx).await?;
     if handled == Handled::Applied {
         tracing::info!(booking_id = %booking.id, "payment refunded");
@@ -194,7 +251,12 @@ async fn sms_notifier(p: &Platform, event: &EventEnvelope) -> Result<Handled, Co
             checkup::Event::CheckupBooked { date, contact, .. } => {
                 let (known, version) = load::<Contact>(p, &contact_key).await?;
                 if known.is_none() {
-                    contact_write = Some(AggregateWrite { key: contact_key.clone(), expected_version: version, new_version: 1, state: serde_json::to_value(&contact)? });
+                    contact_write = Some(AggregateWrite {
+                        key: contact_key.clone(),
+                        expected_version: version,
+                        new_version: 1,
+                        state: serde_json::to_value(&contact)?,
+                    });
                 }
                 (CheckupNotice::Booked { date }, contact)
             }
@@ -208,14 +270,26 @@ async fn sms_notifier(p: &Platform, event: &EventEnvelope) -> Result<Handled, Co
         },
         _ => return Ok(Handled::Skipped),
     };
-    let message = SmsMessage { key: event.id.clone(), to: contact.phone.clone(), body: checkup_sms(contact.locale, &case, notice) };
+    let message = SmsMessage {
+        key: event.id.clone(),
+        to: contact.phone.clone(),
+        body: checkup_sms(contact.locale, &case, notice),
+    };
     match p.sms.send(&message).await {
         Ok(message_id) => tracing::info!(to = %contact.phone.masked(), message_id = %message_id, "sms sent"),
         // An opted-out or invalid number will not become valid by retrying: record and move on.
         Err(SmsError::Refused(why)) => tracing::warn!(to = %contact.phone.masked(), reason = %why, "sms refused by the channel"),
         Err(SmsError::Transient(why)) => return Err(ConsumerError::Retryable(why)),
     }
-    commit_once(p, Transaction { writes: contact_write.into_iter().collect(), processed: mark(NAME, event), ..Default::default() }).await
+    commit_once(
+        p,
+        Transaction {
+            writes: contact_write.into_iter().collect(),
+            processed: mark(NAME, event),
+            ..Default::default()
+        },
+    )
+    .await
 }
 
 async fn known_contact(p: &Platform, key: &AggregateKey) -> Result<Contact, ConsumerError> {

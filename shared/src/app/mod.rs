@@ -102,7 +102,10 @@ impl From<StoreError> for AppError {
             StoreError::VersionConflict(_) => Self::Conflict("the case was changed concurrently; reload and retry".into()),
             StoreError::CounterExhausted(_) => Self::Conflict("no places left".into()),
             StoreError::AlreadyProcessed | StoreError::IdempotencyKeyTaken => Self::Conflict(e.to_string()),
-            StoreError::Unavailable(reason) => Self::Unavailable { reason, retry_after: Duration::from_secs(1) },
+            StoreError::Unavailable(reason) => Self::Unavailable {
+                reason,
+                retry_after: Duration::from_secs(1),
+            },
             StoreError::Corrupt(detail) => Self::Internal(detail),
         }
     }
@@ -112,8 +115,14 @@ impl From<PaymentError> for AppError {
     fn from(e: PaymentError) -> Self {
         match e {
             PaymentError::Declined(why) => Self::PaymentDeclined(why),
-            PaymentError::Timeout => Self::Unavailable { reason: "the payment provider did not answer in time".into(), retry_after: Duration::from_secs(5) },
-            PaymentError::Unavailable(_) => Self::Unavailable { reason: "the payment provider is unavailable".into(), retry_after: Duration::from_secs(5) },
+            PaymentError::Timeout => Self::Unavailable {
+                reason: "the payment provider did not answer in time".into(),
+                retry_after: Duration::from_secs(5),
+            },
+            PaymentError::Unavailable(_) => Self::Unavailable {
+                reason: "the payment provider is unavailable".into(),
+                retry_after: Duration::from_secs(5),
+            },
             PaymentError::CircuitOpen { retry_after } => Self::Unavailable {
                 reason: "the payment provider is overloaded; please pay again shortly".into(),
                 retry_after: retry_after.max(Duration::from_secs(1)),

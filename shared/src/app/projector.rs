@@ -69,7 +69,13 @@ impl CheckupView {
         }
         match context.as_str() {
             checkup::CONTEXT => match e.decode::<checkup::Event>() {
-                Ok(checkup::Event::CheckupBooked { patient_sub, date, package, price, .. }) => {
+                Ok(checkup::Event::CheckupBooked {
+                    patient_sub,
+                    date,
+                    package,
+                    price,
+                    ..
+                }) => {
                     self.patient_sub = patient_sub;
                     self.date = Some(date);
                     self.package = Some(package);
@@ -108,7 +114,10 @@ impl CheckupView {
 
     fn set_status(&mut self, status: &str, at: DateTime<Utc>) {
         self.status = Some(status.to_owned());
-        self.timeline.push(TimelineEntry { status: status.to_owned(), at });
+        self.timeline.push(TimelineEntry {
+            status: status.to_owned(),
+            at,
+        });
     }
 
     /// The view as the API shows it, once the booking itself is known.
@@ -139,7 +148,10 @@ impl CheckupView {
 
 /// The API view of a case from its first events, for a command's own response.
 pub fn checkup_view_of(events: &[EventEnvelope]) -> serde_json::Value {
-    let mut view = CheckupView { id: events.first().map(|e| e.correlation_id.clone()).unwrap_or_default(), ..Default::default() };
+    let mut view = CheckupView {
+        id: events.first().map(|e| e.correlation_id.clone()).unwrap_or_default(),
+        ..Default::default()
+    };
     for e in events {
         view.apply(e);
     }
@@ -150,7 +162,10 @@ pub fn checkup_view_of(events: &[EventEnvelope]) -> serde_json::Value {
 /// is retried, so concurrent projector invocations never lose an update.
 pub async fn project(p: &Platform, e: &EventEnvelope) -> Result<bool, AppError> {
     if p.faults.is_on(faults::PROJECTOR) {
-        return Err(AppError::Unavailable { reason: "injected projector failure".into(), retry_after: std::time::Duration::from_millis(100) });
+        return Err(AppError::Unavailable {
+            reason: "injected projector failure".into(),
+            retry_after: std::time::Duration::from_millis(100),
+        });
     }
     if !matches!(context_of(&e.source), checkup::CONTEXT | payment::CONTEXT | centre::CONTEXT) {
         return Ok(false);
@@ -159,7 +174,13 @@ pub async fn project(p: &Platform, e: &EventEnvelope) -> Result<bool, AppError> 
         let existing = p.views.get(&e.correlation_id).await?;
         let (mut view, revision) = match &existing {
             Some(r) => (serde_json::from_value::<CheckupView>(r.body.clone())?, r.revision),
-            None => (CheckupView { id: e.correlation_id.clone(), ..Default::default() }, 0),
+            None => (
+                CheckupView {
+                    id: e.correlation_id.clone(),
+                    ..Default::default()
+                },
+                0,
+            ),
         };
         if !view.apply(e) {
             return Ok(false);
@@ -180,5 +201,8 @@ pub async fn project(p: &Platform, e: &EventEnvelope) -> Result<bool, AppError> 
             Err(err) => return Err(err.into()),
         }
     }
-    Err(AppError::Unavailable { reason: "view contention".into(), retry_after: std::time::Duration::from_millis(100) })
+    Err(AppError::Unavailable {
+        reason: "view contention".into(),
+        retry_after: std::time::Duration::from_millis(100),
+    })
 }

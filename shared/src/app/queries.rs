@@ -98,11 +98,28 @@ pub async fn my_checkups(p: &Platform, actor: &Actor, params: &ListParams) -> Re
         errors.push(FieldError::new("status", "is not a filter of this list"));
     }
     let limit = parse_limit(params.limit.as_deref()).map_err(|e| errors.push(e)).ok();
-    let after = params.cursor.as_deref().map(decode_cursor).transpose().map_err(|e| errors.push(e)).ok().flatten();
+    let after = params
+        .cursor
+        .as_deref()
+        .map(decode_cursor)
+        .transpose()
+        .map_err(|e| errors.push(e))
+        .ok()
+        .flatten();
     let Some(limit) = limit.filter(|_| errors.is_empty()) else {
         return Err(AppError::Invalid(errors));
     };
-    page(p, ViewQuery { flow: FLOW.into(), owner: Some(actor.sub.clone()), after, limit, ..Default::default() }).await
+    page(
+        p,
+        ViewQuery {
+            flow: FLOW.into(),
+            owner: Some(actor.sub.clone()),
+            after,
+            limit,
+            ..Default::default()
+        },
+    )
+    .await
 }
 
 /// The centre's work list, optionally for one date and one status, newest first.
@@ -111,14 +128,30 @@ pub async fn centre_list(p: &Platform, params: &ListParams) -> Result<Page, AppE
     let date = params
         .date
         .as_deref()
-        .map(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| FieldError::new("date", "must be a date in the form YYYY-MM-DD")))
+        .map(|d| {
+            chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| FieldError::new("date", "must be a date in the form YYYY-MM-DD"))
+        })
         .transpose()
         .map_err(|e| errors.push(e))
         .ok()
         .flatten();
-    let status = params.status.as_deref().map(BookingStatus::parse).transpose().map_err(|e| errors.push(e)).ok().flatten();
+    let status = params
+        .status
+        .as_deref()
+        .map(BookingStatus::parse)
+        .transpose()
+        .map_err(|e| errors.push(e))
+        .ok()
+        .flatten();
     let limit = parse_limit(params.limit.as_deref()).map_err(|e| errors.push(e)).ok();
-    let after = params.cursor.as_deref().map(decode_cursor).transpose().map_err(|e| errors.push(e)).ok().flatten();
+    let after = params
+        .cursor
+        .as_deref()
+        .map(decode_cursor)
+        .transpose()
+        .map_err(|e| errors.push(e))
+        .ok()
+        .flatten();
     let Some(limit) = limit.filter(|_| errors.is_empty()) else {
         return Err(AppError::Invalid(errors));
     };
@@ -142,8 +175,19 @@ mod tests {
 
     #[test]
     fn a_cursor_round_trips_and_garbage_is_refused() {
-        let at = DateTime::parse_from_rfc3339("2026-11-21T09:30:00.123456Z").expect("ts").with_timezone(&Utc);
-        let r = ViewRecord { id: "01J".into(), flow: FLOW.into(), owner: "p".into(), date: None, status: None, created_at: at, revision: 1, body: serde_json::json!({}) };
+        let at = DateTime::parse_from_rfc3339("2026-11-21T09:30:00.123456Z")
+            .expect("ts")
+            .with_timezone(&Utc);
+        let r = ViewRecord {
+            id: "01J".into(),
+            flow: FLOW.into(),
+            owner: "p".into(),
+            date: None,
+            status: None,
+            created_at: at,
+            revision: 1,
+            body: serde_json::json!({}),
+        };
         assert_eq!(decode_cursor(&encode_cursor(&r)), Ok((at, "01J".to_owned())));
         assert!(decode_cursor("!!!").is_err());
         assert!(decode_cursor(&URL_SAFE_NO_PAD.encode("nope")).is_err());

@@ -22,13 +22,15 @@ pub async fn publish(p: &Platform, events: &[EventEnvelope]) -> RelayReport {
     for (id, reason) in &outcome.failed {
         tracing::warn!(event_id = %id, reason = %reason, "publish failed; the sweeper will retry");
     }
-    if !outcome.published.is_empty() {
-        if let Err(e) = p.outbox.mark_published(&outcome.published).await {
+    if !outcome.published.is_empty()
+        && let Err(e) = p.outbox.mark_published(&outcome.published).await {
             // Unmarked events are published again by the sweeper; consumers dedup on id.
             tracing::warn!(error = %e, "could not mark events published");
         }
+    RelayReport {
+        published: outcome.published.len(),
+        failed: outcome.failed.len(),
     }
-    RelayReport { published: outcome.published.len(), failed: outcome.failed.len() }
 }
 
 /// Republishes outbox events older than `grace` that were never marked published.

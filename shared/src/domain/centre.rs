@@ -90,21 +90,31 @@ pub fn decide(state: Option<&Reservation>, command: Command) -> Result<Vec<Event
         (None, Command::Withdraw) => Ok(vec![Event::ReservationWithdrawn {}]),
         (Some(Received | Confirmed), Command::Withdraw) => Ok(vec![Event::ReservationWithdrawn {}]),
         (Some(Rejected | Withdrawn), Command::Withdraw) => Ok(vec![]),
-        (None, Command::Confirm | Command::Reject { .. }) => {
-            Err(DomainError::IllegalTransition("the booking has not reached the centre's work list yet".into()))
-        }
+        (None, Command::Confirm | Command::Reject { .. }) => Err(DomainError::IllegalTransition(
+            "the booking has not reached the centre's work list yet".into(),
+        )),
         (Some(Received), Command::Confirm) => Ok(vec![Event::ReservationConfirmed {}]),
         (Some(Confirmed), Command::Confirm) => Ok(vec![]),
         (Some(Received), Command::Reject { reason }) => Ok(vec![Event::ReservationRejected { reason }]),
         (Some(Rejected), Command::Reject { .. }) => Ok(vec![]),
-        (Some(s), Command::Confirm) => Err(DomainError::IllegalTransition(format!("a {} reservation cannot be confirmed", s.as_str()))),
-        (Some(s), Command::Reject { .. }) => Err(DomainError::IllegalTransition(format!("a {} reservation cannot be rejected", s.as_str()))),
+        (Some(s), Command::Confirm) => Err(DomainError::IllegalTransition(format!(
+            "a {} reservation cannot be confirmed",
+            s.as_str()
+        ))),
+        (Some(s), Command::Reject { .. }) => Err(DomainError::IllegalTransition(format!(
+            "a {} reservation cannot be rejected",
+            s.as_str()
+        ))),
     }
 }
 
 /// Applies a reservation event.
 pub fn apply(state: Option<Reservation>, booking_id: &str, event: &Event) -> Option<Reservation> {
-    let mut r = state.unwrap_or(Reservation { booking_id: booking_id.to_owned(), status: ReservationStatus::Received, reason: None });
+    let mut r = state.unwrap_or(Reservation {
+        booking_id: booking_id.to_owned(),
+        status: ReservationStatus::Received,
+        reason: None,
+    });
     match event {
         Event::ReservationReceived {} => r.status = ReservationStatus::Received,
         Event::ReservationConfirmed {} => r.status = ReservationStatus::Confirmed,
@@ -129,7 +139,10 @@ mod tests {
     #[test]
     fn a_received_booking_can_be_confirmed() {
         let r = run(None, Command::Receive).expect("recv");
-        assert_eq!(run(r, Command::Confirm).expect("ok").map(|r| r.status), Some(ReservationStatus::Confirmed));
+        assert_eq!(
+            run(r, Command::Confirm).expect("ok").map(|r| r.status),
+            Some(ReservationStatus::Confirmed)
+        );
     }
 
     #[test]

@@ -58,7 +58,11 @@ pub struct PriceList {
 
 impl Default for PriceList {
     fn default() -> Self {
-        Self { basic: Won(100_000), standard: Won(250_000), premium: Won(500_000) }
+        Self {
+            basic: Won(100_000),
+            standard: Won(250_000),
+            premium: Won(500_000),
+        }
     }
 }
 
@@ -244,17 +248,25 @@ pub fn decide(state: Option<&Booking>, command: Command) -> Result<Vec<Event>, D
         (Some(b), Command::Confirm) => match b.status {
             Booked => Ok(vec![Event::CheckupConfirmed {}]),
             Confirmed => Ok(vec![]),
-            other => Err(DomainError::IllegalTransition(format!("a {} booking cannot be confirmed", other.as_str()))),
+            other => Err(DomainError::IllegalTransition(format!(
+                "a {} booking cannot be confirmed",
+                other.as_str()
+            ))),
         },
         (Some(b), Command::Reject { reason }) => match b.status {
             Booked => Ok(vec![Event::CheckupRejected { reason }]),
             Rejected => Ok(vec![]),
-            other => Err(DomainError::IllegalTransition(format!("a {} booking cannot be rejected", other.as_str()))),
+            other => Err(DomainError::IllegalTransition(format!(
+                "a {} booking cannot be rejected",
+                other.as_str()
+            ))),
         },
         (Some(b), Command::Cancel) => match b.status {
             Booked | Confirmed => Ok(vec![Event::CheckupCancelled {}]),
             Cancelled => Ok(vec![]),
-            Rejected => Err(DomainError::IllegalTransition("a rejected booking cannot be cancelled; its payment is refunded".into())),
+            Rejected => Err(DomainError::IllegalTransition(
+                "a rejected booking cannot be cancelled; its payment is refunded".into(),
+            )),
         },
     }
 }
@@ -262,7 +274,17 @@ pub fn decide(state: Option<&Booking>, command: Command) -> Result<Vec<Event>, D
 /// Applies an event to a booking. `id` is the aggregate id the event belongs to.
 pub fn apply(state: Option<Booking>, id: &str, event: &Event) -> Option<Booking> {
     match (state, event) {
-        (None, Event::CheckupBooked { patient_sub, date, package, price, payment_id, .. }) => Some(Booking {
+        (
+            None,
+            Event::CheckupBooked {
+                patient_sub,
+                date,
+                package,
+                price,
+                payment_id,
+                ..
+            },
+        ) => Some(Booking {
             id: id.to_owned(),
             patient_sub: patient_sub.clone(),
             date: *date,
@@ -326,33 +348,57 @@ mod tests {
         let booked = given(&decide(None, Command::Book(book())).expect("booked"));
         let events = decide(booked.as_ref(), Command::Confirm).expect("confirm");
         assert_eq!(events, vec![Event::CheckupConfirmed {}]);
-        let confirmed = given(&[decide(None, Command::Book(book())).expect("b").remove(0), Event::CheckupConfirmed {}]);
+        let confirmed = given(&[
+            decide(None, Command::Book(book())).expect("b").remove(0),
+            Event::CheckupConfirmed {},
+        ]);
         assert_eq!(decide(confirmed.as_ref(), Command::Confirm).expect("again"), vec![]);
     }
 
     #[test]
     fn a_cancelled_checkup_cannot_be_confirmed_or_rejected() {
-        let cancelled = given(&[decide(None, Command::Book(book())).expect("b").remove(0), Event::CheckupCancelled {}]);
-        assert!(matches!(decide(cancelled.as_ref(), Command::Confirm), Err(DomainError::IllegalTransition(_))));
-        assert!(matches!(decide(cancelled.as_ref(), Command::Reject { reason: "x".into() }), Err(DomainError::IllegalTransition(_))));
+        let cancelled = given(&[
+            decide(None, Command::Book(book())).expect("b").remove(0),
+            Event::CheckupCancelled {},
+        ]);
+        assert!(matches!(
+            decide(cancelled.as_ref(), Command::Confirm),
+            Err(DomainError::IllegalTransition(_))
+        ));
+        assert!(matches!(
+            decide(cancelled.as_ref(), Command::Reject { reason: "x".into() }),
+            Err(DomainError::IllegalTransition(_))
+        ));
     }
 
     #[test]
     fn cancelling_twice_is_harmless() {
-        let cancelled = given(&[decide(None, Command::Book(book())).expect("b").remove(0), Event::CheckupCancelled {}]);
+        let cancelled = given(&[
+            decide(None, Command::Book(book())).expect("b").remove(0),
+            Event::CheckupCancelled {},
+        ]);
         assert_eq!(decide(cancelled.as_ref(), Command::Cancel).expect("again"), vec![]);
     }
 
     #[test]
     fn a_confirmed_checkup_can_still_be_cancelled_but_not_rejected() {
-        let confirmed = given(&[decide(None, Command::Book(book())).expect("b").remove(0), Event::CheckupConfirmed {}]);
-        assert_eq!(decide(confirmed.as_ref(), Command::Cancel).expect("cancel"), vec![Event::CheckupCancelled {}]);
+        let confirmed = given(&[
+            decide(None, Command::Book(book())).expect("b").remove(0),
+            Event::CheckupConfirmed {},
+        ]);
+        assert_eq!(
+            decide(confirmed.as_ref(), Command::Cancel).expect("cancel"),
+            vec![Event::CheckupCancelled {}]
+        );
         assert!(decide(confirmed.as_ref(), Command::Reject { reason: "full".into() }).is_err());
     }
 
     #[test]
     fn a_rejected_checkup_cannot_be_cancelled() {
-        let rejected = given(&[decide(None, Command::Book(book())).expect("b").remove(0), Event::CheckupRejected { reason: "r".into() }]);
+        let rejected = given(&[
+            decide(None, Command::Book(book())).expect("b").remove(0),
+            Event::CheckupRejected { reason: "r".into() },
+        ]);
         assert!(decide(rejected.as_ref(), Command::Cancel).is_err());
     }
 

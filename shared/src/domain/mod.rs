@@ -24,7 +24,10 @@ pub struct FieldError {
 impl FieldError {
     /// A refusal of `field` for `detail`.
     pub fn new(field: impl Into<String>, detail: impl Into<String>) -> Self {
-        Self { field: field.into(), detail: detail.into() }
+        Self {
+            field: field.into(),
+            detail: detail.into(),
+        }
     }
 }
 
@@ -52,7 +55,7 @@ impl fmt::Display for Won {
         let digits = self.0.to_string();
         let mut out = String::with_capacity(digits.len() + digits.len() / 3);
         for (i, c) in digits.chars().enumerate() {
-            if i > 0 && (digits.len() - i) % 3 == 0 {
+            if i > 0 && (digits.len() - i).is_multiple_of(3) {
                 out.push(',');
             }
             out.push(c);
@@ -162,8 +165,13 @@ impl PersonName {
         if len > 50 {
             return Err(FieldError::new("name", "must be at most 50 characters"));
         }
-        if name.chars().any(|c| c.is_control() || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')) {
-            return Err(FieldError::new("name", "must not contain control or invisible formatting characters"));
+        if name.chars().any(|c| {
+            c.is_control() || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+        }) {
+            return Err(FieldError::new(
+                "name",
+                "must not contain control or invisible formatting characters",
+            ));
         }
         Ok(Self(name.to_owned()))
     }
@@ -211,8 +219,7 @@ pub fn today_in_korea(now: DateTime<Utc>) -> NaiveDate {
 /// Parses a calendar date (`YYYY-MM-DD`) that must be today or later in Korea and
 /// at most `horizon_days` ahead.
 pub fn parse_future_date(field: &str, raw: &str, now: DateTime<Utc>, horizon_days: i64) -> Result<NaiveDate, FieldError> {
-    let date = NaiveDate::parse_from_str(raw, "%Y-%m-%d")
-        .map_err(|_| FieldError::new(field, "must be a date in the form YYYY-MM-DD"))?;
+    let date = NaiveDate::parse_from_str(raw, "%Y-%m-%d").map_err(|_| FieldError::new(field, "must be a date in the form YYYY-MM-DD"))?;
     let today = today_in_korea(now);
     if date < today {
         return Err(FieldError::new(field, format!("must not be in the past (today is {today})")));
@@ -279,7 +286,9 @@ mod tests {
 
     #[test]
     fn a_past_date_is_refused_and_today_is_accepted() {
-        let now = DateTime::parse_from_rfc3339("2026-11-21T00:30:00Z").expect("ts").with_timezone(&Utc);
+        let now = DateTime::parse_from_rfc3339("2026-11-21T00:30:00Z")
+            .expect("ts")
+            .with_timezone(&Utc);
         assert!(parse_future_date("date", "2026-11-20", now, 365).is_err());
         assert!(parse_future_date("date", "2026-11-21", now, 365).is_ok());
         assert!(parse_future_date("date", "2026-13-01", now, 365).is_err());

@@ -85,9 +85,18 @@ pub enum Event {
 /// Decides a payment command. Recording a refund twice decides nothing.
 pub fn decide(state: Option<&Payment>, command: Command) -> Result<Vec<Event>, DomainError> {
     match (state, command) {
-        (None, Command::Record { booking_id, amount, provider_ref }) => {
-            Ok(vec![Event::PaymentCaptured { booking_id, amount, provider_ref }])
-        }
+        (
+            None,
+            Command::Record {
+                booking_id,
+                amount,
+                provider_ref,
+            },
+        ) => Ok(vec![Event::PaymentCaptured {
+            booking_id,
+            amount,
+            provider_ref,
+        }]),
         (Some(_), Command::Record { .. }) => Err(DomainError::IllegalTransition("payment already recorded".into())),
         (None, Command::RecordRefund) => Err(DomainError::NotFound),
         (Some(p), Command::RecordRefund) => match p.status {
@@ -101,7 +110,14 @@ pub fn decide(state: Option<&Payment>, command: Command) -> Result<Vec<Event>, D
 /// Applies a payment event.
 pub fn apply(state: Option<Payment>, id: &str, event: &Event) -> Option<Payment> {
     match (state, event) {
-        (None, Event::PaymentCaptured { booking_id, amount, provider_ref }) => Some(Payment {
+        (
+            None,
+            Event::PaymentCaptured {
+                booking_id,
+                amount,
+                provider_ref,
+            },
+        ) => Some(Payment {
             id: id.to_owned(),
             booking_id: booking_id.clone(),
             amount: *amount,
@@ -121,7 +137,15 @@ mod tests {
     use super::*;
 
     fn paid() -> Option<Payment> {
-        let events = decide(None, Command::Record { booking_id: "b".into(), amount: Won(10), provider_ref: "r".into() }).expect("ok");
+        let events = decide(
+            None,
+            Command::Record {
+                booking_id: "b".into(),
+                amount: Won(10),
+                provider_ref: "r".into(),
+            },
+        )
+        .expect("ok");
         events.iter().fold(None, |s, e| apply(s, "p", e))
     }
 

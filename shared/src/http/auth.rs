@@ -40,7 +40,10 @@ pub struct DevTokens {
 
 impl std::fmt::Debug for DevTokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DevTokens").field("issuer", &self.issuer).field("audience", &self.audience).finish_non_exhaustive()
+        f.debug_struct("DevTokens")
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .finish_non_exhaustive()
     }
 }
 
@@ -86,7 +89,10 @@ impl DevTokens {
         if data.claims.sub.is_empty() {
             return Err(TokenError("empty subject".into()));
         }
-        Ok(Claims { sub: data.claims.sub, groups: data.claims.groups })
+        Ok(Claims {
+            sub: data.claims.sub,
+            groups: data.claims.groups,
+        })
     }
 }
 
@@ -98,7 +104,13 @@ mod tests {
     fn an_issued_token_verifies_with_its_groups() {
         let t = DevTokens::new(b"secret");
         let token = t.issue("p1", &["patient".into()], 60).expect("issued");
-        assert_eq!(t.verify(&token), Ok(Claims { sub: "p1".into(), groups: vec!["patient".into()] }));
+        assert_eq!(
+            t.verify(&token),
+            Ok(Claims {
+                sub: "p1".into(),
+                groups: vec!["patient".into()]
+            })
+        );
     }
 
     #[test]

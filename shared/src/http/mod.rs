@@ -91,12 +91,22 @@ impl From<AppError> for Problem {
         match e {
             AppError::Invalid(errors) => {
                 let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
-                let mut p = Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "validation", "Invalid input", format!("invalid field(s): {}", fields.join(", ")));
+                let mut p = Problem::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "validation",
+                    "Invalid input",
+                    format!("invalid field(s): {}", fields.join(", ")),
+                );
                 p.errors = errors;
                 p
             }
             AppError::Malformed(detail) => Problem::new(StatusCode::BAD_REQUEST, "malformed", "Malformed request", detail),
-            AppError::Unauthorized => Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized", "a valid bearer token is required"),
+            AppError::Unauthorized => Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "Unauthorized",
+                "a valid bearer token is required",
+            ),
             AppError::Forbidden(detail) => Problem::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", detail),
             AppError::NotFound => Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found", "no such resource"),
             AppError::Conflict(detail) => Problem::new(StatusCode::CONFLICT, "conflict", "Conflict", detail),
@@ -158,7 +168,12 @@ pub fn parse_groups(raw: &str) -> Vec<String> {
     if let Ok(list) = serde_json::from_str::<Vec<String>>(raw) {
         return list;
     }
-    raw.trim_matches(|c| c == '[' || c == ']').split([' ', ',']).map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+    raw.trim_matches(|c| c == '[' || c == ']')
+        .split([' ', ','])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Claims {
@@ -168,11 +183,16 @@ impl<S: Send + Sync> FromRequestParts<S> for Claims {
         if let Some(claims) = parts.extensions.get::<Claims>() {
             return Ok(claims.clone());
         }
-        if let Some(lambda_http::request::RequestContext::ApiGatewayV2(ctx)) = parts.extensions.get::<lambda_http::request::RequestContext>() {
-            if let Some(claims) = ctx.authorizer.as_ref().and_then(|a| a.jwt.as_ref()).and_then(|jwt| Claims::from_authorizer(&jwt.claims)) {
+        if let Some(lambda_http::request::RequestContext::ApiGatewayV2(ctx)) =
+            parts.extensions.get::<lambda_http::request::RequestContext>()
+            && let Some(claims) = ctx
+                .authorizer
+                .as_ref()
+                .and_then(|a| a.jwt.as_ref())
+                .and_then(|jwt| Claims::from_authorizer(&jwt.claims))
+            {
                 return Ok(claims);
             }
-        }
         Err(ApiError(AppError::Unauthorized))
     }
 }
@@ -185,11 +205,11 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        if let Some(lambda_http::request::RequestContext::ApiGatewayV2(ctx)) = parts.extensions.get::<lambda_http::request::RequestContext>() {
-            if let Some(id) = ctx.request_id.as_ref().filter(|id| !id.is_empty()) {
+        if let Some(lambda_http::request::RequestContext::ApiGatewayV2(ctx)) =
+            parts.extensions.get::<lambda_http::request::RequestContext>()
+            && let Some(id) = ctx.request_id.as_ref().filter(|id| !id.is_empty()) {
                 return Ok(Self(id.clone()));
             }
-        }
         let header = parts.headers.get("x-request-id").and_then(|v| v.to_str().ok());
         match header.filter(|h| !h.is_empty() && h.len() <= 128 && h.bytes().all(|b| b.is_ascii_graphic())) {
             Some(h) => Ok(Self(h.to_owned())),
@@ -209,7 +229,8 @@ pub fn parse_json<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Resu
     let mut de = serde_json::Deserializer::from_slice(body);
     match serde_path_to_error::deserialize::<_, T>(&mut de) {
         Ok(v) => {
-            de.end().map_err(|e| ApiError(AppError::Malformed(format!("the body is not valid JSON: {e}"))))?;
+            de.end()
+                .map_err(|e| ApiError(AppError::Malformed(format!("the body is not valid JSON: {e}"))))?;
             Ok(v)
         }
         Err(err) => {
@@ -235,9 +256,12 @@ pub fn parse_json<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Resu
 /// Turns the media-type marker into a 415 problem; every other error maps as usual.
 pub fn problem_of(e: ApiError) -> Problem {
     match e.0 {
-        AppError::Malformed(m) if m == "UNSUPPORTED_MEDIA_TYPE" => {
-            Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported media type", "send the body as application/json")
-        }
+        AppError::Malformed(m) if m == "UNSUPPORTED_MEDIA_TYPE" => Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Unsupported media type",
+            "send the body as application/json",
+        ),
         other => other.into(),
     }
 }
@@ -282,7 +306,13 @@ mod tests {
 
     #[test]
     fn broken_json_is_a_bad_request_and_other_media_types_are_refused() {
-        assert!(matches!(parse_json::<Body>(&json_headers(), b"{").expect_err("bad").0, AppError::Malformed(_)));
-        assert_eq!(problem_of(parse_json::<Body>(&HeaderMap::new(), b"{}").expect_err("415")).status, 415);
+        assert!(matches!(
+            parse_json::<Body>(&json_headers(), b"{").expect_err("bad").0,
+            AppError::Malformed(_)
+        ));
+        assert_eq!(
+            problem_of(parse_json::<Body>(&HeaderMap::new(), b"{}").expect_err("415")).status,
+            415
+        );
     }
 }

@@ -40,13 +40,22 @@ fn fail(e: ApiError) -> Response {
 
 /// Ids are ULIDs; anything else cannot exist.
 fn checked_id(id: &str) -> Result<&str, ApiError> {
-    if id.len() == 26 && id.bytes().all(|b| b.is_ascii_alphanumeric()) { Ok(id) } else { Err(ApiError(AppError::NotFound)) }
+    if id.len() == 26 && id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        Ok(id)
+    } else {
+        Err(ApiError(AppError::NotFound))
+    }
 }
 
 fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
     q.map(|Query(v)| v).map_err(|e| {
         let text = e.body_text();
-        let field = text.split("unknown field `").nth(1).and_then(|r| r.split('`').next()).unwrap_or("query").to_owned();
+        let field = text
+            .split("unknown field `")
+            .nth(1)
+            .and_then(|r| r.split('`').next())
+            .unwrap_or("query")
+            .to_owned();
         ApiError(AppError::Invalid(vec![FieldError::new(field, text)]))
     })
 }
@@ -126,7 +135,9 @@ fn handler(route: &Route) -> MethodRouter<AppState> {
         (m, path) => {
             // A catalogued route without a handler is a build mistake the topology test catches.
             tracing::error!(method = m.as_str(), path, "route has no handler");
-            axum::routing::any(|| async { Problem::new(StatusCode::NOT_IMPLEMENTED, "not-implemented", "Not implemented", "no handler").into_response() })
+            axum::routing::any(|| async {
+                Problem::new(StatusCode::NOT_IMPLEMENTED, "not-implemented", "Not implemented", "no handler").into_response()
+            })
         }
     }
 }
@@ -148,14 +159,26 @@ async fn not_found() -> Response {
 }
 
 async fn method_not_allowed() -> Response {
-    Problem::new(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed", "this route does not take that method").into_response()
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "Method not allowed",
+        "this route does not take that method",
+    )
+    .into_response()
 }
 
 /// Turns axum's plain-text 413 into a problem.
 async fn problem_for_too_large(request: Request, next: Next) -> Response {
     let res = next.run(request).await;
     if res.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        return Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "too-large", "Payload too large", format!("bodies are limited to {MAX_BODY_BYTES} bytes")).into_response();
+        return Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-large",
+            "Payload too large",
+            format!("bodies are limited to {MAX_BODY_BYTES} bytes"),
+        )
+        .into_response();
     }
     res
 }
