@@ -113,6 +113,18 @@ async fn booking_of(p: &Platform, event: &EventEnvelope) -> Result<Booking, Cons
     booking.ok_or_else(|| ConsumerError::Retryable(format!("booking {} not found yet", event.aggregate_id)))
 }
 
+/// The booking a cancel or reject event ends, unless `consumer` already handled the event.
+async fn ended_booking(p: &Platform, consumer: &str, event: &EventEnvelope) -> Result<Option<Booking>, ConsumerError> {
+    let ends = matches!(
+        event.decode::<checkup::Event>()?,
+        checkup::Event::CheckupCancelled {} | checkup::Event::CheckupRejected { .. }
+    );
+    if !ends || p.store.is_processed(consumer, &event.id).await? {
+        return Ok(None);
+    }
+    booking_of(p, event).await.map(Some)
+}
+
 /// Puts a booking on the centre's work list; withdraws a cancelled one.
 async fn centre_worklist(p: &Platform, event: &EventEnvelope) -> Result<Handled, ConsumerError> {
     const NAME: &str = "centre-worklist";
@@ -152,16 +164,9 @@ async fn centre_worklist(p: &Platform, event: &EventEnvelope) -> Result<Handled,
 /// Gives the place of a cancelled or rejected booking back, once.
 async fn availability_release(p: &Platform, event: &EventEnvelope) -> Result<Handled, ConsumerError> {
     const NAME: &str = "availability-release";
-    if !matches!(
-        event.decode::<checkup::Event>()?,
-        checkup::Event::CheckupCancelled {} | checkup::Event::CheckupRejected { .. }
-    ) {
+    let Some(booking) = ended_booking(p, NAME, event).await? else {
         return Ok(Handled::Skipped);
-    }
-    if p.store.is_processed(NAME, &event.id).await? {
-        return Ok(Handled::Skipped);
-    }
-    let booking = booking_of(p, event).await?;
+    };
     let slot = availability::slot_key(booking.date, booking.package);
     let tx = Transaction {
         counters: vec![CounterMove {
@@ -183,16 +188,9 @@ async fn availability_release(p: &Platform, event: &EventEnvelope) -> Result<Han
 /// Refunds the payment of a cancelled or rejected booking, once.
 async fn payment_refund(p: &Platform, event: &EventEnvelope) -> Result<Handled, ConsumerError> {
     const NAME: &str = "payment-refund";
-    if !matches!(
-        event.decode::<checkup::Event>()?,
-        checkup::Event::CheckupCancelled {} | checkup::Event::CheckupRejected { .. }
-    ) {
+    let Some(booking) = ended_booking(p, NAME, event).await? else {
         return Ok(Handled::Skipped);
-    }
-    if p.store.is_processed(NAME, &event.id).await? {
-        return Ok(Handled::Skipped);
-    }
-    let booking = booking_of(p, event).await?;
+    };
     let key = AggregateKey::new(payment::CONTEXT, &booking.payment_id);
     let (state, version) = load::<payment::Payment>(p, &key).await?;
     let Some(pay) = state else {

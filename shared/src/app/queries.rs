@@ -58,6 +58,17 @@ fn parse_limit(raw: Option<&str>) -> Result<usize, FieldError> {
     }
 }
 
+/// Parses an optional parameter, collecting its error.
+fn parsed<T>(raw: Option<&str>, errors: &mut Vec<FieldError>, parse: impl Fn(&str) -> Result<T, FieldError>) -> Option<T> {
+    raw.map(parse).transpose().map_err(|e| errors.push(e)).ok().flatten()
+}
+
+/// The page size and the position after which to continue.
+fn paging(params: &ListParams, errors: &mut Vec<FieldError>) -> (Option<usize>, Option<(DateTime<Utc>, String)>) {
+    let limit = parse_limit(params.limit.as_deref()).map_err(|e| errors.push(e)).ok();
+    (limit, parsed(params.cursor.as_deref(), errors, decode_cursor))
+}
+
 fn render(r: &ViewRecord) -> Result<Option<serde_json::Value>, AppError> {
     Ok(serde_json::from_value::<CheckupView>(r.body.clone())?.render())
 }
@@ -97,15 +108,7 @@ pub async fn my_checkups(p: &Platform, actor: &Actor, params: &ListParams) -> Re
     if params.status.is_some() {
         errors.push(FieldError::new("status", "is not a filter of this list"));
     }
-    let limit = parse_limit(params.limit.as_deref()).map_err(|e| errors.push(e)).ok();
-    let after = params
-        .cursor
-        .as_deref()
-        .map(decode_cursor)
-        .transpose()
-        .map_err(|e| errors.push(e))
-        .ok()
-        .flatten();
+    let (limit, after) = paging(params, &mut errors);
     let Some(limit) = limit.filter(|_| errors.is_empty()) else {
         return Err(AppError::Invalid(errors));
     };
@@ -125,33 +128,11 @@ pub async fn my_checkups(p: &Platform, actor: &Actor, params: &ListParams) -> Re
 /// The centre's work list, optionally for one date and one status, newest first.
 pub async fn centre_list(p: &Platform, params: &ListParams) -> Result<Page, AppError> {
     let mut errors = Vec::new();
-    let date = params
-        .date
-        .as_deref()
-        .map(|d| {
-            chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| FieldError::new("date", "must be a date in the form YYYY-MM-DD"))
-        })
-        .transpose()
-        .map_err(|e| errors.push(e))
-        .ok()
-        .flatten();
-    let status = params
-        .status
-        .as_deref()
-        .map(BookingStatus::parse)
-        .transpose()
-        .map_err(|e| errors.push(e))
-        .ok()
-        .flatten();
-    let limit = parse_limit(params.limit.as_deref()).map_err(|e| errors.push(e)).ok();
-    let after = params
-        .cursor
-        .as_deref()
-        .map(decode_cursor)
-        .transpose()
-        .map_err(|e| errors.push(e))
-        .ok()
-        .flatten();
+    let date = parsed(params.date.as_deref(), &mut errors, |d| {
+        chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| FieldError::new("date", "must be a date in the form YYYY-MM-DD"))
+    });
+    let status = parsed(params.status.as_deref(), &mut errors, BookingStatus::parse);
+    let (limit, after) = paging(params, &mut errors);
     let Some(limit) = limit.filter(|_| errors.is_empty()) else {
         return Err(AppError::Invalid(errors));
     };
