@@ -306,7 +306,9 @@ pub enum PaymentError {
 /// The payment provider.
 #[async_trait]
 pub trait PaymentGateway: Send + Sync {
-    /// Takes a payment; returns the provider's reference.
+    /// Takes a payment; returns the provider's reference. The same idempotency key returns
+    /// the same live charge (a retry after a crash never charges twice); once that charge is
+    /// voided, the key starts a new one.
     async fn charge(&self, request: &ChargeRequest) -> Result<String, PaymentError>;
     /// Releases a payment taken for a booking that could not be stored.
     async fn void(&self, provider_ref: &str, idempotency_key: &str) -> Result<(), PaymentError>;

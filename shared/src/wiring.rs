@@ -73,9 +73,9 @@ pub fn from_env() -> Result<Platform, InitError> {
     Ok(embedded(db, config, Faults::none()).0)
 }
 
-/// Handles one EventBridge delivery for consumer `target`. A retryable failure is returned
-/// as an error so that Lambda retries it (and, in the end, dead-letters it); a permanent
-/// one is logged and acknowledged, since retrying cannot help.
+/// Handles one EventBridge delivery for consumer `target`. Any failure is returned as an
+/// error: a retryable one so that Lambda retries it, a permanent one so that it reaches the
+/// target's dead-letter queue instead of vanishing (as the local bus dead-letters it).
 pub async fn handle_eventbridge(
     platform: &Platform,
     target: &str,
@@ -84,10 +84,10 @@ pub async fn handle_eventbridge(
     let envelope = event.payload.detail;
     match consumers::dispatch(platform, target, &envelope).await {
         Ok(Handled::Applied | Handled::Skipped) => Ok(()),
-        Err(ConsumerError::Permanent(why)) => {
-            tracing::error!(event_id = %envelope.id, reason = %why, "event dropped: permanent failure");
-            Ok(())
+        Err(e @ ConsumerError::Permanent(_)) => {
+            tracing::error!(event_id = %envelope.id, error = %e, "permanent failure: bound for the dead-letter queue");
+            Err(e.into())
         }
-        Err(ConsumerError::Retryable(why)) => Err(why.into()),
+        Err(e @ ConsumerError::Retryable(_)) => Err(e.into()),
     }
 }

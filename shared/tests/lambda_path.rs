@@ -42,7 +42,10 @@ fn apigw_v2(method: &str, path: &str, groups: Option<&str>, body: Option<Value>)
 }
 
 async fn call(function: &str, req: lambda_http::Request) -> (u16, Value) {
-    let res = clinicflow::http::router(platform(), Some(function)).oneshot(req).await.expect("infallible");
+    let res = clinicflow::http::router(platform(), Some(function))
+        .oneshot(req)
+        .await
+        .expect("infallible");
     let status = res.status().as_u16();
     let bytes = axum::body::to_bytes(res.into_body(), 1 << 20).await.expect("body");
     (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
@@ -77,6 +80,15 @@ async fn a_role_the_route_does_not_allow_is_refused() {
 async fn a_function_serves_only_its_own_routes() {
     let (status, _) = call("checkup-book", apigw_v2("GET", "/checkups", Some("[patient]"), None)).await;
     assert_eq!(status, 405, "GET /checkups belongs to checkup-query");
-    let (status, _) = call("checkup-book", apigw_v2("POST", "/centre/checkups/01JD3M7Q0000000000000000AB/confirm", Some("[centre]"), None)).await;
+    let (status, _) = call(
+        "checkup-book",
+        apigw_v2(
+            "POST",
+            "/centre/checkups/01JD3M7Q0000000000000000AB/confirm",
+            Some("[centre]"),
+            None,
+        ),
+    )
+    .await;
     assert_eq!(status, 404);
 }

@@ -403,3 +403,31 @@ async fn every_route_refuses_missing_bad_and_wrongly_scoped_tokens() {
     }
     stack.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_record_that_can_never_project_is_parked_and_the_feed_moves_on() {
+    let stack = start().await;
+    let patient = Client::new(&stack, "patient-1", &["patient"]);
+    let poisoned = book_ok(&patient, &future_date(30)).await;
+    assert!(stack.settle(Duration::from_secs(10)).await);
+    // Corrupt the poisoned case's view so that its next record cannot be applied.
+    let p = &stack.platform;
+    let mut record = p.views.get(&poisoned).await.expect("view").expect("exists");
+    let revision = record.revision;
+    record.body = json!("not a view");
+    record.revision += 1;
+    p.views.put(record, revision).await.expect("corrupted");
+
+    assert_eq!(patient.post_empty(&format!("/checkups/{poisoned}/cancel")).await.status, 202);
+    let healthy = book_ok(&patient, &future_date(31)).await;
+    wait_for_status(&patient, &healthy, "reservation", "received").await;
+    let parked = clinicflow_tests::eventually(Duration::from_secs(10), || async {
+        let dead = stack.parts.bus.dead_letters().await.expect("dlq");
+        dead.iter()
+            .any(|(target, e, _)| target == "status-projector" && e.correlation_id == poisoned)
+            .then_some(dead)
+    })
+    .await;
+    assert!(parked.is_some(), "the poison record is in the dead-letter queue");
+    stack.shutdown().await;
+}

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use chrono::Utc;
 use clinicflow::app::consumers::{self, ConsumerError};
-use clinicflow::app::{Platform, projector, relay};
+use clinicflow::app::{AppError, Platform, projector, relay};
+use clinicflow::events::EventEnvelope;
 use clinicflow::wiring::EmbeddedParts;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -93,9 +94,9 @@ async fn deliver(p: Arc<Platform>, parts: EmbeddedParts, options: BusOptions, mu
             let parts = parts.clone();
             let options = options.clone();
             async move {
-                let mut result = consumers::dispatch(&p, &d.target, &d.event).await;
+                let mut result = run_target(&p, &d.target, &d.event).await;
                 if options.duplicate_every_delivery && result.is_ok() {
-                    result = consumers::dispatch(&p, &d.target, &d.event).await;
+                    result = run_target(&p, &d.target, &d.event).await;
                 }
                 let outcome = match result {
                     Ok(_) => parts.bus.complete(d.id).await,
@@ -118,6 +119,14 @@ async fn deliver(p: Arc<Platform>, parts: EmbeddedParts, options: BusOptions, mu
     }
 }
 
+/// A queued delivery's target: a consumer, or the projector for a redriven parked record.
+async fn run_target(p: &Platform, target: &str, event: &EventEnvelope) -> Result<(), ConsumerError> {
+    if target == PROJECTOR_CHECKPOINT {
+        return projector::project(p, event).await.map(|_| ()).map_err(ConsumerError::from);
+    }
+    consumers::dispatch(p, target, event).await.map(|_| ())
+}
+
 async fn project(p: Arc<Platform>, parts: EmbeddedParts, mut stop: watch::Receiver<bool>) {
     let mut failures = 0u32;
     loop {
@@ -129,7 +138,17 @@ async fn project(p: Arc<Platform>, parts: EmbeddedParts, mut stop: watch::Receiv
             let batch = parts.db.changes_after(seq, 100).await?;
             let n = batch.len();
             for (next, event) in batch {
-                projector::project(&p, &event).await.map_err(|e| anyhow::anyhow!(e))?;
+                match projector::project(&p, &event).await {
+                    Ok(_) => {}
+                    // Passing trouble: keep the position and try the same record again.
+                    Err(e @ AppError::Unavailable { .. }) => return Err(anyhow::anyhow!(e)),
+                    // A record that can never project must not stop the feed behind it (a
+                    // stream's bisect-on-error and failure destination do the same in AWS).
+                    Err(e) => {
+                        tracing::error!(event_id = %event.id, error = %e, "poison change record parked in the dead-letter queue");
+                        parts.bus.park(PROJECTOR_CHECKPOINT, &event, &e.to_string()).await?;
+                    }
+                }
                 seq = next;
                 parts.db.set_checkpoint(PROJECTOR_CHECKPOINT, seq).await?;
             }

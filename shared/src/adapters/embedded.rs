@@ -602,6 +602,24 @@ impl SqliteBus {
             .await
     }
 
+    /// Parks an event that `target` can never handle (a poison record) in the dead-letter
+    /// queue, where it is listed and can be redriven.
+    pub async fn park(&self, target: &str, event: &EventEnvelope, error: &str) -> Result<(), StoreError> {
+        let (target, error) = (target.to_owned(), error.to_owned());
+        let (event_id, env) = (event.id.clone(), serde_json::to_string(event).map_err(json_err)?);
+        self.db
+            .run(move |c| {
+                c.execute(
+                    "INSERT INTO deliveries (event_id, target, envelope, attempts, next_at, last_error, dead) VALUES (?1, ?2, ?3, 1, ?4, ?5, 1)
+                     ON CONFLICT(event_id, target) DO UPDATE SET dead = 1, last_error = excluded.last_error",
+                    params![event_id, target, env, ts(Utc::now()), error],
+                )
+                .map(|_| ())
+                .map_err(db_err)
+            })
+            .await
+    }
+
     /// Dead-lettered deliveries: (target, event type, last error).
     pub async fn dead_letters(&self) -> Result<Vec<(String, EventEnvelope, String)>, StoreError> {
         self.db

@@ -127,6 +127,8 @@ impl PaymentGateway for SandboxGateway {
         match ledger.by_ref.get_mut(provider_ref) {
             Some(e) if e.status == LedgerStatus::Captured => {
                 e.status = LedgerStatus::Voided;
+                // A voided charge frees its idempotency key: the next charge with it is new.
+                ledger.by_key.retain(|_, r| r != provider_ref);
                 Ok(())
             }
             Some(_) => Ok(()),
@@ -174,6 +176,17 @@ mod tests {
         assert!(g.charge(&req("tok_ok", "k1")).await.is_ok());
         assert!(matches!(g.charge(&req("tok_declined", "k2")).await, Err(PaymentError::Declined(_))));
         assert!(matches!(g.charge(&req("tok_down", "k3")).await, Err(PaymentError::Unavailable(_))));
+        assert_eq!(g.kept(), Won(1000));
+    }
+
+    #[tokio::test]
+    async fn the_same_key_charges_once_until_the_charge_is_voided() {
+        let g = SandboxGateway::default();
+        let first = g.charge(&req("tok_ok", "k1")).await.expect("charged");
+        assert_eq!(g.charge(&req("tok_ok", "k1")).await.expect("replayed"), first);
+        g.void(&first, "k1").await.expect("voided");
+        let second = g.charge(&req("tok_ok", "k1")).await.expect("charged anew");
+        assert_ne!(second, first);
         assert_eq!(g.kept(), Won(1000));
     }
 

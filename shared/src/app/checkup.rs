@@ -169,16 +169,21 @@ pub(crate) fn stage<S: Serialize, E: Serialize>(
     Ok((Some(write), envelopes))
 }
 
-/// Commits `tx` and publishes its events. A switched-on `after-commit` fault stops here as a
+/// Publishes what a command committed. A switched-on `after-commit` fault stops here as a
 /// crash would: committed, not published; the sweeper publishes later.
-pub(crate) async fn commit_and_publish(p: &Platform, tx: Transaction) -> Result<(), AppError> {
-    let events = tx.outbox.clone();
-    p.store.commit(tx).await?;
+async fn publish_after_commit(p: &Platform, events: &[EventEnvelope]) -> Result<(), AppError> {
     if p.faults.is_on(faults::AFTER_COMMIT) {
         return Err(AppError::Internal("injected crash between commit and publish".into()));
     }
-    relay::publish(p, &events).await;
+    relay::publish(p, events).await;
     Ok(())
+}
+
+/// Commits `tx`, then publishes its events.
+pub(crate) async fn commit_and_publish(p: &Platform, tx: Transaction) -> Result<(), AppError> {
+    let events = tx.outbox.clone();
+    p.store.commit(tx).await?;
+    publish_after_commit(p, &events).await
 }
 
 /// Books a check-up: checks the place, takes the payment, then stores booking, payment,
@@ -190,12 +195,14 @@ pub async fn book(
     idempotency: Option<IdempotencyKey>,
     request_id: &str,
 ) -> Result<Accepted, AppError> {
-    let valid = validate(p, &input)?;
+    // A retry is answered as the first request was, before anything else is judged.
     let scope = format!("{}:POST /checkups", actor.sub);
     if let Some(key) = &idempotency
-        && let Some(first) = p.store.idempotency(&scope, &key.key).await? {
-            return replay(first, key);
-        }
+        && let Some(first) = p.store.idempotency(&scope, &key.key).await?
+    {
+        return replay(first, key);
+    }
+    let valid = validate(p, &input)?;
     let slot = availability::slot_key(valid.date, valid.package);
     let capacity = p.config.daily_capacity;
     if p.store.counter(&slot).await? >= capacity {
@@ -296,52 +303,59 @@ pub async fn book(
             location: accepted.location.clone(),
         }),
     };
-    match commit_and_publish(p, tx).await {
-        Ok(()) => {
-            tracing::info!(booking_id = %booking_id, correlation_id = %booking_id, package = valid.package.as_str(), date = %valid.date, "check-up booked");
-            Ok(accepted)
+    let events = tx.outbox.clone();
+    let booking_key = AggregateKey::new(checkup::CONTEXT, &booking_id);
+    let void = || async {
+        match p.payments.void(&provider_ref, &charge_key).await {
+            Ok(()) => tracing::info!(booking_id = %booking_id, "booking not stored; payment voided"),
+            Err(e) => {
+                tracing::error!(booking_id = %booking_id, provider_ref = %provider_ref, error = %e, "booking not stored and the void failed: reconcile")
+            }
         }
-        Err(err) => Err(after_failed_commit(p, err, &provider_ref, &charge_key, &scope, idempotency.as_ref(), &booking_id).await),
-    }
-}
-
-/// What to do with a payment whose booking could not be stored.
-async fn after_failed_commit(
-    p: &Platform,
-    err: AppError,
-    provider_ref: &str,
-    charge_key: &str,
-    scope: &str,
-    idempotency: Option<&IdempotencyKey>,
-    booking_id: &str,
-) -> AppError {
-    // An injected crash happened after the commit: the booking exists, the money is kept.
-    if matches!(&err, AppError::Internal(why) if why.starts_with("injected")) {
-        return err;
-    }
-    // The same Idempotency-Key committed first: the provider returned that request's payment,
-    // which belongs to the stored booking, so it must not be voided.
-    if let (Some(key), AppError::Conflict(why)) = (idempotency, &err)
-        && why == &StoreError::IdempotencyKeyTaken.to_string() {
-            return match p.store.idempotency(scope, &key.key).await {
-                Ok(Some(first)) => match replay(first, key) {
-                    Ok(_) => AppError::Conflict("a request with this Idempotency-Key is being processed; retry to get its result".into()),
-                    Err(e) => e,
-                },
-                _ => AppError::Conflict("a request with this Idempotency-Key is being processed".into()),
+    };
+    match p.store.commit(tx).await {
+        Ok(()) => {}
+        // Another request with the same key won the race. The provider answered both with the
+        // same payment, which belongs to the stored booking: never void it, replay its answer.
+        Err(StoreError::IdempotencyKeyTaken) => {
+            let key = idempotency
+                .as_ref()
+                .ok_or_else(|| AppError::Internal("idempotency race without a key".into()))?;
+            return match p.store.idempotency(&scope, &key.key).await? {
+                Some(first) => replay(first, key),
+                None => Err(AppError::Conflict(
+                    "a request with this Idempotency-Key is being processed; retry".into(),
+                )),
             };
         }
-    if let Err(void_err) = p.payments.void(provider_ref, charge_key).await {
-        tracing::error!(booking_id, provider_ref, error = %void_err, "payment taken but booking not stored, and the void failed: reconcile");
-    } else {
-        tracing::info!(booking_id, "booking not stored; payment voided");
-    }
-    match err {
-        AppError::Conflict(why) if why.contains("no places left") || why.contains("at its limit") => {
-            AppError::Conflict("no places left for that date and package".into())
+        Err(StoreError::CounterExhausted(_)) => {
+            void().await;
+            return Err(AppError::Conflict(format!(
+                "no places left for {} on {}",
+                valid.package.as_str(),
+                valid.date
+            )));
         }
-        other => other,
+        // An unavailable store may or may not have committed: look before voiding.
+        Err(StoreError::Unavailable(why)) => match p.store.load(&booking_key).await {
+            Ok(Some(_)) => tracing::warn!(booking_id = %booking_id, reason = %why, "commit reported a failure but the booking is stored"),
+            Ok(None) => {
+                void().await;
+                return Err(StoreError::Unavailable(why).into());
+            }
+            Err(e) => {
+                tracing::error!(booking_id = %booking_id, provider_ref = %provider_ref, error = %e, "commit outcome unknown; payment kept: reconcile");
+                return Err(StoreError::Unavailable(why).into());
+            }
+        },
+        Err(other) => {
+            void().await;
+            return Err(other.into());
+        }
     }
+    publish_after_commit(p, &events).await?;
+    tracing::info!(booking_id = %booking_id, correlation_id = %booking_id, package = valid.package.as_str(), date = %valid.date, "check-up booked");
+    Ok(accepted)
 }
 
 fn replay(first: IdempotencyRecord, key: &IdempotencyKey) -> Result<Accepted, AppError> {

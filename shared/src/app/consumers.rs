@@ -7,7 +7,7 @@ use super::checkup::{load, stage};
 use super::{AppError, Platform, relay};
 use crate::domain::checkup::{self, Booking, Contact};
 use crate::domain::notification::{CheckupNotice, checkup_sms};
-use crate::domain::{availability, centre, payment};
+use crate::domain::{DomainError, availability, centre, payment};
 use crate::events::EventEnvelope;
 use crate::ports::{
     AggregateKey, AggregateWrite, CounterMove, PaymentError, PaymentGateway, ProcessedMark, SmsError, SmsMessage, StoreError, Transaction,
@@ -34,6 +34,13 @@ impl From<AppError> for ConsumerError {
             AppError::Conflict(why) => Self::Retryable(why),
             other => Self::Permanent(other.to_string()),
         }
+    }
+}
+
+impl From<DomainError> for ConsumerError {
+    fn from(e: DomainError) -> Self {
+        // The event asks for something the aggregate's state refuses: retrying cannot help.
+        Self::Permanent(e.to_string())
     }
 }
 
@@ -138,7 +145,7 @@ async fn centre_worklist(p: &Platform, event: &EventEnvelope) -> Result<Handled,
     }
     let key = AggregateKey::new(centre::CONTEXT, &event.aggregate_id);
     let (state, version) = load::<centre::Reservation>(p, &key).await?;
-    let events = centre::decide(state.as_ref(), command).map_err(AppError::from)?;
+    let events = centre::decide(state.as_ref(), command)?;
     let (write, outbox) = stage(
         p,
         centre::CONTEXT,
@@ -199,7 +206,7 @@ async fn payment_refund(p: &Platform, event: &EventEnvelope) -> Result<Handled, 
             booking.payment_id, booking.id
         )));
     };
-    let events = payment::decide(Some(&pay), payment::Command::RecordRefund).map_err(AppError::from)?;
+    let events = payment::decide(Some(&pay), payment::Command::RecordRefund)?;
     if !events.is_empty() {
         // The provider's idempotency key is the payment id: any redelivery, of this event or
         // of another ending the same booking, refunds at most once.

@@ -23,10 +23,11 @@ pub async fn publish(p: &Platform, events: &[EventEnvelope]) -> RelayReport {
         tracing::warn!(event_id = %id, reason = %reason, "publish failed; the sweeper will retry");
     }
     if !outcome.published.is_empty()
-        && let Err(e) = p.outbox.mark_published(&outcome.published).await {
-            // Unmarked events are published again by the sweeper; consumers dedup on id.
-            tracing::warn!(error = %e, "could not mark events published");
-        }
+        && let Err(e) = p.outbox.mark_published(&outcome.published).await
+    {
+        // Unmarked events are published again by the sweeper; consumers dedup on id.
+        tracing::warn!(error = %e, "could not mark events published");
+    }
     RelayReport {
         published: outcome.published.len(),
         failed: outcome.failed.len(),

@@ -190,9 +190,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Claims {
                 .as_ref()
                 .and_then(|a| a.jwt.as_ref())
                 .and_then(|jwt| Claims::from_authorizer(&jwt.claims))
-            {
-                return Ok(claims);
-            }
+        {
+            return Ok(claims);
+        }
         Err(ApiError(AppError::Unauthorized))
     }
 }
@@ -207,9 +207,10 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         if let Some(lambda_http::request::RequestContext::ApiGatewayV2(ctx)) =
             parts.extensions.get::<lambda_http::request::RequestContext>()
-            && let Some(id) = ctx.request_id.as_ref().filter(|id| !id.is_empty()) {
-                return Ok(Self(id.clone()));
-            }
+            && let Some(id) = ctx.request_id.as_ref().filter(|id| !id.is_empty())
+        {
+            return Ok(Self(id.clone()));
+        }
         let header = parts.headers.get("x-request-id").and_then(|v| v.to_str().ok());
         match header.filter(|h| !h.is_empty() && h.len() <= 128 && h.bytes().all(|b| b.is_ascii_graphic())) {
             Some(h) => Ok(Self(h.to_owned())),
