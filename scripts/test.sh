@@ -6,11 +6,13 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "toolchain components"
-rustup component add clippy rustfmt >/dev/null 2>&1 || true
+step "tools"
+# clippy and rustfmt ship with the toolchain image; add them where they do not.
+for component in clippy rustfmt; do
+  rustup component list --installed 2>/dev/null | grep -q "^$component" || rustup component add "$component"
+done
 if ! cargo nextest --version >/dev/null 2>&1; then
-  step "installing cargo-nextest"
-  cargo install --locked cargo-nextest >/dev/null
+  cargo install --locked cargo-nextest
 fi
 
 step "format"
@@ -19,7 +21,8 @@ cargo fmt --all -- --check
 step "clippy (-D warnings)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "doctests"
+cargo test --workspace --doc --locked --quiet
+
 step "tests"
 cargo nextest run --workspace --locked --no-fail-fast
-# nextest does not run doctests
-cargo test --workspace --doc --locked
