@@ -192,6 +192,13 @@ pub async fn wait_for_status(client: &Client, id: &str, field: &str, status: &st
     .unwrap_or_else(|| panic!("booking {id}: {field} never became {status}"))
 }
 
+/// Places taken for `date` (`YYYY-MM-DD`) in the basic package, read from the store.
+pub async fn basic_places_taken(stack: &LocalStack, date: &str) -> i64 {
+    let date = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").expect("a date");
+    let slot = clinicflow::domain::availability::slot_key(date, clinicflow::domain::checkup::Package::Basic);
+    stack.platform.store.counter(&slot).await.expect("counter")
+}
+
 /// The SMS the stack has sent so far.
 pub async fn sms(stack: &LocalStack) -> Vec<Value> {
     stack

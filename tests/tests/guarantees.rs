@@ -12,7 +12,7 @@ use clinicflow::app::projector;
 use clinicflow::domain::{centre, checkup, payment};
 use clinicflow::ports::Outbox;
 use clinicflow::topology::RULES;
-use clinicflow_tests::{Client, LocalStack, booking, fast_options, future_date, sms, start, wait_for_status};
+use clinicflow_tests::{Client, LocalStack, basic_places_taken, booking, fast_options, future_date, sms, start, wait_for_status};
 use serde_json::{Value, json};
 
 async fn book_ok(client: &Client, date: &str) -> String {
@@ -93,7 +93,6 @@ async fn redelivered_events_cause_no_second_sms_refund_or_place_change() {
     assert!(stack.settle(Duration::from_secs(10)).await);
 
     let p = &stack.platform;
-    let slot = format!("checkup#{date}#basic");
     let before_sms = sms(&stack).await.len();
     let before_view = p.views.get(&id).await.expect("view").expect("exists");
     assert_eq!(before_sms, 4, "booked, confirmed, cancelled, refunded");
@@ -121,7 +120,7 @@ async fn redelivered_events_cause_no_second_sms_refund_or_place_change() {
     }
     assert!(deliveries >= 8);
     assert_eq!(sms(&stack).await.len(), before_sms);
-    assert_eq!(p.store.counter(&slot).await.expect("counter"), 0);
+    assert_eq!(basic_places_taken(&stack, &date).await, 0);
     let ledger = stack.parts.sandbox.entries();
     assert_eq!(ledger.len(), 1);
     assert_eq!((ledger[0].status, ledger[0].refunds), (LedgerStatus::Refunded, 1));
@@ -154,15 +153,7 @@ async fn two_hundred_concurrent_bookings_for_the_last_ten_places_yield_exactly_t
     let full = statuses.iter().filter(|s| **s == 409).count();
     assert_eq!(won, 10, "statuses: {statuses:?}");
     assert_eq!(full, 190, "every other contender is told the day is full: {statuses:?}");
-    assert_eq!(
-        stack
-            .platform
-            .store
-            .counter(&format!("checkup#{date}#basic"))
-            .await
-            .expect("counter"),
-        20
-    );
+    assert_eq!(basic_places_taken(&stack, &date).await, 20);
     // No money is kept for a booking that does not exist.
     let price = stack.platform.config.prices.basic.0;
     assert_eq!(stack.parts.sandbox.kept().0, 20 * price);
@@ -209,15 +200,7 @@ async fn concurrent_confirm_reject_and_cancel_on_one_booking_settle_on_one_outco
         ledger.iter().all(|e| e.status == LedgerStatus::Refunded && e.refunds == 1),
         "{ledger:?}"
     );
-    assert_eq!(
-        stack
-            .platform
-            .store
-            .counter(&format!("checkup#{date}#basic"))
-            .await
-            .expect("counter"),
-        0
-    );
+    assert_eq!(basic_places_taken(&stack, &date).await, 0);
     stack.shutdown().await;
 }
 
@@ -342,7 +325,6 @@ async fn bad_input_never_yields_a_5xx_and_never_writes() {
     assert_eq!(bad_key.status, 422);
 
     // Nothing was written anywhere.
-    let p = &stack.platform;
     assert!(stack.parts.db.changes_after(0, 10).await.expect("feed").is_empty(), "no event");
     for context in [checkup::CONTEXT, payment::CONTEXT, centre::CONTEXT] {
         assert!(
@@ -351,7 +333,7 @@ async fn bad_input_never_yields_a_5xx_and_never_writes() {
         );
     }
     assert!(stack.parts.sandbox.entries().is_empty(), "no payment taken");
-    assert_eq!(p.store.counter(&format!("checkup#{date}#basic")).await.expect("counter"), 0);
+    assert_eq!(basic_places_taken(&stack, &date).await, 0);
     assert!(sms(&stack).await.is_empty());
     stack.shutdown().await;
 }

@@ -177,19 +177,14 @@ async fn availability_release(p: &Platform, event: &EventEnvelope) -> Result<Han
     let slot = availability::slot_key(booking.date, booking.package);
     let tx = Transaction {
         counters: vec![CounterMove {
-            key: slot.clone(),
+            key: slot,
             delta: -1,
             limit: i64::MAX,
         }],
         processed: mark(NAME, event),
         ..Default::default()
     };
-    match commit_once(p, tx).await {
-        Err(ConsumerError::Permanent(why)) if why.contains("at its limit") => {
-            Err(ConsumerError::Permanent(format!("place for {slot} already at zero: {why}")))
-        }
-        other => other,
-    }
+    commit_once(p, tx).await
 }
 
 /// Refunds the payment of a cancelled or rejected booking, once.
