@@ -14,12 +14,41 @@ done
 if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install --locked cargo-nextest
 fi
+# moto (the AWS emulator) and cargo-lambda (with zig), pinned, in the project's own venv.
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+export PATH="$PWD/.venv/bin:$PATH"
+
+step "moto server"
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+mkdir -p target
+python scripts/moto_server.py -H 127.0.0.1 -p "$port" >target/moto.log 2>&1 &
+moto_pid=$!
+trap 'kill "$moto_pid" 2>/dev/null || true' EXIT
+export CLINICFLOW_MOTO_ENDPOINT="http://127.0.0.1:$port"
+python3 - "$CLINICFLOW_MOTO_ENDPOINT" <<'PY'
+import sys, time, urllib.request
+for _ in range(150):
+    try:
+        urllib.request.urlopen(sys.argv[1] + "/moto-api/data.json", timeout=2)
+        break
+    except OSError:
+        time.sleep(0.2)
+else:
+    sys.exit("moto did not start; see target/moto.log")
+PY
+echo "moto listening on $CLINICFLOW_MOTO_ENDPOINT"
 
 step "format"
 cargo fmt --all -- --check
 
 step "clippy (-D warnings)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "Lambda functions: cargo lambda build --release --arm64, zipped sizes"
+./scripts/lambda-build.sh
 
 step "doctests"
 cargo test --workspace --doc --locked --quiet

@@ -48,7 +48,9 @@ pub struct AggregateWrite {
     pub state: serde_json::Value,
 }
 
-/// Move a bounded counter (a capacity) by `delta`, only if it stays within `0..=limit`.
+/// Move a bounded counter (a capacity) by `delta`: taking (`delta > 0`) only while it stays at
+/// or under `limit`, giving back (`delta < 0`) only while it stays at or above 0 (a lowered
+/// limit never blocks giving a place back).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CounterMove {
     /// Counter key.
@@ -161,8 +163,8 @@ pub trait AggregateStore: Send + Sync {
 pub trait Outbox: Send + Sync {
     /// Unpublished events that occurred before `before`, oldest first.
     async fn unpublished(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<EventEnvelope>, StoreError>;
-    /// Marks events as published.
-    async fn mark_published(&self, ids: &[String]) -> Result<(), StoreError>;
+    /// Marks events as published (they leave the unpublished list).
+    async fn mark_published(&self, events: &[EventEnvelope]) -> Result<(), StoreError>;
 }
 
 /// One status view (the read side of a case).

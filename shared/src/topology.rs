@@ -113,7 +113,50 @@ pub struct Function {
     pub trigger: Trigger,
     /// What it does.
     pub description: &'static str,
+    /// The resources it touches: its IAM scope, and the connections primed at init.
+    pub uses: Uses,
 }
+
+/// The resources a function touches, and how.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Uses {
+    /// Bounded-context tables it reads.
+    pub reads: &'static [&'static str],
+    /// Bounded-context tables it writes (aggregates, counters, outbox), transactionally.
+    pub writes: &'static [&'static str],
+    /// Reads the status views.
+    pub views_read: bool,
+    /// Writes the status views.
+    pub views_write: bool,
+    /// Reads and writes processed marks and idempotent responses.
+    pub processed: bool,
+    /// Publishes to the event bus.
+    pub bus: bool,
+    /// Sends SMS.
+    pub sms: bool,
+    /// Scans the outbox index of every context table (the sweeper).
+    pub outbox_index: bool,
+}
+
+impl Uses {
+    /// Touches DynamoDB at all.
+    pub fn store(&self) -> bool {
+        !self.reads.is_empty() || !self.writes.is_empty() || self.views_read || self.views_write || self.processed
+    }
+}
+
+/// The notifier's own table (contacts and notification records); it has no stream.
+pub const NOTIFICATION: &str = "notification";
+const NONE: Uses = Uses {
+    reads: &[],
+    writes: &[],
+    views_read: false,
+    views_write: false,
+    processed: false,
+    bus: false,
+    sms: false,
+    outbox_index: false,
+};
 
 /// The bounded-context tables (each with a stream), plus the shared ones.
 pub const CONTEXT_TABLES: &[&str] = &[checkup::CONTEXT, payment::CONTEXT, centre::CONTEXT];
@@ -124,56 +167,125 @@ pub const FUNCTIONS: &[Function] = &[
         name: "checkup-book",
         trigger: Trigger::Http,
         description: "book a check-up: validate, take payment, store booking, place and event",
+        uses: Uses {
+            reads: &[checkup::CONTEXT],
+            writes: &[checkup::CONTEXT, payment::CONTEXT],
+            processed: true,
+            bus: true,
+            ..NONE
+        },
     },
     Function {
         name: "checkup-cancel",
         trigger: Trigger::Http,
         description: "the patient cancels a booking",
+        uses: Uses {
+            reads: &[checkup::CONTEXT],
+            writes: &[checkup::CONTEXT],
+            processed: true,
+            bus: true,
+            ..NONE
+        },
     },
     Function {
         name: "checkup-query",
         trigger: Trigger::Http,
         description: "status views: one booking, my bookings, the centre's work list",
+        uses: Uses { views_read: true, ..NONE },
     },
     Function {
         name: "centre-confirm",
         trigger: Trigger::Http,
         description: "centre staff confirm a booking",
+        uses: Uses {
+            reads: &[checkup::CONTEXT, centre::CONTEXT],
+            writes: &[checkup::CONTEXT, centre::CONTEXT],
+            processed: true,
+            bus: true,
+            ..NONE
+        },
     },
     Function {
         name: "centre-reject",
         trigger: Trigger::Http,
         description: "centre staff reject a booking",
+        uses: Uses {
+            reads: &[checkup::CONTEXT, centre::CONTEXT],
+            writes: &[checkup::CONTEXT, centre::CONTEXT],
+            processed: true,
+            bus: true,
+            ..NONE
+        },
     },
     Function {
         name: "centre-worklist",
         trigger: Trigger::Events,
         description: "puts bookings on the centre's work list, withdraws cancelled ones",
+        uses: Uses {
+            reads: &[centre::CONTEXT],
+            writes: &[centre::CONTEXT],
+            processed: true,
+            bus: true,
+            ..NONE
+        },
     },
     Function {
         name: "availability-release",
         trigger: Trigger::Events,
         description: "gives a cancelled or rejected booking's place back",
+        uses: Uses {
+            reads: &[checkup::CONTEXT],
+            writes: &[checkup::CONTEXT],
+            processed: true,
+            bus: true,
+            ..NONE
+        },
     },
     Function {
         name: "payment-refund",
         trigger: Trigger::Events,
         description: "refunds a cancelled or rejected booking's payment",
+        uses: Uses {
+            reads: &[checkup::CONTEXT, payment::CONTEXT],
+            writes: &[payment::CONTEXT],
+            processed: true,
+            bus: true,
+            ..NONE
+        },
     },
     Function {
         name: "sms-notifier",
         trigger: Trigger::Events,
         description: "one SMS per status change to the person concerned",
+        uses: Uses {
+            reads: &[NOTIFICATION],
+            writes: &[NOTIFICATION],
+            processed: true,
+            sms: true,
+            ..NONE
+        },
     },
     Function {
         name: "status-projector",
         trigger: Trigger::Stream,
         description: "builds the status views from the tables' change records",
+        uses: Uses {
+            views_read: true,
+            views_write: true,
+            ..NONE
+        },
     },
     Function {
         name: "outbox-sweeper",
         trigger: Trigger::Schedule("rate(1 minute)"),
         description: "republishes outbox events that were not published",
+        uses: Uses {
+            reads: CONTEXT_TABLES,
+            writes: CONTEXT_TABLES,
+            bus: true,
+            outbox_index: true,
+            ..NONE
+        },
     },
 ];
 

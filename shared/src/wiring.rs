@@ -1,21 +1,23 @@
 //! Builds a `Platform` from its adapters, once per process, and adapts the use cases to
 //! the Lambda event shapes. Function `main`s call only this.
+//!
+//! - [`from_env`] (feature `aws`): the Lambda wiring. Configuration is read and every SDK
+//!   client built once, during init; connections are primed so the first request makes no
+//!   TLS handshake; a missing or bad variable is an [`InitError`] naming it.
+//! - [`embedded`] (feature `embedded`): the SQLite adapters of `clinicflow-local` and tests.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use lambda_runtime::LambdaEvent;
 
-use crate::adapters::embedded::{Embedded, SqliteBus, SqliteSmsOutbox};
 use crate::adapters::resilient::ResilientGateway;
 use crate::adapters::sandbox::SandboxGateway;
 use crate::app::consumers::{self, ConsumerError, Handled};
 use crate::app::{Faults, Platform};
 use crate::config::{Config, ConfigError};
 use crate::events::EventEnvelope;
-use crate::ports::{StoreError, SystemClock, UlidIds};
-use crate::topology;
+use crate::ports::{AggregateStore, Outbox, Publisher, SmsSender, StoreError, SystemClock, UlidIds, ViewStore};
 
 /// Why a process could not start.
 #[derive(Debug, thiserror::Error)]
@@ -28,49 +30,292 @@ pub enum InitError {
     Store(#[from] StoreError),
     /// A required variable is missing.
     #[error("configuration variable {0} is required")]
-    Missing(&'static str),
+    Missing(String),
 }
 
-/// The embedded adapters behind a platform, for the loops that drive them.
-#[derive(Debug, Clone)]
-pub struct EmbeddedParts {
-    /// The database.
-    pub db: Embedded,
-    /// The local bus.
-    pub bus: SqliteBus,
-    /// The SMS outbox.
-    pub sms: SqliteSmsOutbox,
-    /// The sandbox payment provider.
-    pub sandbox: SandboxGateway,
-}
-
-/// A platform on the embedded (SQLite) adapters and the sandbox payment provider.
-pub fn embedded(db: Embedded, config: Config, faults: Faults) -> (Platform, EmbeddedParts) {
-    let bus = SqliteBus::new(db.clone(), topology::RULES.to_vec());
-    let sms = SqliteSmsOutbox::new(db.clone());
-    let sandbox = SandboxGateway::new(config.sandbox_slow);
-    let platform = Platform {
-        store: Arc::new(db.clone()),
-        outbox: Arc::new(db.clone()),
-        views: Arc::new(db.clone()),
-        publisher: Arc::new(bus.clone()),
-        sms: Arc::new(sms.clone()),
+/// A platform on one store (aggregates, outbox and views), a bus, an SMS channel and the
+/// sandbox payment provider behind the breaker, on the system clock and ULIDs.
+pub fn platform<S>(
+    store: S,
+    publisher: Arc<dyn Publisher>,
+    sms: Arc<dyn SmsSender>,
+    sandbox: &SandboxGateway,
+    config: Config,
+    faults: Faults,
+) -> Platform
+where
+    S: AggregateStore + Outbox + ViewStore + Clone + 'static,
+{
+    Platform {
+        store: Arc::new(store.clone()),
+        outbox: Arc::new(store.clone()),
+        views: Arc::new(store),
+        publisher,
+        sms,
         payments: Arc::new(ResilientGateway::new(Arc::new(sandbox.clone()), config.payment)),
         clock: Arc::new(SystemClock),
         ids: Arc::new(UlidIds),
         config,
         faults,
-    };
-    (platform, EmbeddedParts { db, bus, sms, sandbox })
+    }
 }
 
-/// The platform a Lambda function runs on, from its environment: the embedded store at
-/// `CLINICFLOW_SQLITE_PATH` (for `cargo lambda watch` and single-host deployments).
-pub fn from_env() -> Result<Platform, InitError> {
-    let config = Config::from_env()?;
-    let path = std::env::var("CLINICFLOW_SQLITE_PATH").map_err(|_| InitError::Missing("CLINICFLOW_SQLITE_PATH"))?;
-    let db = Embedded::open(Path::new(&path))?;
-    Ok(embedded(db, config, Faults::none()).0)
+#[cfg(feature = "embedded")]
+pub use embedded_wiring::{EmbeddedParts, embedded};
+
+#[cfg(feature = "embedded")]
+mod embedded_wiring {
+    use std::sync::Arc;
+
+    use crate::adapters::embedded::{Embedded, SqliteBus, SqliteSmsOutbox};
+    use crate::adapters::sandbox::SandboxGateway;
+    use crate::app::{Faults, Platform};
+    use crate::config::Config;
+    use crate::topology;
+
+    /// The embedded adapters behind a platform, for the loops that drive them.
+    #[derive(Debug, Clone)]
+    pub struct EmbeddedParts {
+        /// The database.
+        pub db: Embedded,
+        /// The local bus.
+        pub bus: SqliteBus,
+        /// The SMS outbox.
+        pub sms: SqliteSmsOutbox,
+        /// The sandbox payment provider.
+        pub sandbox: SandboxGateway,
+    }
+
+    /// A platform on the embedded (SQLite) adapters and the sandbox payment provider.
+    pub fn embedded(db: Embedded, config: Config, faults: Faults) -> (Platform, EmbeddedParts) {
+        let bus = SqliteBus::new(db.clone(), topology::RULES.to_vec());
+        let sms = SqliteSmsOutbox::new(db.clone());
+        let sandbox = SandboxGateway::new(config.sandbox_slow);
+        let platform = super::platform(db.clone(), Arc::new(bus.clone()), Arc::new(sms.clone()), &sandbox, config, faults);
+        (platform, EmbeddedParts { db, bus, sms, sandbox })
+    }
+}
+
+#[cfg(feature = "aws")]
+pub use aws_wiring::{AwsParts, AwsSettings, ChangeRecord, aws, from_env, handle_stream, project_changes};
+
+#[cfg(feature = "aws")]
+mod aws_wiring {
+    use std::sync::Arc;
+
+    use aws_lambda_events::dynamodb::Event as DynamoEvent;
+    use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+    use lambda_runtime::LambdaEvent;
+
+    use super::InitError;
+    use crate::adapters::aws::{AwsTarget, sdk_config};
+    use crate::adapters::dynamodb::{DynamoStore, DynamoTables, outbox_envelope};
+    use crate::adapters::eventbridge::EventBridgePublisher;
+    use crate::adapters::sandbox::SandboxGateway;
+    use crate::adapters::sns::{SmsSettings, SnsSmsSender};
+    use crate::app::consumers::CONTACTS;
+    use crate::app::{Faults, Platform, projector};
+    use crate::config::Config;
+    use crate::topology;
+
+    /// Where a deployment's resources are, from the environment that SAM or CDK sets.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct AwsSettings {
+        /// The tables.
+        pub tables: DynamoTables,
+        /// The event bus (`EVENT_BUS_NAME`).
+        pub bus: String,
+        /// SMS origination (`SMS_SENDER_ID`, `SMS_ORIGINATION_NUMBER`, both optional).
+        pub sms: SmsSettings,
+    }
+
+    impl AwsSettings {
+        /// The variable holding the table of `context`: `TABLE_CHECKUP`, `TABLE_VIEWS`, ….
+        pub fn table_variable(context: &str) -> String {
+            format!("TABLE_{}", context.to_uppercase().replace('-', "_"))
+        }
+
+        /// Reads the settings through `lookup`; a missing variable is an error naming it.
+        pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, InitError> {
+            let required = |name: String| -> Result<String, InitError> {
+                lookup(&name).filter(|v| !v.trim().is_empty()).ok_or(InitError::Missing(name))
+            };
+            let mut contexts = Vec::new();
+            for context in topology::CONTEXT_TABLES.iter().copied().chain([CONTACTS]) {
+                contexts.push((context, required(Self::table_variable(context))?));
+            }
+            Ok(Self {
+                tables: DynamoTables {
+                    contexts,
+                    views: required(Self::table_variable("views"))?,
+                    processed: required(Self::table_variable("processed"))?,
+                },
+                bus: required("EVENT_BUS_NAME".into())?,
+                sms: SmsSettings {
+                    sender_id: lookup("SMS_SENDER_ID").filter(|v| !v.is_empty()),
+                    origination_number: lookup("SMS_ORIGINATION_NUMBER").filter(|v| !v.is_empty()),
+                },
+            })
+        }
+
+        /// Names derived from one prefix (`PREFIX-checkup`, …, `PREFIX-bus`), for the local
+        /// runtime and tests against an emulator.
+        pub fn prefixed(prefix: &str) -> Self {
+            let contexts = topology::CONTEXT_TABLES
+                .iter()
+                .copied()
+                .chain([CONTACTS])
+                .map(|c| (c, format!("{prefix}-{c}")))
+                .collect();
+            Self {
+                tables: DynamoTables {
+                    contexts,
+                    views: format!("{prefix}-views"),
+                    processed: format!("{prefix}-processed"),
+                },
+                bus: format!("{prefix}-bus"),
+                sms: SmsSettings::default(),
+            }
+        }
+    }
+
+    /// The AWS adapters behind a platform, for the runtimes that drive them.
+    #[derive(Debug, Clone)]
+    pub struct AwsParts {
+        /// The SDK configuration every client was built from.
+        pub sdk: aws_config::SdkConfig,
+        /// The store (aggregates, outbox, views).
+        pub store: DynamoStore,
+        /// The publisher.
+        pub publisher: EventBridgePublisher,
+        /// The SMS sender.
+        pub sms: SnsSmsSender,
+        /// The sandbox payment provider.
+        pub sandbox: SandboxGateway,
+        /// The settings.
+        pub settings: AwsSettings,
+    }
+
+    /// A platform on DynamoDB, EventBridge and SNS, with clients built once from `sdk`.
+    pub fn aws(sdk: &aws_config::SdkConfig, settings: AwsSettings, config: Config, faults: Faults) -> (Platform, AwsParts) {
+        let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), settings.tables.clone());
+        let publisher = EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(sdk), settings.bus.clone());
+        let sms = SnsSmsSender::new(aws_sdk_sns::Client::new(sdk), settings.sms.clone());
+        let sandbox = SandboxGateway::new(config.sandbox_slow);
+        let platform = super::platform(
+            store.clone(),
+            Arc::new(publisher.clone()),
+            Arc::new(sms.clone()),
+            &sandbox,
+            config,
+            faults,
+        );
+        let parts = AwsParts {
+            sdk: sdk.clone(),
+            store,
+            publisher,
+            sms,
+            sandbox,
+            settings,
+        };
+        (platform, parts)
+    }
+
+    /// The platform of Lambda function `function`, from its environment: configuration
+    /// and resource names read once, clients built once, and the connections `function`
+    /// will use opened now (during init, not on the first request's hot path). A missing
+    /// or bad variable is logged and returned, so the runtime reports an init error.
+    pub async fn from_env(function: &str) -> Result<Platform, InitError> {
+        let platform = build_from_env(function).await;
+        if let Err(e) = &platform {
+            tracing::error!(function, error = %e, "init failed");
+        }
+        platform
+    }
+
+    async fn build_from_env(function: &str) -> Result<Platform, InitError> {
+        let lookup = |name: &str| std::env::var(name).ok();
+        let config = Config::from_lookup(lookup)?;
+        let settings = AwsSettings::from_lookup(lookup)?;
+        let target = AwsTarget {
+            endpoint: lookup("AWS_ENDPOINT_URL").filter(|v| !v.is_empty()),
+        };
+        let sdk = sdk_config(&target).await;
+        let (platform, parts) = aws(&sdk, settings, config, Faults::none());
+        let uses = topology::function(function).map(|f| f.uses).unwrap_or_default();
+        futures::join!(
+            async {
+                if uses.store() {
+                    parts.store.prime().await;
+                }
+            },
+            async {
+                if uses.bus {
+                    parts.publisher.prime().await;
+                }
+            },
+            async {
+                if uses.sms {
+                    parts.sms.prime().await;
+                }
+            },
+        );
+        Ok(platform)
+    }
+
+    /// One change record of a context table's stream.
+    #[derive(Debug, Clone)]
+    pub struct ChangeRecord {
+        /// The stream's sequence number: the batch item identifier.
+        pub sequence_number: String,
+        /// `INSERT`, `MODIFY` or `REMOVE`.
+        pub event_name: String,
+        /// The item after the change.
+        pub new_image: serde_dynamo::Item,
+    }
+
+    /// Projects a batch of change records in order. Only inserted outbox items are events;
+    /// everything else (aggregates, counters, publish marks) is skipped. Stops at the first
+    /// record that fails and returns its sequence number: the stream retries from there
+    /// (`ReportBatchItemFailures`), so nothing after a failure is lost or applied early.
+    pub async fn project_changes(p: &Platform, records: impl IntoIterator<Item = ChangeRecord>) -> Option<String> {
+        for record in records {
+            if record.event_name != "INSERT" {
+                continue;
+            }
+            let outcome = match outbox_envelope(record.new_image) {
+                Ok(None) => Ok(()),
+                Ok(Some(event)) => projector::project(p, &event).await.map(|_| ()).map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(error) = outcome {
+                tracing::warn!(sequence_number = %record.sequence_number, %error, "change record not projected; the stream retries from it");
+                return Some(record.sequence_number);
+            }
+        }
+        None
+    }
+
+    /// The `status-projector` handler: a DynamoDB stream batch in, the failed item (if any)
+    /// out, as `ReportBatchItemFailures` expects.
+    pub async fn handle_stream(p: &Platform, event: LambdaEvent<DynamoEvent>) -> Result<DynamoDbEventResponse, lambda_runtime::Error> {
+        let records = event.payload.records.into_iter().map(|r| ChangeRecord {
+            sequence_number: r.change.sequence_number.unwrap_or_default(),
+            event_name: r.event_name,
+            new_image: r.change.new_image,
+        });
+        let failed = project_changes(p, records).await;
+        let mut response = DynamoDbEventResponse::default();
+        response.batch_item_failures = failed
+            .into_iter()
+            .map(|id| {
+                let mut failure = DynamoDbBatchItemFailure::default();
+                failure.item_identifier = Some(id);
+                failure
+            })
+            .collect();
+        Ok(response)
+    }
 }
 
 /// Handles one EventBridge delivery for consumer `target`. Any failure is returned as an
@@ -89,5 +334,31 @@ pub async fn handle_eventbridge(
             Err(e.into())
         }
         Err(e @ ConsumerError::Retryable(_)) => Err(e.into()),
+    }
+}
+
+#[cfg(all(test, feature = "aws"))]
+mod tests {
+    use super::*;
+
+    fn full(name: &str) -> Option<String> {
+        Some(format!("value-of-{name}"))
+    }
+
+    #[test]
+    fn settings_name_every_table_from_its_variable() {
+        let s = AwsSettings::from_lookup(full).expect("complete");
+        assert_eq!(s.bus, "value-of-EVENT_BUS_NAME");
+        assert_eq!(s.tables.views, "value-of-TABLE_VIEWS");
+        assert!(s.tables.contexts.contains(&("checkup", "value-of-TABLE_CHECKUP".into())));
+        assert!(s.tables.contexts.contains(&("notification", "value-of-TABLE_NOTIFICATION".into())));
+    }
+
+    #[test]
+    fn a_missing_or_empty_variable_is_named() {
+        for missing in ["TABLE_CHECKUP", "TABLE_PROCESSED", "EVENT_BUS_NAME"] {
+            let err = AwsSettings::from_lookup(|n| if n == missing { Some(" ".into()) } else { full(n) }).expect_err("incomplete");
+            assert_eq!(err.to_string(), format!("configuration variable {missing} is required"));
+        }
     }
 }

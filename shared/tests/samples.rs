@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use chrono::{DateTime, NaiveDate, Utc};
+use clinicflow::adapters::dynamodb::outbox_envelope;
 use clinicflow::adapters::embedded::Embedded;
 use clinicflow::app::consumers::{self, Handled};
 use clinicflow::app::{Faults, Platform, projector, relay};
@@ -24,11 +25,9 @@ use clinicflow::http::Claims;
 use clinicflow::ports::{Clock, Ids};
 use clinicflow::topology::{self, Trigger};
 use clinicflow::wiring::{self, EmbeddedParts};
+use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
 use tower::ServiceExt;
-
-/// Functions whose samples come later (a DynamoDB stream event needs its own type).
-const NOT_YET_SAMPLED: &[&str] = &["status-projector"];
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -203,10 +202,27 @@ fn every_sample_deserializes_into_what_its_function_receives() {
                 check_event_sample(function, path, raw);
             }
             Trigger::Schedule(_) => check_schedule_sample(function, path, raw),
-            // The projector's DynamoDB stream samples come with the projector's own event type.
-            Trigger::Stream => {}
+            Trigger::Stream => check_stream_sample(path, raw),
         }
     }
+}
+
+/// A DynamoDB stream batch whose inserted outbox items hold envelopes the schemas accept.
+fn check_stream_sample(path: &Path, raw: Value) {
+    let name = display(path);
+    let batch: aws_lambda_events::dynamodb::Event =
+        serde_json::from_value(raw).unwrap_or_else(|e| panic!("{name}: not a DynamoDB stream batch: {e}"));
+    assert!(!batch.records.is_empty(), "{name}: no records");
+    let mut events = 0;
+    for r in batch.records {
+        assert!(r.change.sequence_number.is_some(), "{name}: a record without a sequence number");
+        if let Some(envelope) = outbox_envelope(r.change.new_image).unwrap_or_else(|e| panic!("{name}: {e}")) {
+            let schemas = Schemas::load(&BTreeSet::from([envelope.event_type.clone()]));
+            schemas.assert_valid(&name, &serde_json::to_value(&envelope).expect("json"));
+            events += 1;
+        }
+    }
+    assert!(events > 0, "{name}: no outbox event in the batch");
 }
 
 #[test]
@@ -215,7 +231,7 @@ fn every_function_has_a_sample() {
     let missing: Vec<&str> = topology::FUNCTIONS
         .iter()
         .map(|f| f.name)
-        .filter(|n| !NOT_YET_SAMPLED.contains(n) && !sampled.contains(n))
+        .filter(|n| !sampled.contains(n))
         .collect();
     assert!(missing.is_empty(), "functions without a sample under events/: {missing:?}");
 }
@@ -651,7 +667,35 @@ async fn every_sample_gets_from_its_function_what_its_name_promises() {
                 let report = relay::sweep(&p, std::time::Duration::ZERO).await.expect("sweeps");
                 assert_eq!(report.failed, 0, "{rel}");
             }
-            Trigger::Stream => {}
+            Trigger::Stream => {
+                let (p, _parts) = sample_platform();
+                let text = fs::read_to_string(&path).expect("readable");
+                let batch: aws_lambda_events::dynamodb::Event = serde_json::from_str(&text).expect("checked above");
+                let last = batch.records.last().and_then(|r| r.change.sequence_number.clone());
+                let invoke = |batch| wiring::handle_stream(&p, LambdaEvent::new(batch, lambda_runtime::Context::default()));
+                let response = invoke(batch.clone()).await.expect("the handler answers");
+                let failed: Vec<_> = response
+                    .batch_item_failures
+                    .iter()
+                    .filter_map(|f| f.item_identifier.clone())
+                    .collect();
+                if rel.contains("out-of-order") {
+                    assert_eq!(failed, [last.unwrap_or_default()], "{rel}: the early event is reported for a retry");
+                    assert!(
+                        p.views.get(SAMPLE_BOOKING).await.expect("views").is_none(),
+                        "{rel}: nothing projected early"
+                    );
+                    continue;
+                }
+                assert!(failed.is_empty(), "{rel}: {failed:?}");
+                let view = p.views.get(SAMPLE_BOOKING).await.expect("views").expect("the view exists");
+                assert_eq!(view.body["status"], "booked", "{rel}");
+                assert_eq!(view.body["payment_status"], "paid", "{rel}");
+                let again = invoke(batch).await.expect("the handler answers");
+                assert!(again.batch_item_failures.is_empty(), "{rel}: a replay is harmless");
+                let replayed = p.views.get(SAMPLE_BOOKING).await.expect("views").expect("the view exists");
+                assert_eq!(replayed.revision, view.revision, "{rel}: a replay changes nothing");
+            }
         }
     }
 }

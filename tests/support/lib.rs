@@ -1,6 +1,8 @@
 //! Support for the workspace's end-to-end tests: a local stack per test, an HTTP client
 //! that speaks its API, and waiting for eventual consistency without timing assertions.
 
+pub mod moto;
+
 use std::time::Duration;
 
 use clinicflow::config::Config;
@@ -31,12 +33,37 @@ pub fn fast_options() -> LocalOptions {
             ..BusOptions::default()
         },
         sweep_every: Duration::from_millis(100),
+        ..LocalOptions::default()
     }
 }
 
 /// Starts a fast in-memory stack.
 pub async fn start() -> LocalStack {
     LocalStack::start(fast_options()).await.expect("local stack starts")
+}
+
+/// Which adapters a test's stack runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum On {
+    /// The embedded SQLite adapters, in memory.
+    Sqlite,
+    /// The AWS adapters against the test run's moto server, under a prefix of its own.
+    Moto,
+}
+
+/// [`fast_options`] on `on`.
+pub async fn options_on(on: On) -> LocalOptions {
+    let mut options = fast_options();
+    if on == On::Moto {
+        options.aws_endpoint = Some(moto::moto().await.endpoint.clone());
+        options.aws_prefix = moto::unique("e2e");
+    }
+    options
+}
+
+/// Starts a fast stack on `on`.
+pub async fn start_on(on: On) -> LocalStack {
+    LocalStack::start(options_on(on).await).await.expect("local stack starts")
 }
 
 /// A response: status, headers we care about, JSON body.
@@ -202,9 +229,7 @@ pub async fn basic_places_taken(stack: &LocalStack, date: &str) -> i64 {
 /// The SMS the stack has sent so far.
 pub async fn sms(stack: &LocalStack) -> Vec<Value> {
     stack
-        .parts
-        .sms
-        .list()
+        .sms_sent()
         .await
         .expect("sms list")
         .into_iter()

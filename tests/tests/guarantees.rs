@@ -99,7 +99,13 @@ async fn redelivered_events_cause_no_second_sms_refund_or_place_change() {
 
     // Replay the whole history: every event to every consumer its rules name, and every
     // change record into the projector.
-    let history = stack.parts.db.changes_after(0, 1000).await.expect("history");
+    let history = stack
+        .embedded()
+        .expect("on SQLite")
+        .db
+        .changes_after(0, 1000)
+        .await
+        .expect("history");
     let mut deliveries = 0;
     for (_, event) in &history {
         for rule in RULES.iter().filter(|r| r.matches(&event.source, &event.event_type)) {
@@ -121,7 +127,7 @@ async fn redelivered_events_cause_no_second_sms_refund_or_place_change() {
     assert!(deliveries >= 8);
     assert_eq!(sms(&stack).await.len(), before_sms);
     assert_eq!(basic_places_taken(&stack, &date).await, 0);
-    let ledger = stack.parts.sandbox.entries();
+    let ledger = stack.sandbox.entries();
     assert_eq!(ledger.len(), 1);
     assert_eq!((ledger[0].status, ledger[0].refunds), (LedgerStatus::Refunded, 1));
     assert_eq!(p.views.get(&id).await.expect("view").expect("exists"), before_view);
@@ -156,8 +162,8 @@ async fn two_hundred_concurrent_bookings_for_the_last_ten_places_yield_exactly_t
     assert_eq!(basic_places_taken(&stack, &date).await, 20);
     // No money is kept for a booking that does not exist.
     let price = stack.platform.config.prices.basic.0;
-    assert_eq!(stack.parts.sandbox.kept().0, 20 * price);
-    assert!(stack.parts.sandbox.entries().iter().all(|e| e.status != LedgerStatus::Refunded));
+    assert_eq!(stack.sandbox.kept().0, 20 * price);
+    assert!(stack.sandbox.entries().iter().all(|e| e.status != LedgerStatus::Refunded));
     stack.shutdown().await;
 }
 
@@ -194,7 +200,7 @@ async fn concurrent_confirm_reject_and_cancel_on_one_booking_settle_on_one_outco
         }
     }
     assert!(stack.settle(Duration::from_secs(10)).await);
-    let ledger = stack.parts.sandbox.entries();
+    let ledger = stack.sandbox.entries();
     assert_eq!(ledger.len(), 10);
     assert!(
         ledger.iter().all(|e| e.status == LedgerStatus::Refunded && e.refunds == 1),
@@ -325,14 +331,31 @@ async fn bad_input_never_yields_a_5xx_and_never_writes() {
     assert_eq!(bad_key.status, 422);
 
     // Nothing was written anywhere.
-    assert!(stack.parts.db.changes_after(0, 10).await.expect("feed").is_empty(), "no event");
+    assert!(
+        stack
+            .embedded()
+            .expect("on SQLite")
+            .db
+            .changes_after(0, 10)
+            .await
+            .expect("feed")
+            .is_empty(),
+        "no event"
+    );
     for context in [checkup::CONTEXT, payment::CONTEXT, centre::CONTEXT] {
         assert!(
-            stack.parts.db.all_aggregates(context).await.expect("aggregates").is_empty(),
+            stack
+                .embedded()
+                .expect("on SQLite")
+                .db
+                .all_aggregates(context)
+                .await
+                .expect("aggregates")
+                .is_empty(),
             "{context}"
         );
     }
-    assert!(stack.parts.sandbox.entries().is_empty(), "no payment taken");
+    assert!(stack.sandbox.entries().is_empty(), "no payment taken");
     assert_eq!(basic_places_taken(&stack, &date).await, 0);
     assert!(sms(&stack).await.is_empty());
     stack.shutdown().await;
@@ -404,9 +427,9 @@ async fn a_change_record_that_can_never_project_is_parked_and_the_feed_moves_on(
     let healthy = book_ok(&patient, &future_date(31)).await;
     wait_for_status(&patient, &healthy, "reservation", "received").await;
     let parked = clinicflow_tests::eventually(Duration::from_secs(10), || async {
-        let dead = stack.parts.bus.dead_letters().await.expect("dlq");
+        let dead = stack.dead_letters().await.expect("dlq");
         dead.iter()
-            .any(|(target, e, _)| target == "status-projector" && e.correlation_id == poisoned)
+            .any(|d| d.target == "status-projector" && d.event.correlation_id == poisoned)
             .then_some(dead)
     })
     .await;

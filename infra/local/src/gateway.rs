@@ -16,13 +16,14 @@ use clinicflow::domain::FieldError;
 use clinicflow::http::auth::DevTokens;
 use clinicflow::http::{ApiError, Problem, parse_json, problem_of};
 use clinicflow::topology::Role;
-use clinicflow::wiring::EmbeddedParts;
 use serde::Deserialize;
+
+use crate::Backend;
 
 #[derive(Clone)]
 struct Local {
     platform: Arc<Platform>,
-    parts: EmbeddedParts,
+    backend: Backend,
     tokens: DevTokens,
 }
 
@@ -110,27 +111,40 @@ async fn issue_token(State(s): State<Local>, headers: HeaderMap, body: axum::bod
 }
 
 async fn list_sms(State(s): State<Local>) -> Response {
-    match s.parts.sms.list().await {
+    match s.backend.sms_sent().await {
         Ok(list) => axum::Json(serde_json::json!({"items": list})).into_response(),
-        Err(e) => problem_of(ApiError(e.into())).into_response(),
+        Err(e) => internal(e),
     }
 }
 
+fn internal(e: anyhow::Error) -> Response {
+    problem_of(ApiError(AppError::Internal(e.to_string()))).into_response()
+}
+
 async fn dead_letters(State(s): State<Local>) -> Response {
-    match s.parts.bus.dead_letters().await {
+    match s.backend.dead_letters().await {
         Ok(list) => {
             let items: Vec<_> = list
                 .into_iter()
-                .map(|(target, event, error)| serde_json::json!({"target": target, "event_id": event.id, "type": event.event_type, "error": error}))
+                .map(|d| serde_json::json!({"target": d.target, "event_id": d.event.id, "type": d.event.event_type, "error": d.error}))
                 .collect();
             axum::Json(serde_json::json!({"items": items})).into_response()
         }
-        Err(e) => problem_of(ApiError(e.into())).into_response(),
+        Err(e) => internal(e),
     }
 }
 
 async fn redrive(State(s): State<Local>) -> Response {
-    match s.parts.bus.redrive().await {
+    let Backend::Embedded(parts) = &s.backend else {
+        return Problem::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "not-implemented",
+            "Not implemented",
+            "on the AWS path, redrive the dead-letter queues with SQS StartMessageMoveTask",
+        )
+        .into_response();
+    };
+    match parts.bus.redrive().await {
         Ok(n) => axum::Json(serde_json::json!({"redriven": n})).into_response(),
         Err(e) => problem_of(ApiError(e.into())).into_response(),
     }
@@ -160,7 +174,7 @@ async fn health(State(s): State<Local>) -> Response {
 }
 
 /// The gateway's router.
-pub fn router(platform: Arc<Platform>, parts: EmbeddedParts, tokens: DevTokens) -> Router {
+pub fn router(platform: Arc<Platform>, backend: Backend, tokens: DevTokens) -> Router {
     let api = clinicflow::http::router(platform.clone(), None).route_layer(middleware::from_fn_with_state(tokens.clone(), authorizer));
     let local = Router::new()
         .route("/health", get(health))
@@ -169,6 +183,6 @@ pub fn router(platform: Arc<Platform>, parts: EmbeddedParts, tokens: DevTokens) 
         .route("/_local/dead-letters", get(dead_letters))
         .route("/_local/redrive", post(redrive))
         .route("/_local/faults", post(set_fault))
-        .with_state(Local { platform, parts, tokens });
+        .with_state(Local { platform, backend, tokens });
     local.merge(api).layer(middleware::from_fn(access_log))
 }

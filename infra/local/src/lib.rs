@@ -1,9 +1,13 @@
 //! `clinicflow-local`: the whole clinicflow topology in one process. A gateway routes
-//! from `topology.rs` and checks JWTs where API Gateway's authorizer would; an in-process
-//! bus applies the same rules and delivers asynchronously and at least once, with retries
-//! and a dead-letter queue; the change feed of the SQLite store drives the projector; an
-//! SMS outbox keeps what would have been sent.
+//! from `topology.rs` and checks JWTs where API Gateway's authorizer would. Two backends:
+//! - embedded (default): an in-process bus applies the same rules and delivers
+//!   asynchronously and at least once, with retries and a dead-letter queue; the change
+//!   feed of the SQLite store drives the projector; an SMS outbox keeps what would be sent;
+//! - AWS (`aws_endpoint`): DynamoDB, EventBridge and SNS through the AWS SDK at that
+//!   endpoint (a moto server), rule targets delivered from SQS, the projector fed from
+//!   DynamoDB Streams (see [`aws`]).
 
+pub mod aws;
 mod gateway;
 mod workers;
 
@@ -14,10 +18,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clinicflow::adapters::embedded::Embedded;
+pub use clinicflow::adapters::embedded::SentSms;
+use clinicflow::adapters::sandbox::SandboxGateway;
 use clinicflow::app::{Faults, Platform};
 use clinicflow::config::Config;
+use clinicflow::events::EventEnvelope;
 use clinicflow::http::auth::DevTokens;
 use clinicflow::wiring::{self, EmbeddedParts};
+use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -36,6 +44,10 @@ pub struct LocalOptions {
     pub bus: BusOptions,
     /// How often the sweeper looks for unpublished events.
     pub sweep_every: Duration,
+    /// Run on the AWS adapters against this endpoint (a moto server) instead of SQLite.
+    pub aws_endpoint: Option<String>,
+    /// Prefix of the tables, bus, rules and queues created at `aws_endpoint`.
+    pub aws_prefix: String,
 }
 
 impl Default for LocalOptions {
@@ -49,6 +61,52 @@ impl Default for LocalOptions {
             },
             bus: BusOptions::default(),
             sweep_every: Duration::from_millis(500),
+            aws_endpoint: None,
+            aws_prefix: "clinicflow-local".into(),
+        }
+    }
+}
+
+/// A delivery that gave up.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeadLetter {
+    /// The consumer (or the projector).
+    pub target: String,
+    /// The event.
+    pub event: EventEnvelope,
+    /// The last error.
+    pub error: String,
+}
+
+/// The adapters behind a stack.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// SQLite: store, views, bus, SMS outbox.
+    Embedded(EmbeddedParts),
+    /// DynamoDB, EventBridge (to SQS), SNS at an endpoint.
+    Aws(Box<aws::AwsRuntime>),
+}
+
+impl Backend {
+    /// The SMS sent so far, oldest first.
+    pub async fn sms_sent(&self) -> anyhow::Result<Vec<SentSms>> {
+        match self {
+            Self::Embedded(parts) => Ok(parts.sms.list().await?),
+            Self::Aws(runtime) => Ok(runtime.sms_sent().await),
+        }
+    }
+
+    /// The deliveries that ended in a dead-letter queue.
+    pub async fn dead_letters(&self) -> anyhow::Result<Vec<DeadLetter>> {
+        match self {
+            Self::Embedded(parts) => Ok(parts
+                .bus
+                .dead_letters()
+                .await?
+                .into_iter()
+                .map(|(target, event, error)| DeadLetter { target, event, error })
+                .collect()),
+            Self::Aws(runtime) => runtime.dead_letters().await,
         }
     }
 }
@@ -59,8 +117,10 @@ pub struct LocalStack {
     pub addr: SocketAddr,
     /// The platform its handlers and consumers share.
     pub platform: Arc<Platform>,
-    /// Its adapters (database, bus, SMS outbox, payment sandbox).
-    pub parts: EmbeddedParts,
+    /// Its adapters.
+    pub backend: Backend,
+    /// The sandbox payment provider.
+    pub sandbox: SandboxGateway,
     /// The dev-token issuer the gateway trusts.
     pub tokens: DevTokens,
     shutdown: watch::Sender<bool>,
@@ -93,37 +153,51 @@ impl LocalStack {
     /// Opens the store, republishes what a previous run left unpublished, starts the
     /// workers and the gateway.
     pub async fn start(options: LocalOptions) -> anyhow::Result<Self> {
-        let db = match &options.data_dir {
-            Some(dir) => {
-                std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-                Embedded::open(&dir.join("clinicflow.sqlite"))?
-            }
-            None => Embedded::in_memory()?,
-        };
-        let tokens = DevTokens::new(&secret_for(options.data_dir.as_ref())?);
-        let (platform, parts) = wiring::embedded(db, options.config.clone(), Faults::none());
-        let platform = Arc::new(platform);
-
-        // Whatever a crashed run committed but never published goes out first.
-        let recovered = clinicflow::app::relay::sweep(&platform, Duration::ZERO).await?;
-        if recovered.published > 0 {
-            tracing::info!(published = recovered.published, "republished events left by the previous run");
+        if let Some(dir) = &options.data_dir {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
-
+        let tokens = DevTokens::new(&secret_for(options.data_dir.as_ref())?);
         let (shutdown, watch_rx) = watch::channel(false);
-        let mut tasks = workers::spawn(
-            platform.clone(),
-            parts.clone(),
-            options.bus.clone(),
-            options.sweep_every,
-            watch_rx.clone(),
-        );
+        let (platform, backend, sandbox, mut tasks) = match &options.aws_endpoint {
+            None => {
+                let db = match &options.data_dir {
+                    Some(dir) => Embedded::open(&dir.join("clinicflow.sqlite"))?,
+                    None => Embedded::in_memory()?,
+                };
+                let (platform, parts) = wiring::embedded(db, options.config.clone(), Faults::none());
+                let platform = Arc::new(platform);
+                recover(&platform).await?;
+                let tasks = workers::spawn(
+                    platform.clone(),
+                    parts.clone(),
+                    options.bus.clone(),
+                    options.sweep_every,
+                    watch_rx.clone(),
+                );
+                let sandbox = parts.sandbox.clone();
+                (platform, Backend::Embedded(parts), sandbox, tasks)
+            }
+            Some(endpoint) => {
+                let (platform, runtime) =
+                    aws::AwsRuntime::provision(endpoint, &options.aws_prefix, options.config.clone(), &options.bus).await?;
+                let platform = Arc::new(platform);
+                recover(&platform).await?;
+                let mut tasks = runtime.spawn(platform.clone(), options.bus.clone(), watch_rx.clone()).await?;
+                tasks.push(tokio::spawn(workers::sweep(
+                    platform.clone(),
+                    options.sweep_every,
+                    watch_rx.clone(),
+                )));
+                let sandbox = runtime.parts.sandbox.clone();
+                (platform, Backend::Aws(Box::new(runtime)), sandbox, tasks)
+            }
+        };
 
         let listener = tokio::net::TcpListener::bind(options.listen)
             .await
             .with_context(|| format!("binding {}", options.listen))?;
         let addr = listener.local_addr()?;
-        let app = gateway::router(platform.clone(), parts.clone(), tokens.clone());
+        let app = gateway::router(platform.clone(), backend.clone(), tokens.clone());
         let mut stop = watch_rx;
         tasks.push(tokio::spawn(async move {
             let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
@@ -136,7 +210,8 @@ impl LocalStack {
         Ok(Self {
             addr,
             platform,
-            parts,
+            backend,
+            sandbox,
             tokens,
             shutdown,
             tasks,
@@ -182,15 +257,50 @@ impl LocalStack {
         }
     }
 
+    /// The SMS sent so far, oldest first.
+    pub async fn sms_sent(&self) -> anyhow::Result<Vec<SentSms>> {
+        self.backend.sms_sent().await
+    }
+
+    /// The embedded adapters, when the stack runs on SQLite.
+    pub fn embedded(&self) -> Option<&EmbeddedParts> {
+        match &self.backend {
+            Backend::Embedded(parts) => Some(parts),
+            Backend::Aws(_) => None,
+        }
+    }
+
+    /// The deliveries that ended in a dead-letter queue.
+    pub async fn dead_letters(&self) -> anyhow::Result<Vec<DeadLetter>> {
+        self.backend.dead_letters().await
+    }
+
     async fn is_idle(&self) -> anyhow::Result<bool> {
         let unpublished = self
             .platform
             .outbox
             .unpublished(chrono::Utc::now() + chrono::Duration::days(1), 1)
             .await?;
-        let pending = self.parts.bus.next_due().await?;
-        let checkpoint = self.parts.db.checkpoint(workers::PROJECTOR_CHECKPOINT).await?;
-        let behind = self.parts.db.changes_after(checkpoint, 1).await?;
-        Ok(unpublished.is_empty() && pending.is_none() && behind.is_empty())
+        if !unpublished.is_empty() {
+            return Ok(false);
+        }
+        match &self.backend {
+            Backend::Embedded(parts) => {
+                let pending = parts.bus.next_due().await?;
+                let checkpoint = parts.db.checkpoint(workers::PROJECTOR_CHECKPOINT).await?;
+                let behind = parts.db.changes_after(checkpoint, 1).await?;
+                Ok(pending.is_none() && behind.is_empty())
+            }
+            Backend::Aws(runtime) => runtime.is_idle().await,
+        }
     }
+}
+
+/// Whatever a crashed run committed but never published goes out first.
+async fn recover(platform: &Platform) -> anyhow::Result<()> {
+    let recovered = clinicflow::app::relay::sweep(platform, Duration::ZERO).await?;
+    if recovered.published > 0 {
+        tracing::info!(published = recovered.published, "republished events left by the previous run");
+    }
+    Ok(())
 }

@@ -180,7 +180,8 @@ async fn project(p: Arc<Platform>, parts: EmbeddedParts, mut stop: watch::Receiv
     }
 }
 
-async fn sweep(p: Arc<Platform>, every: Duration, mut stop: watch::Receiver<bool>) {
+/// The outbox sweeper: every `every`, republishes what was left unpublished.
+pub async fn sweep(p: Arc<Platform>, every: Duration, mut stop: watch::Receiver<bool>) {
     loop {
         if !wait(&mut stop, std::future::pending(), every).await {
             return;

@@ -273,7 +273,7 @@ impl AggregateStore for Embedded {
                     .map_err(db_err)?;
                 let n = t
                     .execute(
-                        "UPDATE counters SET value = value + ?1 WHERE key = ?2 AND value + ?1 >= 0 AND value + ?1 <= ?3",
+                        "UPDATE counters SET value = value + ?1 WHERE key = ?2 AND value + ?1 >= 0 AND (?1 <= 0 OR value + ?1 <= ?3)",
                         params![m.delta, m.key, m.limit],
                     )
                     .map_err(db_err)?;
@@ -381,8 +381,8 @@ impl Outbox for Embedded {
         .await
     }
 
-    async fn mark_published(&self, ids: &[String]) -> Result<(), StoreError> {
-        let ids = ids.to_vec();
+    async fn mark_published(&self, events: &[EventEnvelope]) -> Result<(), StoreError> {
+        let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
         self.run(move |c| {
             let t = c.transaction().map_err(db_err)?;
             let now = ts(Utc::now());
@@ -716,6 +716,9 @@ pub struct SentSms {
     pub body: String,
     /// When.
     pub sent_at: String,
+    /// The channel's message id (SNS), when it gave one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
 }
 
 /// The local SMS channel: keeps every SMS, once per key, instead of sending it.
@@ -745,6 +748,7 @@ impl SqliteSmsOutbox {
                             to: r.get(2)?,
                             body: r.get(3)?,
                             sent_at: r.get(4)?,
+                            message_id: None,
                         })
                     })
                     .map_err(db_err)?;

@@ -1,7 +1,19 @@
-//! Adapters, named after their technology: `embedded` (SQLite: store, views, local bus,
-//! SMS outbox), `sandbox` (a deterministic payment provider) and `resilient` (timeout and
-//! circuit breaker around any payment provider).
+//! Adapters, named after their technology:
+//! - `embedded` (feature `embedded`): SQLite store, views, local bus and SMS outbox;
+//! - `aws`, `dynamodb`, `eventbridge`, `sns` (feature `aws`): the SDK configuration and
+//!   the DynamoDB store, the EventBridge publisher and the SNS SMS sender;
+//! - `sandbox`: a deterministic payment provider; `resilient`: timeout and circuit breaker
+//!   around any payment provider.
 
+#[cfg(feature = "aws")]
+pub mod aws;
+#[cfg(feature = "aws")]
+pub mod dynamodb;
+#[cfg(feature = "embedded")]
 pub mod embedded;
+#[cfg(feature = "aws")]
+pub mod eventbridge;
 pub mod resilient;
 pub mod sandbox;
+#[cfg(feature = "aws")]
+pub mod sns;

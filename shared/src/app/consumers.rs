@@ -14,7 +14,7 @@ use crate::ports::{
 };
 
 /// The notifier's own table of whom to tell about a case.
-pub const CONTACTS: &str = "notification";
+pub const CONTACTS: &str = crate::topology::NOTIFICATION;
 
 /// Why a consumer failed, and whether to retry.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -275,21 +275,132 @@ async fn sms_notifier(p: &Platform, event: &EventEnvelope) -> Result<Handled, Co
         to: contact.phone.clone(),
         body: checkup_sms(contact.locale, &case, notice),
     };
-    match p.sms.send(&message).await {
-        Ok(message_id) => tracing::info!(to = %contact.phone.masked(), message_id = %message_id, "sms sent"),
-        // An opted-out or invalid number will not become valid by retrying: record and move on.
-        Err(SmsError::Refused(why)) => tracing::warn!(to = %contact.phone.masked(), reason = %why, "sms refused by the channel"),
-        Err(SmsError::Transient(why)) => return Err(ConsumerError::Retryable(why)),
-    }
-    commit_once(
-        p,
-        Transaction {
-            writes: contact_write.into_iter().collect(),
-            processed: mark(NAME, event),
+    send_once(p, NAME, event, &message, contact_write).await
+}
+
+/// Where one SMS stands, kept in the notifier's table under `sms#<event id>`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum SmsRecord {
+    /// Claimed and handed to the channel; the outcome is not recorded yet.
+    Sending {
+        /// The recipient, masked.
+        to: String,
+    },
+    /// The channel accepted it.
+    Sent {
+        /// The recipient, masked.
+        to: String,
+        /// The channel's message id.
+        message_id: String,
+    },
+    /// The channel refused it (opted out, invalid number): not retried.
+    Refused {
+        /// The recipient, masked.
+        to: String,
+        /// Why.
+        reason: String,
+    },
+    /// A passing failure; the next delivery may claim it again.
+    Failed {
+        /// The recipient, masked.
+        to: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The key of the SMS record of an event.
+pub fn sms_record_key(event_id: &str) -> AggregateKey {
+    AggregateKey::new(CONTACTS, format!("sms#{event_id}"))
+}
+
+/// Sends an event's SMS at most once, even on a channel without deduplication (SNS): the
+/// record is claimed (`sending`) before the send and settled (`sent`, `refused`) with the
+/// processed mark after it. A redelivery that finds `sending` cannot know whether the
+/// channel got the message, so it does not send again: it fails permanently and the event
+/// lands in the dead-letter queue, where an alarm shows it.
+async fn send_once(
+    p: &Platform,
+    consumer: &str,
+    event: &EventEnvelope,
+    message: &SmsMessage,
+    contact_write: Option<AggregateWrite>,
+) -> Result<Handled, ConsumerError> {
+    let key = sms_record_key(&event.id);
+    let to = message.to.masked();
+    let (record, version) = load::<SmsRecord>(p, &key).await?;
+    let write = |version: u64, record: &SmsRecord| -> Result<AggregateWrite, ConsumerError> {
+        Ok(AggregateWrite {
+            key: key.clone(),
+            expected_version: version,
+            new_version: version + 1,
+            state: serde_json::to_value(record)?,
+        })
+    };
+    let settle = |version: u64, record: SmsRecord| -> Result<Transaction, ConsumerError> {
+        Ok(Transaction {
+            writes: std::iter::once(write(version, &record)?).chain(contact_write.clone()).collect(),
+            processed: mark(consumer, event),
             ..Default::default()
-        },
-    )
-    .await
+        })
+    };
+    match record {
+        Some(SmsRecord::Sent { .. } | SmsRecord::Refused { .. }) => {
+            // Settled by an earlier delivery whose processed mark was then lost: mark now.
+            let tx = Transaction {
+                writes: contact_write.into_iter().collect(),
+                processed: mark(consumer, event),
+                ..Default::default()
+            };
+            return commit_once(p, tx).await.map(|_| Handled::Skipped);
+        }
+        Some(SmsRecord::Sending { .. }) => {
+            return Err(ConsumerError::Permanent(format!(
+                "the SMS of event {} was handed to the channel by a delivery that did not finish; not sending it again",
+                event.id
+            )));
+        }
+        Some(SmsRecord::Failed { .. }) | None => {}
+    }
+    let claim = Transaction {
+        writes: vec![write(version, &SmsRecord::Sending { to: to.clone() })?],
+        ..Default::default()
+    };
+    match p.store.commit(claim).await {
+        Ok(()) => {}
+        Err(StoreError::VersionConflict(_)) => return Err(ConsumerError::Retryable("another delivery is sending this SMS".into())),
+        Err(e) => return Err(e.into()),
+    }
+    let claimed = version + 1;
+    let outcome = match p.sms.send(message).await {
+        Ok(message_id) => {
+            tracing::info!(to = %to, message_id = %message_id, "sms sent");
+            SmsRecord::Sent { to, message_id }
+        }
+        // An opted-out or invalid number will not become valid by retrying: record and move on.
+        Err(SmsError::Refused(reason)) => {
+            tracing::warn!(to = %to, reason = %reason, "sms refused by the channel");
+            SmsRecord::Refused { to, reason }
+        }
+        Err(SmsError::Transient(reason)) => {
+            let failed = Transaction {
+                writes: vec![write(
+                    claimed,
+                    &SmsRecord::Failed {
+                        to,
+                        reason: reason.clone(),
+                    },
+                )?],
+                ..Default::default()
+            };
+            if let Err(e) = p.store.commit(failed).await {
+                tracing::warn!(error = %e, "could not release the SMS claim");
+            }
+            return Err(ConsumerError::Retryable(reason));
+        }
+    };
+    commit_once(p, settle(claimed, outcome)?).await
 }
 
 async fn known_contact(p: &Platform, key: &AggregateKey) -> Result<Contact, ConsumerError> {

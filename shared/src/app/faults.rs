@@ -2,17 +2,20 @@
 //! a crash between write and publish, a failing consumer, a failing projector. Nothing is
 //! switched on in production, where each check is one uncontended read.
 
-use std::collections::HashSet;
-use std::sync::{Arc, RwLock};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 /// The crash point between a command's commit and its publish.
 pub const AFTER_COMMIT: &str = "after-commit";
 /// The projector fails.
 pub const PROJECTOR: &str = "status-projector";
 
-/// The failure points currently switched on.
+/// The failure points currently switched on, and how often each has fired.
 #[derive(Debug, Clone, Default)]
-pub struct Faults(Arc<RwLock<HashSet<String>>>);
+pub struct Faults {
+    on: Arc<RwLock<HashSet<String>>>,
+    fired: Arc<Mutex<HashMap<String, u64>>>,
+}
 
 impl Faults {
     /// None switched on.
@@ -22,7 +25,7 @@ impl Faults {
 
     /// Switches `point` on or off. Consumer names are points too.
     pub fn set(&self, point: &str, on: bool) {
-        let mut set = self.0.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut set = self.on.write().unwrap_or_else(PoisonError::into_inner);
         if on {
             set.insert(point.to_owned());
         } else {
@@ -30,8 +33,27 @@ impl Faults {
         }
     }
 
-    /// Is `point` switched on?
+    /// Is `point` switched on? A yes counts as the point firing.
     pub fn is_on(&self, point: &str) -> bool {
-        self.0.read().unwrap_or_else(std::sync::PoisonError::into_inner).contains(point)
+        let on = self.on.read().unwrap_or_else(PoisonError::into_inner).contains(point);
+        if on {
+            *self
+                .fired
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(point.to_owned())
+                .or_default() += 1;
+        }
+        on
+    }
+
+    /// How many times `point` has fired.
+    pub fn fired(&self, point: &str) -> u64 {
+        self.fired
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(point)
+            .copied()
+            .unwrap_or(0)
     }
 }

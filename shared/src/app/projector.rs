@@ -60,8 +60,21 @@ fn context_of(source: &str) -> &str {
 }
 
 impl CheckupView {
+    /// Applies one event if it is the next one the view expects of its aggregate.
+    pub fn fold(&mut self, e: &EventEnvelope) -> Fold {
+        let context = context_of(&e.source).to_owned();
+        let seen = self.versions.get(&context).copied().unwrap_or(0);
+        if e.version <= seen {
+            return Fold::Stale;
+        }
+        if e.version > seen + 1 {
+            return Fold::Early { expected: seen + 1 };
+        }
+        if self.apply(e) { Fold::Applied } else { Fold::Stale }
+    }
+
     /// Applies one event if it is newer than what the view saw of its aggregate; returns
-    /// whether the view changed.
+    /// whether the view changed. Unlike [`CheckupView::fold`], it accepts gaps.
     pub fn apply(&mut self, e: &EventEnvelope) -> bool {
         let context = context_of(&e.source).to_owned();
         if self.versions.get(&context).is_some_and(|seen| *seen >= e.version) {
@@ -146,6 +159,21 @@ impl CheckupView {
     }
 }
 
+/// What folding one event into a view did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fold {
+    /// The view changed.
+    Applied,
+    /// The view already had it (a replay or redelivery), or it does not concern views.
+    Stale,
+    /// An earlier event of the same aggregate has not been seen yet: the stream delivered
+    /// out of order (records of different items can sit on different shards). Retry later.
+    Early {
+        /// The version the view waits for.
+        expected: u64,
+    },
+}
+
 /// The API view of a case from its first events, for a command's own response.
 pub fn checkup_view_of(events: &[EventEnvelope]) -> serde_json::Value {
     let mut view = CheckupView {
@@ -159,7 +187,9 @@ pub fn checkup_view_of(events: &[EventEnvelope]) -> serde_json::Value {
 }
 
 /// Projects one change record into its view. Optimistic on the view's revision: a lost race
-/// is retried, so concurrent projector invocations never lose an update.
+/// is retried, so concurrent projector invocations never lose an update. An event that
+/// arrives before an earlier one of its aggregate is refused with a `Conflict`, to be
+/// retried once the earlier one is in (a stream's batch item failure does exactly that).
 pub async fn project(p: &Platform, e: &EventEnvelope) -> Result<bool, AppError> {
     if p.faults.is_on(faults::PROJECTOR) {
         return Err(AppError::Unavailable {
@@ -182,8 +212,17 @@ pub async fn project(p: &Platform, e: &EventEnvelope) -> Result<bool, AppError> 
                 0,
             ),
         };
-        if !view.apply(e) {
-            return Ok(false);
+        match view.fold(e) {
+            Fold::Applied => {}
+            Fold::Stale => return Ok(false),
+            Fold::Early { expected } => {
+                return Err(AppError::Conflict(format!(
+                    "event {} is version {} of its {} aggregate; the view waits for version {expected}",
+                    e.id,
+                    e.version,
+                    context_of(&e.source)
+                )));
+            }
         }
         let record = ViewRecord {
             id: view.id.clone(),
@@ -205,4 +244,51 @@ pub async fn project(p: &Platform, e: &EventEnvelope) -> Result<bool, AppError> 
         reason: "view contention".into(),
         retry_after: std::time::Duration::from_millis(100),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(event_type: &str, version: u64) -> EventEnvelope {
+        EventEnvelope {
+            id: format!("e{version}"),
+            event_type: event_type.into(),
+            source: "clinicflow.checkup".into(),
+            aggregate_id: "b1".into(),
+            version,
+            correlation_id: "b1".into(),
+            causation_id: "r1".into(),
+            occurred_at: Utc::now(),
+            data: serde_json::json!({}),
+        }
+    }
+
+    fn booked() -> EventEnvelope {
+        let mut e = event("CheckupBooked", 1);
+        e.data = serde_json::json!({
+            "patient_sub": "p1", "date": "2027-06-01", "package": "basic", "price": 100000,
+            "payment_id": "pay1", "contact": {"name": "홍길동", "phone": "+821012345678", "locale": "ko"}
+        });
+        e
+    }
+
+    #[test]
+    fn the_next_version_applies_and_a_replay_of_it_is_stale() {
+        let mut view = CheckupView::default();
+        assert_eq!(view.fold(&booked()), Fold::Applied);
+        assert_eq!(view.fold(&booked()), Fold::Stale);
+        assert_eq!(view.fold(&event("CheckupConfirmed", 2)), Fold::Applied);
+        assert_eq!(view.status.as_deref(), Some("confirmed"));
+    }
+
+    #[test]
+    fn an_event_that_overtakes_an_earlier_one_is_early_and_changes_nothing() {
+        let mut view = CheckupView::default();
+        assert_eq!(view.fold(&event("CheckupConfirmed", 2)), Fold::Early { expected: 1 });
+        assert_eq!(view, CheckupView::default());
+        assert_eq!(view.fold(&booked()), Fold::Applied);
+        assert_eq!(view.fold(&event("CheckupCancelled", 3)), Fold::Early { expected: 2 });
+        assert_eq!(view.status.as_deref(), Some("booked"));
+    }
 }

@@ -22,8 +22,9 @@ pub async fn publish(p: &Platform, events: &[EventEnvelope]) -> RelayReport {
     for (id, reason) in &outcome.failed {
         tracing::warn!(event_id = %id, reason = %reason, "publish failed; the sweeper will retry");
     }
-    if !outcome.published.is_empty()
-        && let Err(e) = p.outbox.mark_published(&outcome.published).await
+    let published: Vec<EventEnvelope> = events.iter().filter(|e| outcome.published.contains(&e.id)).cloned().collect();
+    if !published.is_empty()
+        && let Err(e) = p.outbox.mark_published(&published).await
     {
         // Unmarked events are published again by the sweeper; consumers dedup on id.
         tracing::warn!(error = %e, "could not mark events published");

@@ -70,23 +70,41 @@ impl fmt::Display for Won {
 pub struct PhoneNumber(String);
 
 impl PhoneNumber {
-    /// Parses a Korean national number (`010-1234-5678`) or any E.164 number.
+    /// Parses a Korean mobile number (`010-1234-5678`, `+82 10 1234 5678`) into E.164, or
+    /// takes a foreign E.164 number (`+` and 8 to 15 digits) as it is. Every number here
+    /// receives SMS, so Korean landlines (`02-…`, `031-…`) are refused.
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
-        let refuse = || FieldError::new("phone", "must be a valid phone number such as 010-1234-5678 or +821012345678");
+        let refuse = || FieldError::new("phone", "must be a mobile number such as 010-1234-5678 or +821012345678");
         let raw = raw.trim();
         if raw.is_empty() || raw.len() > 32 {
             return Err(refuse());
         }
-        // The parser reads letters as keypad digits (vanity numbers); a patient's number has none.
-        let allowed = |(i, c): (usize, char)| c.is_ascii_digit() || matches!(c, ' ' | '-' | '.' | '(' | ')') || (i == 0 && c == '+');
-        if !raw.char_indices().all(allowed) {
+        let separator = |c: char| matches!(c, ' ' | '-' | '.' | '(' | ')');
+        let (international, rest) = match raw.strip_prefix('+') {
+            Some(rest) => (true, rest),
+            None => (false, raw),
+        };
+        if !rest.chars().all(|c| c.is_ascii_digit() || separator(c)) {
             return Err(refuse());
         }
-        let parsed = phonenumber::parse(Some(phonenumber::country::Id::KR), raw).map_err(|_| refuse())?;
-        if !phonenumber::is_valid(&parsed) {
+        let digits: String = rest.chars().filter(char::is_ascii_digit).collect();
+        let national = match (international, digits.strip_prefix("82")) {
+            (true, Some(korean)) => format!("0{}", korean.strip_prefix('0').unwrap_or(korean)),
+            (true, None) => {
+                return Self::try_from(format!("+{digits}")).map_err(|_| refuse());
+            }
+            (false, _) => digits,
+        };
+        // Korean mobile prefixes: 010 (8 digits after it), and the legacy 011, 016-019 (7 or 8).
+        let mobile = match national.get(..3) {
+            Some("010") => national.len() == 11,
+            Some("011" | "016" | "017" | "018" | "019") => matches!(national.len(), 10 | 11),
+            _ => false,
+        };
+        if !mobile || national[3..].starts_with('0') {
             return Err(refuse());
         }
-        Ok(Self(parsed.format().mode(phonenumber::Mode::E164).to_string()))
+        Ok(Self(format!("+82{}", &national[1..])))
     }
 
     /// The E.164 form, for the SMS provider only.
@@ -114,10 +132,19 @@ impl fmt::Debug for PhoneNumber {
     }
 }
 
+/// Reading a number back (from an event, a table): it was parsed against the numbering plan
+/// when it entered, so here it is only held to the E.164 shape (`+`, then 8 to 15 digits,
+/// the first not 0). Only the booking function carries the numbering plan's metadata.
 impl TryFrom<String> for PhoneNumber {
     type Error = String;
     fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value).map_err(|e| e.detail)
+        let digits = value.strip_prefix('+').unwrap_or_default();
+        let e164 = (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0');
+        if e164 {
+            Ok(Self(value))
+        } else {
+            Err("must be an E.164 phone number such as +821012345678".into())
+        }
     }
 }
 
@@ -259,6 +286,22 @@ mod tests {
         assert!(PhoneNumber::parse("010-1234-567a").is_err(), "no vanity letters");
         assert!(PhoneNumber::parse("010 1234 5678").is_ok());
         assert!(PhoneNumber::parse("").is_err());
+        assert_eq!(PhoneNumber::parse("+82 10-1234-5678").expect("valid").e164(), "+821012345678");
+        assert_eq!(PhoneNumber::parse("+82 010 1234 5678").expect("valid").e164(), "+821012345678");
+        assert_eq!(PhoneNumber::parse("011-234-5678").expect("valid").e164(), "+82112345678");
+        assert_eq!(PhoneNumber::parse("+1 415 555 0132").expect("valid").e164(), "+14155550132");
+        assert!(PhoneNumber::parse("02-123-4567").is_err(), "a Seoul landline cannot receive SMS");
+        assert!(PhoneNumber::parse("010-0234-5678").is_err());
+        assert!(PhoneNumber::parse("010-1234-56789").is_err());
+        assert!(PhoneNumber::parse("++821012345678").is_err());
+    }
+
+    #[test]
+    fn a_number_read_back_must_be_e164() {
+        assert!(PhoneNumber::try_from("+821012345678".to_owned()).is_ok());
+        for bad in ["010-1234-5678", "+0101234", "+82", "+82101234567890123", "+8210abcd5678", ""] {
+            assert!(PhoneNumber::try_from(bad.to_owned()).is_err(), "{bad}");
+        }
     }
 
     #[test]
