@@ -222,16 +222,15 @@ async fn deliver(
     sqs: aws_sdk_sqs::Client,
     queue: bus::TargetQueue,
     options: BusOptions,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
     loop {
         if *stop.borrow() {
             return;
         }
-        let received = tokio::select! {
-            _ = stop.wait_for(|s| *s) => return,
-            r = bus::receive(&sqs, &queue.target, &queue.queue_url, 10, Duration::from_secs(1)) => r,
-        };
+        // A long poll is never abandoned half-way: a receive dropped by the client still
+        // takes messages out of sight on the server, until their visibility timeout.
+        let received = bus::receive(&sqs, &queue.target, &queue.queue_url, 10, Duration::from_secs(1)).await;
         let messages = match received {
             Ok(m) => m,
             Err(e) => {
@@ -240,6 +239,15 @@ async fn deliver(
                 continue;
             }
         };
+        if *stop.borrow() {
+            // Stopping: hand what was just received back to the queue at once.
+            for m in &messages {
+                if let Err(e) = bus::retry_later(&sqs, &queue.queue_url, &m.receipt, Duration::ZERO).await {
+                    tracing::warn!(error = %e, "could not release a message; it returns after its visibility timeout");
+                }
+            }
+            return;
+        }
         let runs = messages.into_iter().map(|m| {
             let (p, sqs, queue, options) = (p.clone(), sqs.clone(), queue.clone(), options.clone());
             async move {
