@@ -217,13 +217,7 @@ fn backoff(options: &BusOptions, attempts: u32) -> Duration {
 /// Delivers one target's queue to its consumer: acknowledged on success, made visible
 /// again after a backoff on a retryable failure (the queue's redrive policy moves it to
 /// the DLQ after `max_attempts` receives), sent to the DLQ at once on a permanent one.
-async fn deliver(
-    p: Arc<Platform>,
-    sqs: aws_sdk_sqs::Client,
-    queue: bus::TargetQueue,
-    options: BusOptions,
-    stop: watch::Receiver<bool>,
-) {
+async fn deliver(p: Arc<Platform>, sqs: aws_sdk_sqs::Client, queue: bus::TargetQueue, options: BusOptions, stop: watch::Receiver<bool>) {
     loop {
         if *stop.borrow() {
             return;
