@@ -199,7 +199,12 @@ mod aws_wiring {
     /// A platform on DynamoDB, EventBridge and SNS, with clients built once from `sdk`.
     pub fn aws(sdk: &aws_config::SdkConfig, settings: AwsSettings, config: Config, faults: Faults) -> (Platform, AwsParts) {
         let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), settings.tables.clone());
-        let publisher = EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(sdk), settings.bus.clone());
+        // The publisher retries failed entries and failed calls itself; SDK retries under it
+        // would multiply the attempts (and a command's wait after its commit) by three.
+        let events = aws_sdk_eventbridge::config::Builder::from(sdk)
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .build();
+        let publisher = EventBridgePublisher::new(aws_sdk_eventbridge::Client::from_conf(events), settings.bus.clone());
         let sms = SnsSmsSender::new(aws_sdk_sns::Client::new(sdk), settings.sms.clone());
         let sandbox = SandboxGateway::new(config.sandbox_slow);
         let platform = super::platform(

@@ -60,6 +60,7 @@ pub struct EventBridgePublisher {
 
 impl EventBridgePublisher {
     /// A publisher to `bus` (a name or an ARN): 3 attempts, backoff from 50 ms, doubling.
+    /// The publisher is the retry authority: give it a client with SDK retries disabled.
     pub fn new(client: aws_sdk_eventbridge::Client, bus: impl Into<String>) -> Self {
         Self {
             client,
