@@ -58,8 +58,16 @@ pub struct Route {
     pub path: &'static str,
     /// The function serving it.
     pub function: &'static str,
-    /// Roles allowed to call it; ownership is checked by the handler.
+    /// Roles allowed to call it; ownership is checked by the handler. Empty for the one
+    /// public route, the health check.
     pub roles: &'static [Role],
+}
+
+impl Route {
+    /// Open to anyone, without a token (the health check alone).
+    pub fn is_public(&self) -> bool {
+        self.roles.is_empty()
+    }
 }
 
 /// An EventBridge rule: events of `source` whose type is one of `detail_types` go to `target`.
@@ -115,6 +123,10 @@ pub struct Function {
     pub description: &'static str,
     /// The resources it touches: its IAM scope, and the connections primed at init.
     pub uses: Uses,
+    /// Memory in MB, as deployed (SAM and CDK alike).
+    pub memory_mb: u16,
+    /// Timeout in seconds, as deployed.
+    pub timeout_s: u16,
 }
 
 /// The resources a function touches, and how.
@@ -124,9 +136,9 @@ pub struct Uses {
     pub reads: &'static [&'static str],
     /// Bounded-context tables it writes (aggregates, counters, outbox), transactionally.
     pub writes: &'static [&'static str],
-    /// Reads the status views.
+    /// Reads and lists the status views.
     pub views_read: bool,
-    /// Writes the status views.
+    /// Writes the status views (read, then a put conditional on the revision).
     pub views_write: bool,
     /// Reads and writes processed marks and idempotent responses.
     pub processed: bool,
@@ -134,14 +146,15 @@ pub struct Uses {
     pub bus: bool,
     /// Sends SMS.
     pub sms: bool,
-    /// Scans the outbox index of every context table (the sweeper).
+    /// Queries the outbox index of every context table and marks what it publishes (the
+    /// sweeper).
     pub outbox_index: bool,
 }
 
 impl Uses {
     /// Touches DynamoDB at all.
     pub fn store(&self) -> bool {
-        !self.reads.is_empty() || !self.writes.is_empty() || self.views_read || self.views_write || self.processed
+        !self.reads.is_empty() || !self.writes.is_empty() || self.views_read || self.views_write || self.processed || self.outbox_index
     }
 }
 
@@ -174,6 +187,8 @@ pub const FUNCTIONS: &[Function] = &[
             bus: true,
             ..NONE
         },
+        memory_mb: 256,
+        timeout_s: 20,
     },
     Function {
         name: "checkup-cancel",
@@ -186,12 +201,16 @@ pub const FUNCTIONS: &[Function] = &[
             bus: true,
             ..NONE
         },
+        memory_mb: 256,
+        timeout_s: 20,
     },
     Function {
         name: "checkup-query",
         trigger: Trigger::Http,
         description: "status views: one booking, my bookings, the centre's work list",
         uses: Uses { views_read: true, ..NONE },
+        memory_mb: 256,
+        timeout_s: 20,
     },
     Function {
         name: "centre-confirm",
@@ -204,6 +223,8 @@ pub const FUNCTIONS: &[Function] = &[
             bus: true,
             ..NONE
         },
+        memory_mb: 256,
+        timeout_s: 20,
     },
     Function {
         name: "centre-reject",
@@ -216,6 +237,8 @@ pub const FUNCTIONS: &[Function] = &[
             bus: true,
             ..NONE
         },
+        memory_mb: 256,
+        timeout_s: 20,
     },
     Function {
         name: "centre-worklist",
@@ -228,6 +251,8 @@ pub const FUNCTIONS: &[Function] = &[
             bus: true,
             ..NONE
         },
+        memory_mb: 128,
+        timeout_s: 30,
     },
     Function {
         name: "availability-release",
@@ -240,6 +265,8 @@ pub const FUNCTIONS: &[Function] = &[
             bus: true,
             ..NONE
         },
+        memory_mb: 128,
+        timeout_s: 30,
     },
     Function {
         name: "payment-refund",
@@ -252,6 +279,8 @@ pub const FUNCTIONS: &[Function] = &[
             bus: true,
             ..NONE
         },
+        memory_mb: 128,
+        timeout_s: 30,
     },
     Function {
         name: "sms-notifier",
@@ -264,30 +293,33 @@ pub const FUNCTIONS: &[Function] = &[
             sms: true,
             ..NONE
         },
+        memory_mb: 128,
+        timeout_s: 30,
     },
     Function {
         name: "status-projector",
         trigger: Trigger::Stream,
         description: "builds the status views from the tables' change records",
-        uses: Uses {
-            views_read: true,
-            views_write: true,
-            ..NONE
-        },
+        uses: Uses { views_write: true, ..NONE },
+        memory_mb: 128,
+        timeout_s: 30,
     },
     Function {
         name: "outbox-sweeper",
         trigger: Trigger::Schedule("rate(1 minute)"),
         description: "republishes outbox events that were not published",
         uses: Uses {
-            reads: CONTEXT_TABLES,
-            writes: CONTEXT_TABLES,
             bus: true,
             outbox_index: true,
             ..NONE
         },
+        memory_mb: 128,
+        timeout_s: 60,
     },
 ];
+
+/// The health check: the one route without the authorizer.
+pub const HEALTH_PATH: &str = "/health";
 
 const PATIENT: &[Role] = &[Role::Patient];
 const CENTRE: &[Role] = &[Role::Centre];
@@ -295,6 +327,12 @@ const PATIENT_OR_CENTRE: &[Role] = &[Role::Patient, Role::Centre];
 
 /// Every API route.
 pub const ROUTES: &[Route] = &[
+    Route {
+        method: Method::Get,
+        path: HEALTH_PATH,
+        function: "checkup-query",
+        roles: &[],
+    },
     Route {
         method: Method::Post,
         path: "/checkups",
@@ -389,6 +427,290 @@ pub fn function(name: &str) -> Option<&'static Function> {
     FUNCTIONS.iter().find(|f| f.name == name)
 }
 
+/// The partition key of every table (S); no table has a sort key.
+pub const TABLE_KEY: &str = "pk";
+/// The TTL attribute (epoch seconds) of the tables that expire items.
+pub const TTL_ATTRIBUTE: &str = "expires_at";
+/// The status views' table.
+pub const VIEWS: &str = "views";
+/// Consumer dedup marks and idempotent responses.
+pub const PROCESSED: &str = "processed";
+/// The outbox's sparse index of unpublished events, on every context table.
+pub const PENDING_INDEX: &str = "pending";
+
+/// A global secondary index: string hash and range keys, projection `ALL`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Index {
+    /// Index name.
+    pub name: &'static str,
+    /// Hash key attribute.
+    pub hash: &'static str,
+    /// Range key attribute.
+    pub range: &'static str,
+}
+
+/// A DynamoDB table (on demand, partition key [`TABLE_KEY`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Table {
+    /// Logical name; the physical name comes from `TABLE_<NAME>`.
+    pub name: &'static str,
+    /// Has a `NEW_IMAGE` stream (read by the projector).
+    pub stream: bool,
+    /// Expires items on [`TTL_ATTRIBUTE`].
+    pub ttl: bool,
+    /// Global secondary indexes.
+    pub indexes: &'static [Index],
+}
+
+const OUTBOX_INDEXES: &[Index] = &[Index {
+    name: PENDING_INDEX,
+    hash: "pending",
+    range: "pending_at",
+}];
+
+/// Every table.
+pub const TABLES: &[Table] = &[
+    Table {
+        name: checkup::CONTEXT,
+        stream: true,
+        ttl: true,
+        indexes: OUTBOX_INDEXES,
+    },
+    Table {
+        name: payment::CONTEXT,
+        stream: true,
+        ttl: true,
+        indexes: OUTBOX_INDEXES,
+    },
+    Table {
+        name: centre::CONTEXT,
+        stream: true,
+        ttl: true,
+        indexes: OUTBOX_INDEXES,
+    },
+    Table {
+        name: NOTIFICATION,
+        stream: false,
+        ttl: true,
+        indexes: OUTBOX_INDEXES,
+    },
+    Table {
+        name: VIEWS,
+        stream: false,
+        ttl: false,
+        indexes: &[
+            Index {
+                name: "by_owner",
+                hash: "owner_key",
+                range: "order_key",
+            },
+            Index {
+                name: "by_date",
+                hash: "date_key",
+                range: "order_key",
+            },
+            Index {
+                name: "by_flow",
+                hash: "flow_key",
+                range: "order_key",
+            },
+        ],
+    },
+    Table {
+        name: PROCESSED,
+        stream: false,
+        ttl: true,
+        indexes: &[],
+    },
+];
+
+/// The table of that logical name.
+pub fn table(name: &str) -> Option<&'static Table> {
+    TABLES.iter().find(|t| t.name == name)
+}
+
+/// The environment variable holding a table's physical name: `TABLE_CHECKUP`, ….
+pub fn table_variable(table: &str) -> String {
+    format!("TABLE_{}", table.to_uppercase().replace('-', "_"))
+}
+
+/// The environment variable holding the event bus name.
+pub const BUS_VARIABLE: &str = "EVENT_BUS_NAME";
+
+/// What an IAM statement applies to, named by role in the topology; the templates turn
+/// each into an ARN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Resource {
+    /// A table.
+    Table(&'static str),
+    /// A table's index (`*`: all of them).
+    Index(&'static str, &'static str),
+    /// A table's stream.
+    Stream(&'static str),
+    /// The event bus.
+    Bus,
+    /// The on-failure queue of a function's stream mapping.
+    FailureQueue(&'static str),
+    /// Any resource: for actions that take none (`dynamodb:ListStreams`, SMS opt-out checks).
+    Any,
+    /// Anything but an SNS topic (`NotResource: arn:<partition>:sns:*:*:*`): direct SMS only.
+    AnyButTopics,
+}
+
+impl std::fmt::Display for Resource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Table(t) => write!(f, "table/{t}"),
+            Self::Index(t, i) => write!(f, "table/{t}/index/{i}"),
+            Self::Stream(t) => write!(f, "table/{t}/stream"),
+            Self::Bus => f.write_str("event-bus"),
+            Self::FailureQueue(function) => write!(f, "failure-queue/{function}"),
+            Self::Any => f.write_str("*"),
+            Self::AnyButTopics => f.write_str("not:sns-topic"),
+        }
+    }
+}
+
+/// One IAM grant: `actions` on `resource`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Grant {
+    /// IAM actions (`dynamodb:GetItem`).
+    pub actions: Vec<&'static str>,
+    /// What they apply to.
+    pub resource: Resource,
+}
+
+/// The whole IAM scope of `function`, derived from its [`Uses`] and triggers: exactly the
+/// calls its adapters make, on exactly the resources they make them on. Both templates
+/// build the function's role from this, and the template test holds them to it.
+pub fn permissions(function: &Function) -> Vec<Grant> {
+    use std::collections::BTreeMap;
+    let u = &function.uses;
+    let mut by_resource: BTreeMap<Resource, Vec<&'static str>> = BTreeMap::new();
+    let mut grant = |resource: Resource, actions: &[&'static str]| {
+        let entry = by_resource.entry(resource).or_default();
+        for a in actions {
+            if !entry.contains(a) {
+                entry.push(a);
+            }
+        }
+    };
+    // Aggregates, counters, idempotency records and views are read by key.
+    for t in u.reads {
+        grant(Resource::Table(t), &["dynamodb:GetItem"]);
+    }
+    // A commit is one TransactWriteItems of conditional Puts and Updates (counters);
+    // marking an event published is an UpdateItem.
+    for t in u.writes {
+        grant(Resource::Table(t), &["dynamodb:PutItem", "dynamodb:UpdateItem"]);
+    }
+    if u.processed {
+        grant(Resource::Table(PROCESSED), &["dynamodb:GetItem", "dynamodb:PutItem"]);
+    }
+    if u.views_read {
+        grant(Resource::Table(VIEWS), &["dynamodb:GetItem"]);
+        grant(Resource::Index(VIEWS, "*"), &["dynamodb:Query"]);
+    }
+    if u.views_write {
+        grant(Resource::Table(VIEWS), &["dynamodb:GetItem", "dynamodb:PutItem"]);
+    }
+    if u.outbox_index {
+        for t in CONTEXT_TABLES {
+            grant(Resource::Index(t, PENDING_INDEX), &["dynamodb:Query"]);
+            grant(Resource::Table(t), &["dynamodb:UpdateItem"]);
+        }
+    }
+    if u.bus {
+        grant(Resource::Bus, &["events:PutEvents"]);
+    }
+    if u.sms {
+        grant(Resource::AnyButTopics, &["sns:Publish"]);
+        grant(Resource::Any, &["sns:CheckIfPhoneNumberIsOptedOut"]);
+    }
+    for s in STREAMS.iter().filter(|s| s.function == function.name) {
+        for t in s.tables {
+            grant(
+                Resource::Stream(t),
+                &["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"],
+            );
+        }
+        grant(Resource::Any, &["dynamodb:ListStreams"]);
+        grant(Resource::FailureQueue(function.name), &["sqs:SendMessage"]);
+    }
+    by_resource
+        .into_iter()
+        .map(|(resource, mut actions)| {
+            actions.sort_unstable();
+            Grant { actions, resource }
+        })
+        .collect()
+}
+
+/// The environment every function gets: each table's physical name and the bus name
+/// (variable → resource).
+pub fn environment() -> Vec<(String, Resource)> {
+    TABLES
+        .iter()
+        .map(|t| (table_variable(t.name), Resource::Table(t.name)))
+        .chain([(BUS_VARIABLE.to_owned(), Resource::Bus)])
+        .collect()
+}
+
+/// The topology as JSON (`infra/topology.json`): what the CDK app builds from, and what
+/// the template test compares the SAM and synthesized CDK templates against.
+pub fn export() -> serde_json::Value {
+    use serde_json::{Value, json};
+    let functions: Vec<Value> = FUNCTIONS
+        .iter()
+        .map(|f| {
+            let (trigger, schedule) = match f.trigger {
+                Trigger::Http => ("http", None),
+                Trigger::Events => ("events", None),
+                Trigger::Stream => ("stream", None),
+                Trigger::Schedule(s) => ("schedule", Some(s)),
+            };
+            let environment: serde_json::Map<String, Value> =
+                environment().into_iter().map(|(k, r)| (k, Value::String(r.to_string()))).collect();
+            json!({
+                "name": f.name,
+                "description": f.description,
+                "trigger": trigger,
+                "schedule": schedule,
+                "memory_mb": f.memory_mb,
+                "timeout_s": f.timeout_s,
+                "environment": environment,
+                "permissions": permissions(f).iter().map(|g| json!({
+                    "actions": g.actions,
+                    "resource": g.resource.to_string(),
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    json!({
+        "roles": Role::ALL.iter().map(|r| r.group()).collect::<Vec<_>>(),
+        "functions": functions,
+        "routes": ROUTES.iter().map(|r| json!({
+            "method": r.method.as_str(),
+            "path": r.path,
+            "function": r.function,
+            "public": r.is_public(),
+        })).collect::<Vec<_>>(),
+        "rules": RULES.iter().map(|r| json!({
+            "name": r.name,
+            "target": r.target,
+            "pattern": {"source": [r.source], "detail-type": r.detail_types},
+        })).collect::<Vec<_>>(),
+        "streams": STREAMS.iter().map(|s| json!({"function": s.function, "tables": s.tables})).collect::<Vec<_>>(),
+        "tables": TABLES.iter().map(|t| json!({
+            "name": t.name,
+            "key": TABLE_KEY,
+            "stream": t.stream.then_some("NEW_IMAGE"),
+            "ttl": t.ttl.then_some(TTL_ATTRIBUTE),
+            "indexes": t.indexes.iter().map(|i| json!({"name": i.name, "hash": i.hash, "range": i.range})).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -418,7 +740,74 @@ mod tests {
     }
 
     #[test]
-    fn every_route_requires_a_role() {
-        assert!(ROUTES.iter().all(|r| !r.roles.is_empty()));
+    fn every_route_but_the_health_check_requires_a_role() {
+        for r in ROUTES {
+            assert_eq!(r.is_public(), r.path == HEALTH_PATH, "{} {}", r.method.as_str(), r.path);
+        }
+    }
+
+    #[test]
+    fn every_function_is_granted_what_its_uses_name_and_nothing_else() {
+        let book = permissions(function("checkup-book").expect("catalogued"));
+        let on = |action: &str| -> Vec<String> {
+            book.iter()
+                .filter(|g| g.actions.contains(&action))
+                .map(|g| g.resource.to_string())
+                .collect()
+        };
+        assert_eq!(on("dynamodb:GetItem"), ["table/checkup", "table/processed"]);
+        assert_eq!(on("dynamodb:PutItem"), ["table/checkup", "table/payment", "table/processed"]);
+        assert_eq!(on("events:PutEvents"), ["event-bus"]);
+        assert!(on("sns:Publish").is_empty() && on("dynamodb:Query").is_empty());
+
+        let sms: Vec<&str> = FUNCTIONS
+            .iter()
+            .filter(|f| permissions(f).iter().any(|g| g.actions.iter().any(|a| a.starts_with("sns:"))))
+            .map(|f| f.name)
+            .collect();
+        assert_eq!(sms, ["sms-notifier"]);
+        let publish = permissions(function("sms-notifier").expect("catalogued"));
+        assert!(
+            publish
+                .iter()
+                .any(|g| g.actions == ["sns:Publish"] && g.resource == Resource::AnyButTopics)
+        );
+
+        let projector = permissions(function("status-projector").expect("catalogued"));
+        for table in CONTEXT_TABLES {
+            assert!(
+                projector
+                    .iter()
+                    .any(|g| g.resource == Resource::Stream(table) && g.actions.contains(&"dynamodb:GetRecords"))
+            );
+        }
+        assert!(projector.iter().any(|g| g.resource == Resource::FailureQueue("status-projector")));
+        assert!(projector.iter().all(|g| !g.actions.contains(&"dynamodb:UpdateItem")));
+    }
+
+    #[test]
+    fn every_table_a_function_uses_is_catalogued() {
+        for f in FUNCTIONS {
+            for g in permissions(f) {
+                if let Resource::Table(t) | Resource::Index(t, _) | Resource::Stream(t) = g.resource {
+                    assert!(table(t).is_some(), "{} uses {t}", f.name);
+                }
+            }
+        }
+        for s in STREAMS {
+            assert!(s.tables.iter().all(|t| table(t).is_some_and(|t| t.stream)), "{}", s.function);
+        }
+    }
+
+    #[test]
+    fn the_export_lists_everything_the_templates_must_build() {
+        let export = export();
+        let count = |key: &str| export[key].as_array().map_or(0, Vec::len);
+        assert_eq!(count("functions"), FUNCTIONS.len());
+        assert_eq!(count("routes"), ROUTES.len());
+        assert_eq!(count("rules"), RULES.len());
+        assert_eq!(count("tables"), TABLES.len());
+        assert_eq!(export["rules"][0]["pattern"]["detail-type"][0], "CheckupBooked");
+        assert_eq!(export["functions"][0]["environment"]["TABLE_CHECKUP"], "table/checkup");
     }
 }

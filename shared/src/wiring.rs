@@ -132,7 +132,7 @@ mod aws_wiring {
     impl AwsSettings {
         /// The variable holding the table of `context`: `TABLE_CHECKUP`, `TABLE_VIEWS`, ….
         pub fn table_variable(context: &str) -> String {
-            format!("TABLE_{}", context.to_uppercase().replace('-', "_"))
+            topology::table_variable(context)
         }
 
         /// Reads the settings through `lookup`; a missing variable is an error naming it.
@@ -250,8 +250,16 @@ mod aws_wiring {
         let uses = topology::function(function).map(|f| f.uses).unwrap_or_default();
         futures::join!(
             async {
-                if uses.store() {
-                    parts.store.prime().await;
+                // Prime on a table the function may read, so the call is allowed.
+                let readable = topology::function(function)
+                    .into_iter()
+                    .flat_map(topology::permissions)
+                    .find_map(|g| match g.resource {
+                        topology::Resource::Table(t) if g.actions.contains(&"dynamodb:GetItem") => Some(t),
+                        _ => None,
+                    });
+                if let Some(table) = readable {
+                    parts.store.prime(table).await;
                 }
             },
             async {

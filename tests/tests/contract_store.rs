@@ -832,7 +832,7 @@ async fn dynamodb_create_tables_twice_is_harmless() {
         "every context table but notification has a stream"
     );
     assert!(arns.iter().all(|(_, arn)| arn.contains(":table/")), "{arns:?}");
-    store.prime().await;
+    store.prime(clinicflow::topology::VIEWS).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

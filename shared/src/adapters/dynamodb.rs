@@ -58,13 +58,10 @@ use crate::events::EventEnvelope;
 use crate::ports::{
     AggregateKey, AggregateStore, IdempotencyRecord, Outbox, StoreError, Stored, Transaction, ViewQuery, ViewRecord, ViewStore,
 };
-use crate::topology::NOTIFICATION;
+use crate::topology::{self, PENDING_INDEX, TABLE_KEY as PK, TTL_ATTRIBUTE, VIEWS};
 
 type Attrs = HashMap<String, AttributeValue>;
 
-const PK: &str = "pk";
-const TTL_ATTRIBUTE: &str = "expires_at";
-const PENDING_INDEX: &str = "pending";
 const PENDING: &str = "pending";
 const PENDING_AT: &str = "pending_at";
 const SOURCE_PREFIX: &str = "clinicflow.";
@@ -76,7 +73,7 @@ const TABLE_ACTIVE_WAIT: Duration = Duration::from_secs(300);
 const CONCURRENT_MARKS: usize = 8;
 const FILTERED_PAGE: usize = 50;
 
-const VIEW_INDEXES: [(&str, &str); 3] = [("by_owner", "owner_key"), ("by_date", "date_key"), ("by_flow", "flow_key")];
+const PROCESSED: &str = topology::PROCESSED;
 const ORDER_KEY: &str = "order_key";
 
 /// The tables of one deployment.
@@ -90,6 +87,17 @@ pub struct DynamoTables {
     pub processed: String,
 }
 
+impl DynamoTables {
+    /// The physical name of a logical table of [`topology::TABLES`].
+    pub fn name_of(&self, table: &str) -> Option<&str> {
+        match table {
+            VIEWS => Some(&self.views),
+            PROCESSED => Some(&self.processed),
+            context => self.contexts.iter().find(|(c, _)| *c == context).map(|(_, name)| name.as_str()),
+        }
+    }
+}
+
 /// The DynamoDB store: [`AggregateStore`], [`Outbox`] and [`ViewStore`] on the tables of
 /// [`DynamoTables`], sharing one client.
 #[derive(Debug, Clone)]
@@ -100,7 +108,7 @@ pub struct DynamoStore {
 
 /// True for the context tables that have a stream (and so feed the projector and sweeper).
 fn has_stream(context: &str) -> bool {
-    context != NOTIFICATION
+    topology::table(context).is_some_and(|t| t.stream)
 }
 
 fn ts(t: DateTime<Utc>) -> String {
@@ -367,14 +375,6 @@ fn index(name: &str, hash: &str, range: &str) -> Result<GlobalSecondaryIndex, St
         .map_err(build_err)
 }
 
-/// One table to create.
-struct TableSpec<'a> {
-    name: &'a str,
-    indexes: Vec<(&'a str, &'a str, &'a str)>,
-    stream: bool,
-    ttl: bool,
-}
-
 impl DynamoStore {
     /// A store on these tables.
     pub fn new(client: Client, tables: DynamoTables) -> Self {
@@ -391,56 +391,39 @@ impl DynamoStore {
         &self.client
     }
 
-    /// Opens the connection during init with one cheap read whose result is ignored.
-    pub async fn prime(&self) {
-        let result = self
-            .client
-            .get_item()
-            .table_name(&self.tables.views)
-            .key(PK, s("prime#"))
-            .send()
-            .await;
+    /// Opens the connection during init with one cheap read of `table` (a logical name
+    /// the function may read, so that the call is allowed) whose result is ignored.
+    pub async fn prime(&self, table: &str) {
+        let Some(name) = self.tables.name_of(table) else {
+            return;
+        };
+        let result = self.client.get_item().table_name(name).key(PK, s("prime#")).send().await;
         match result {
             Ok(_) => tracing::debug!("dynamodb connection primed"),
             Err(e) => tracing::debug!(error = %sdk_error("GetItem", &e), "dynamodb prime call failed"),
         }
     }
 
-    /// Creates every table that does not exist yet (on demand capacity, streams on the
-    /// context tables but `notification`, the GSIs, TTL on `expires_at`) and waits until
-    /// they are active. Calling it again is harmless.
+    /// Creates every table of [`topology::TABLES`] that does not exist yet (on demand
+    /// capacity, the streams, the GSIs, TTL on `expires_at`) and waits until they are
+    /// active. Calling it again is harmless.
     pub async fn create_tables(&self) -> Result<(), StoreError> {
-        let mut specs: Vec<TableSpec<'_>> = self
-            .tables
-            .contexts
-            .iter()
-            .map(|(context, name)| TableSpec {
-                name,
-                indexes: vec![(PENDING_INDEX, PENDING, PENDING_AT)],
-                stream: has_stream(context),
-                ttl: true,
-            })
-            .collect();
-        specs.push(TableSpec {
-            name: &self.tables.views,
-            indexes: VIEW_INDEXES.iter().map(|(index, hash)| (*index, *hash, ORDER_KEY)).collect(),
-            stream: false,
-            ttl: false,
-        });
-        specs.push(TableSpec {
-            name: &self.tables.processed,
-            indexes: vec![],
-            stream: false,
-            ttl: true,
-        });
-        futures::future::try_join_all(specs.iter().map(|spec| self.create_table(spec))).await?;
+        let mut specs = Vec::new();
+        for table in topology::TABLES {
+            let name = self
+                .tables
+                .name_of(table.name)
+                .ok_or_else(|| StoreError::Corrupt(format!("no table name for {}", table.name)))?;
+            specs.push((name, table));
+        }
+        futures::future::try_join_all(specs.into_iter().map(|(name, spec)| self.create_table(name, spec))).await?;
         Ok(())
     }
 
-    async fn create_table(&self, spec: &TableSpec<'_>) -> Result<(), StoreError> {
+    async fn create_table(&self, name: &str, spec: &topology::Table) -> Result<(), StoreError> {
         let mut attributes = vec![PK];
-        for (_, hash, range) in &spec.indexes {
-            for attribute in [*hash, *range] {
+        for index in spec.indexes {
+            for attribute in [index.hash, index.range] {
                 if !attributes.contains(&attribute) {
                     attributes.push(attribute);
                 }
@@ -449,14 +432,14 @@ impl DynamoStore {
         let mut request = self
             .client
             .create_table()
-            .table_name(spec.name)
+            .table_name(name)
             .billing_mode(BillingMode::PayPerRequest)
             .key_schema(key_element(PK, KeyType::Hash)?);
         for attribute in attributes {
             request = request.attribute_definitions(string_attribute(attribute)?);
         }
-        for (name, hash, range) in &spec.indexes {
-            request = request.global_secondary_indexes(index(name, hash, range)?);
+        for i in spec.indexes {
+            request = request.global_secondary_indexes(index(i.name, i.hash, i.range)?);
         }
         if spec.stream {
             let stream = StreamSpecification::builder()
@@ -467,18 +450,18 @@ impl DynamoStore {
             request = request.stream_specification(stream);
         }
         match request.send().await {
-            Ok(_) => tracing::info!(table = spec.name, "table created"),
+            Ok(_) => tracing::info!(table = name, "table created"),
             Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_in_use_exception()) => {}
             Err(e) => return Err(sdk_error("CreateTable", &e)),
         }
         self.client
             .wait_until_table_exists()
-            .table_name(spec.name)
+            .table_name(name)
             .wait(TABLE_ACTIVE_WAIT)
             .await
-            .map_err(|_| StoreError::Unavailable(format!("table {} did not become active", spec.name)))?;
+            .map_err(|_| StoreError::Unavailable(format!("table {name} did not become active")))?;
         if spec.ttl {
-            self.enable_ttl(spec.name).await?;
+            self.enable_ttl(name).await?;
         }
         Ok(())
     }

@@ -122,9 +122,16 @@ async fn reject(State(p): State<AppState>, RequestId(rid): RequestId, Path(id): 
     run.await.map_or_else(fail, accepted)
 }
 
+/// The health check (public): the process answers, and the state of its payment circuit.
+async fn health(State(p): State<AppState>) -> Response {
+    let circuit = format!("{:?}", p.payments.state()).to_lowercase();
+    axum::Json(serde_json::json!({"status": "ok", "payment_circuit": circuit})).into_response()
+}
+
 /// The handler of a catalogued route.
 fn handler(route: &Route) -> MethodRouter<AppState> {
     match (route.method, route.path) {
+        (Method::Get, topology::HEALTH_PATH) => get(health),
         (Method::Post, "/checkups") => post(book),
         (Method::Get, "/checkups") => get(my_checkups),
         (Method::Get, "/checkups/{id}") => get(get_checkup),
@@ -188,8 +195,13 @@ async fn problem_for_too_large(request: Request, next: Next) -> Response {
 pub fn router(platform: Arc<Platform>, function: Option<&str>) -> Router {
     let mut router = Router::new();
     for route in topology::ROUTES.iter().filter(|r| function.is_none_or(|f| r.function == f)) {
-        let guarded = handler(route).route_layer(middleware::from_fn_with_state(route.roles, authorize));
-        router = router.route(route.path, guarded);
+        let handler = handler(route);
+        let handler = if route.is_public() {
+            handler
+        } else {
+            handler.route_layer(middleware::from_fn_with_state(route.roles, authorize))
+        };
+        router = router.route(route.path, handler);
     }
     router
         .fallback(not_found)
