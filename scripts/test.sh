@@ -14,12 +14,17 @@ done
 if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install --locked cargo-nextest
 fi
-# moto (the AWS emulator) and cargo-lambda (with zig), pinned, in the project's own venv.
+# moto (the AWS emulator), cargo-lambda (with zig), cfn-lint and the SAM CLI, pinned, in
+# the project's own venv. Node (for the CDK app) comes with the machine; npm ci below.
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 .venv/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 export PATH="$PWD/.venv/bin:$PATH"
+if ! command -v npm >/dev/null 2>&1; then
+  echo "error: Node.js 20+ with npm is needed to synthesize the CDK app (infra/cdk)" >&2
+  exit 1
+fi
 
 step "moto server"
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -49,6 +54,15 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "Lambda functions: cargo lambda build --release --arm64, zipped sizes"
 ./scripts/lambda-build.sh
+
+step "infrastructure: cdk synth, cfn-lint, sam validate --lint"
+# The CDK app (typescript@5, aws-cdk@2, pinned in its package-lock.json) synthesizes from
+# infra/topology.json and the zips built above; nothing here calls AWS.
+export CDK_DISABLE_CLI_TELEMETRY=1
+(cd infra/cdk && npm ci --no-audit --no-fund --loglevel=error && npx --no-install cdk synth --quiet)
+cfn-lint infra/sam/template.yaml infra/cdk/cdk.out/Clinicflow.template.json
+# sam validate needs a region; --lint runs cfn-lint's rules with SAM's own settings.
+(cd infra/sam && AWS_DEFAULT_REGION=us-east-1 sam validate --lint)
 
 step "doctests"
 cargo test --workspace --doc --locked --quiet

@@ -549,7 +549,8 @@ pub enum Resource {
     Stream(&'static str),
     /// The event bus.
     Bus,
-    /// The on-failure queue of a function's stream mapping.
+    /// A function's on-failure queue: where its stream mappings, or Lambda's asynchronous
+    /// invocations of it (EventBridge deliveries), send what still fails after retries.
     FailureQueue(&'static str),
     /// Any resource: for actions that take none (`dynamodb:ListStreams`, SMS opt-out checks).
     Any,
@@ -626,6 +627,11 @@ pub fn permissions(function: &Function) -> Vec<Grant> {
     if u.sms {
         grant(Resource::AnyButTopics, &["sns:Publish"]);
         grant(Resource::Any, &["sns:CheckIfPhoneNumberIsOptedOut"]);
+    }
+    // Lambda sends an asynchronous invocation (an EventBridge delivery) that still fails
+    // after its retries to the function's on-failure destination, as the function's role.
+    if function.trigger == Trigger::Events {
+        grant(Resource::FailureQueue(function.name), &["sqs:SendMessage"]);
     }
     for s in STREAMS.iter().filter(|s| s.function == function.name) {
         for t in s.tables {
@@ -783,6 +789,13 @@ mod tests {
         }
         assert!(projector.iter().any(|g| g.resource == Resource::FailureQueue("status-projector")));
         assert!(projector.iter().all(|g| !g.actions.contains(&"dynamodb:UpdateItem")));
+        for f in FUNCTIONS.iter().filter(|f| f.trigger == Trigger::Events) {
+            assert!(
+                permissions(f).iter().any(|g| g.resource == Resource::FailureQueue(f.name)),
+                "{} can send to its failure queue",
+                f.name
+            );
+        }
     }
 
     #[test]

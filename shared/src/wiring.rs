@@ -332,8 +332,10 @@ mod aws_wiring {
 }
 
 /// Handles one EventBridge delivery for consumer `target`. Any failure is returned as an
-/// error: a retryable one so that Lambda retries it, a permanent one so that it reaches the
-/// target's dead-letter queue instead of vanishing (as the local bus dead-letters it).
+/// error, so that Lambda retries the asynchronous invocation and then sends it to the
+/// function's on-failure destination (its failure queue) instead of dropping it, as the
+/// local bus dead-letters it. A rule's own dead-letter queue only catches events the bus
+/// could not hand to Lambda at all.
 pub async fn handle_eventbridge(
     platform: &Platform,
     target: &str,

@@ -2,6 +2,7 @@
 //! that speaks its API, and waiting for eventual consistency without timing assertions.
 
 pub mod moto;
+pub mod templates;
 
 use std::time::Duration;
 
