@@ -197,7 +197,6 @@ pub const FUNCTIONS: &[Function] = &[
         uses: Uses {
             reads: &[checkup::CONTEXT],
             writes: &[checkup::CONTEXT],
-            processed: true,
             bus: true,
             ..NONE
         },
@@ -219,7 +218,6 @@ pub const FUNCTIONS: &[Function] = &[
         uses: Uses {
             reads: &[checkup::CONTEXT, centre::CONTEXT],
             writes: &[checkup::CONTEXT, centre::CONTEXT],
-            processed: true,
             bus: true,
             ..NONE
         },
@@ -233,7 +231,6 @@ pub const FUNCTIONS: &[Function] = &[
         uses: Uses {
             reads: &[checkup::CONTEXT, centre::CONTEXT],
             writes: &[checkup::CONTEXT, centre::CONTEXT],
-            processed: true,
             bus: true,
             ..NONE
         },

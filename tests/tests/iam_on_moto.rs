@@ -1,0 +1,346 @@
+//! The IAM grants the templates give each function (`topology::permissions`) are enough,
+//! and no more than enough, for what the function really does.
+//!
+//! Every function gets its own platform on moto, as on Lambda, whose DynamoDB client
+//! records each call it sends: the IAM action and the table or index it acts on (the items
+//! of a `TransactWriteItems` one by one, as IAM authorizes them). A whole check-up saga runs
+//! through them — bookings, a confirmation, a rejection, a cancellation, every consumer,
+//! the projector, a sweep of events whose publish failed — and then every recorded call must
+//! be one that function's grants allow, and every function must have been exercised.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::error::BoxError;
+use axum::body::Body;
+use axum::http::Request;
+use chrono::Utc;
+use clinicflow::adapters::dynamodb::DynamoStore;
+use clinicflow::app::{Faults, Platform, consumers, projector, relay};
+use clinicflow::config::Config;
+use clinicflow::events::EventEnvelope;
+use clinicflow::http::Claims;
+use clinicflow::ports::{PublishOutcome, Publisher};
+use clinicflow::topology::{self, Resource};
+use clinicflow::wiring::{self, AwsSettings};
+use clinicflow_tests::moto::{moto, unique};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+/// (IAM action, resource in topology terms), as recorded.
+type Calls = Arc<Mutex<BTreeSet<(String, String)>>>;
+
+/// Records the IAM action and resource of every DynamoDB request a client sends.
+#[derive(Debug)]
+struct Recorder {
+    calls: Calls,
+    prefix: String,
+}
+
+impl Recorder {
+    fn table(&self, physical: &Value) -> String {
+        let name = physical.as_str().unwrap_or("?");
+        name.strip_prefix(&format!("{}-", self.prefix)).unwrap_or(name).to_owned()
+    }
+
+    fn record(&self, action: &str, resource: String) {
+        self.calls
+            .lock()
+            .expect("not poisoned")
+            .insert((format!("dynamodb:{action}"), resource));
+    }
+}
+
+impl Intercept for Recorder {
+    fn name(&self) -> &'static str {
+        "iam-recorder"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let request = context.request();
+        let operation = request
+            .headers()
+            .get("x-amz-target")
+            .and_then(|t| t.split('.').nth(1))
+            .unwrap_or("?")
+            .to_owned();
+        let body: Value = request
+            .body()
+            .bytes()
+            .and_then(|b| serde_json::from_slice(b).ok())
+            .unwrap_or(Value::Null);
+        if operation == "TransactWriteItems" {
+            for item in body["TransactItems"].as_array().into_iter().flatten() {
+                for (kind, action) in [
+                    ("Put", "PutItem"),
+                    ("Update", "UpdateItem"),
+                    ("Delete", "DeleteItem"),
+                    ("ConditionCheck", "ConditionCheckItem"),
+                ] {
+                    if let Some(op) = item.get(kind) {
+                        self.record(action, format!("table/{}", self.table(&op["TableName"])));
+                    }
+                }
+            }
+        } else {
+            let table = self.table(&body["TableName"]);
+            let resource = match body["IndexName"].as_str() {
+                Some(index) => format!("table/{table}/index/{index}"),
+                None => format!("table/{table}"),
+            };
+            self.record(&operation, resource);
+        }
+        Ok(())
+    }
+}
+
+/// Keeps what a function publishes, for the test to deliver; or refuses it all.
+#[derive(Default)]
+struct Capture {
+    events: Mutex<Vec<EventEnvelope>>,
+    refuse: bool,
+}
+
+#[async_trait]
+impl Publisher for Capture {
+    async fn publish(&self, events: &[EventEnvelope]) -> PublishOutcome {
+        if self.refuse {
+            return PublishOutcome {
+                published: vec![],
+                failed: events.iter().map(|e| (e.id.clone(), "bus down".to_owned())).collect(),
+            };
+        }
+        self.events.lock().expect("not poisoned").extend(events.iter().cloned());
+        PublishOutcome {
+            published: events.iter().map(|e| e.id.clone()).collect(),
+            failed: vec![],
+        }
+    }
+}
+
+struct Function {
+    platform: Arc<Platform>,
+    calls: Calls,
+    published: Arc<Capture>,
+}
+
+impl Function {
+    fn take_published(&self) -> Vec<EventEnvelope> {
+        std::mem::take(&mut *self.published.events.lock().expect("not poisoned"))
+    }
+}
+
+struct Deployment {
+    functions: BTreeMap<&'static str, Function>,
+}
+
+impl Deployment {
+    async fn on_moto(prefix: &str, refusing: &[&str]) -> Self {
+        let m = moto().await;
+        let sdk = m.sdk().await;
+        let settings = AwsSettings::prefixed(prefix);
+        let admin = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), settings.tables.clone());
+        admin.create_tables().await.expect("tables");
+        let mut functions = BTreeMap::new();
+        // One payment provider for all: the sandbox keeps its ledger in memory, so the
+        // refund must reach the instance that took the charge.
+        let mut payments = None;
+        for f in topology::FUNCTIONS {
+            let (mut platform, _parts) = wiring::aws(&sdk, settings.clone(), Config::default(), Faults::none());
+            platform.payments = payments.get_or_insert_with(|| platform.payments.clone()).clone();
+            let calls = Calls::default();
+            let client = aws_sdk_dynamodb::Client::from_conf(
+                aws_sdk_dynamodb::config::Builder::from(&sdk)
+                    .interceptor(Recorder {
+                        calls: calls.clone(),
+                        prefix: prefix.to_owned(),
+                    })
+                    .build(),
+            );
+            let store = Arc::new(DynamoStore::new(client, settings.tables.clone()));
+            platform.store = store.clone();
+            platform.outbox = store.clone();
+            platform.views = store;
+            let published = Arc::new(Capture {
+                events: Mutex::default(),
+                refuse: refusing.contains(&f.name),
+            });
+            platform.publisher = published.clone();
+            functions.insert(
+                f.name,
+                Function {
+                    platform: Arc::new(platform),
+                    calls,
+                    published,
+                },
+            );
+        }
+        Self { functions }
+    }
+
+    fn function(&self, name: &str) -> &Function {
+        self.functions.get(name).unwrap_or_else(|| panic!("{name} is catalogued"))
+    }
+
+    /// Calls the function serving `method path` as `sub` in `group`, like API Gateway would.
+    async fn http(&self, method: &str, path: &str, sub: &str, group: &str, body: Value) -> (u16, Value) {
+        let route = topology::ROUTES
+            .iter()
+            .find(|r| r.method.as_str() == method && path_matches(r.path, path))
+            .unwrap_or_else(|| panic!("no route for {method} {path}"));
+        let mut request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("content-type", "application/json")
+            .header("idempotency-key", unique("key"))
+            .body(Body::from(if body.is_null() { String::new() } else { body.to_string() }))
+            .expect("a request");
+        request.extensions_mut().insert(Claims {
+            sub: sub.to_owned(),
+            groups: vec![group.to_owned()],
+        });
+        let f = self.function(route.function);
+        let response = clinicflow::http::router(f.platform.clone(), Some(route.function))
+            .oneshot(request)
+            .await
+            .expect("infallible");
+        let status = response.status().as_u16();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("a body");
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    /// Delivers every published event to its rules' consumers and to the projector, until
+    /// nothing new is published.
+    async fn settle(&self) {
+        for _ in 0..20 {
+            let events: Vec<EventEnvelope> = self.functions.values().flat_map(Function::take_published).collect();
+            if events.is_empty() {
+                return;
+            }
+            for event in &events {
+                // The projector reads the tables' streams; here it gets the same events.
+                for _ in 0..5 {
+                    if projector::project(&self.function("status-projector").platform, event).await.is_ok() {
+                        break;
+                    }
+                }
+                for rule in topology::RULES.iter().filter(|r| r.matches(&event.source, &event.event_type)) {
+                    let handled = consumers::dispatch(&self.function(rule.target).platform, rule.target, event).await;
+                    assert!(handled.is_ok(), "{} on {}: {handled:?}", rule.target, event.event_type);
+                }
+            }
+        }
+        panic!("the saga did not settle");
+    }
+}
+
+fn path_matches(pattern: &str, path: &str) -> bool {
+    let (p, a): (Vec<&str>, Vec<&str>) = (pattern.split('/').collect(), path.split('/').collect());
+    p.len() == a.len() && p.iter().zip(&a).all(|(p, a)| p.starts_with('{') || p == a)
+}
+
+fn booking(date: &str) -> Value {
+    json!({"date": date, "package": "basic", "name": "홍길동", "phone": "010-1234-5678", "card_token": "tok_ok", "locale": "ko"})
+}
+
+/// Is `(action, resource)` allowed by `grants`? An index grant `*` covers every index.
+fn allowed(grants: &[topology::Grant], action: &str, resource: &str) -> bool {
+    grants.iter().any(|g| {
+        g.actions.contains(&action)
+            && match g.resource {
+                Resource::Index(t, "*") => resource.starts_with(&format!("table/{t}/index/")),
+                r => r.to_string() == resource,
+            }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_function_does_its_work_within_its_iam_grants() {
+    // centre-reject's publish fails, so its events wait in the outbox for the sweeper.
+    let d = Deployment::on_moto(&unique("iam"), &["centre-reject"]).await;
+    let date = (Utc::now().date_naive() + chrono::Duration::days(30)).to_string();
+    let patient = "patient-1";
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let (status, body) = d.http("POST", "/checkups", patient, "patient", booking(&date)).await;
+        assert_eq!(status, 201, "{body:#}");
+        ids.push(body["id"].as_str().expect("an id").to_owned());
+    }
+    d.settle().await;
+    let (confirmed, rejected, cancelled) = (&ids[0], &ids[1], &ids[2]);
+    let (status, body) = d
+        .http(
+            "POST",
+            &format!("/centre/checkups/{confirmed}/confirm"),
+            "centre-1",
+            "centre",
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status, 200, "{body:#}");
+    let (status, body) = d
+        .http(
+            "POST",
+            &format!("/centre/checkups/{rejected}/reject"),
+            "centre-1",
+            "centre",
+            json!({"reason": "No doctor available on that date"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body:#}");
+    let (status, body) = d
+        .http("POST", &format!("/checkups/{cancelled}/cancel"), patient, "patient", Value::Null)
+        .await;
+    assert!(status == 200 || status == 202, "{status} {body:#}");
+    d.settle().await;
+
+    // The rejection's events were never published: the sweeper publishes them now.
+    let sweeper = d.function("outbox-sweeper");
+    let report = relay::sweep(&sweeper.platform, std::time::Duration::ZERO).await.expect("a sweep");
+    assert!(!sweeper.published.events.lock().expect("not poisoned").is_empty(), "{report:?}");
+    d.settle().await;
+
+    for (path, group) in [
+        ("/checkups".to_owned(), "patient"),
+        (format!("/checkups/{confirmed}"), "patient"),
+        ("/centre/checkups".to_owned(), "centre"),
+    ] {
+        let sub = if group == "patient" { patient } else { "centre-1" };
+        let (status, body) = d.http("GET", &path, sub, group, Value::Null).await;
+        assert_eq!(status, 200, "{path}: {body:#}");
+    }
+    let (_, mine) = d
+        .http("GET", &format!("/checkups/{rejected}"), patient, "patient", Value::Null)
+        .await;
+    assert_eq!(mine["status"], "rejected", "the swept events reached the view: {mine:#}");
+
+    let mut denied = Vec::new();
+    for (name, f) in &d.functions {
+        let calls = f.calls.lock().expect("not poisoned").clone();
+        assert!(!calls.is_empty(), "{name} was never exercised");
+        let grants = topology::permissions(topology::function(name).expect("catalogued"));
+        for g in &grants {
+            for action in g.actions.iter().filter(|a| a.starts_with("dynamodb:")) {
+                let resource = g.resource.to_string();
+                let used = calls.iter().any(|(a, r)| a == action && allowed(std::slice::from_ref(g), a, r));
+                if !used && !resource.ends_with("/stream") && resource != "*" {
+                    eprintln!("{name}: {action} on {resource} granted, not used in this saga");
+                }
+            }
+        }
+        for (action, resource) in calls {
+            if !allowed(&grants, &action, &resource) {
+                denied.push(format!("{name}: {action} on {resource}"));
+            }
+        }
+    }
+    assert!(denied.is_empty(), "calls IAM would deny:\n  {}", denied.join("\n  "));
+}
