@@ -9,7 +9,7 @@
 //! checks read SAM's `Fn::Sub` and CDK's `Fn::Join` alike.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use clinicflow::topology::{self, Trigger};
@@ -55,11 +55,6 @@ pub fn cdk_synthesized() -> Value {
         )
     });
     serde_json::from_str(&text).expect("synthesized template is JSON")
-}
-
-/// Reads a template file (JSON).
-pub fn read(path: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).expect("readable")).expect("JSON")
 }
 
 const ALIAS: &str = "live";
