@@ -69,3 +69,9 @@ cargo test --workspace --doc --locked --quiet
 
 step "tests"
 cargo nextest run --workspace --locked --no-fail-fast
+
+step "benchmarks: smoke run (clinicflow-bench --quick; figures, no assertions on them)"
+# The runner in the test build's profile (its dependencies are built already); the
+# bootstraps it spawns are built with the functions' release profile, as they ship.
+# The full run is `cargo run --release -p clinicflow-bench` (BENCHMARKS.md).
+cargo run --locked --quiet -p clinicflow-bench -- --quick

@@ -1,8 +1,8 @@
-//! The store contract, run on both stores: the embedded SQLite store (the local runtime and
-//! the fast fakes) and the DynamoDB store on moto. Each test is written once against the
-//! ports and instantiated for each backend, so the two stores cannot drift apart: versions,
-//! counters, dedup marks, idempotency keys, all-or-nothing transactions, the outbox and the
-//! status views, including under concurrency.
+//! The store contract, run on every store: the embedded SQLite store (the local runtime and
+//! the fast fakes), the in-memory store (benchmarks) and the DynamoDB store on moto. Each
+//! test is written once against the ports and instantiated for each backend, so the stores
+//! cannot drift apart: versions, counters, dedup marks, idempotency keys, all-or-nothing
+//! transactions, the outbox and the status views, including under concurrency.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -10,6 +10,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use clinicflow::adapters::dynamodb::{DynamoStore, DynamoTables, outbox_envelope};
 use clinicflow::adapters::embedded::Embedded;
+use clinicflow::adapters::memory::Memory;
 use clinicflow::events::EventEnvelope;
 use clinicflow::ports::{
     AggregateKey, AggregateStore, AggregateWrite, CounterMove, IdempotencyRecord, Outbox, ProcessedMark, StoreError, Stored, Transaction,
@@ -32,6 +33,15 @@ fn sqlite() -> Backend {
         store: Arc::new(db.clone()),
         outbox: Arc::new(db.clone()),
         views: Arc::new(db),
+    }
+}
+
+fn memory() -> Backend {
+    let store = Memory::new();
+    Backend {
+        store: Arc::new(store.clone()),
+        outbox: Arc::new(store.clone()),
+        views: Arc::new(store),
     }
 }
 
@@ -67,11 +77,11 @@ async fn dynamodb() -> Backend {
     backend(dynamo_store().await)
 }
 
-/// Each contract test, once per backend: `test: sqlite_name, dynamodb_name;`. The racing
-/// tests (`serial:`) need DynamoDB's serializable transactions, which the test run's moto
-/// server provides by serializing its DynamoDB calls (`scripts/moto_server.py`).
+/// Each contract test, once per backend: `test: sqlite_name, dynamodb_name, memory_name;`.
+/// The racing tests (`serial:`) need DynamoDB's serializable transactions, which the test
+/// run's moto server provides by serializing its DynamoDB calls (`scripts/moto_server.py`).
 macro_rules! contract {
-    (@one $test:ident, $sqlite:ident, $dynamodb:ident, $backend:ident) => {
+    (@one $test:ident, $sqlite:ident, $dynamodb:ident, $memory:ident, $backend:ident) => {
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn $sqlite() {
             $test(sqlite()).await;
@@ -81,36 +91,41 @@ macro_rules! contract {
         async fn $dynamodb() {
             $test($backend().await).await;
         }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn $memory() {
+            $test(memory()).await;
+        }
     };
-    (serial: $($test:ident: $sqlite:ident, $dynamodb:ident;)*) => {
-        $(contract!(@one $test, $sqlite, $dynamodb, dynamodb);)*
+    (serial: $($test:ident: $sqlite:ident, $dynamodb:ident, $memory:ident;)*) => {
+        $(contract!(@one $test, $sqlite, $dynamodb, $memory, dynamodb);)*
     };
-    ($($test:ident: $sqlite:ident, $dynamodb:ident;)*) => {
-        $(contract!(@one $test, $sqlite, $dynamodb, dynamodb);)*
+    ($($test:ident: $sqlite:ident, $dynamodb:ident, $memory:ident;)*) => {
+        $(contract!(@one $test, $sqlite, $dynamodb, $memory, dynamodb);)*
     };
 }
 
 contract! {
-    create_then_load: sqlite_create_then_load, dynamodb_create_then_load;
-    update_with_the_right_version: sqlite_update_with_the_right_version, dynamodb_update_with_the_right_version;
-    version_conflict_is_refused: sqlite_version_conflict_is_refused, dynamodb_version_conflict_is_refused;
-    second_create_is_refused: sqlite_second_create_is_refused, dynamodb_second_create_is_refused;
-    counter_stops_at_its_limit: sqlite_counter_stops_at_its_limit, dynamodb_counter_stops_at_its_limit;
-    counter_give_back_below_zero_is_refused: sqlite_counter_give_back_below_zero_is_refused, dynamodb_counter_give_back_below_zero_is_refused;
-    processed_mark_twice_is_refused: sqlite_processed_mark_twice_is_refused, dynamodb_processed_mark_twice_is_refused;
-    idempotency_key_twice_is_refused: sqlite_idempotency_key_twice_is_refused, dynamodb_idempotency_key_twice_is_refused;
-    one_failing_item_cancels_the_whole_transaction: sqlite_one_failing_item_cancels_the_whole_transaction, dynamodb_one_failing_item_cancels_the_whole_transaction;
-    empty_transaction_is_a_no_op: sqlite_empty_transaction_is_a_no_op, dynamodb_empty_transaction_is_a_no_op;
-    unpublished_lists_events_oldest_first: sqlite_unpublished_lists_events_oldest_first, dynamodb_unpublished_lists_events_oldest_first;
-    views_put_get_and_revision_conflict: sqlite_views_put_get_and_revision_conflict, dynamodb_views_put_get_and_revision_conflict;
-    views_list_by_owner_date_and_flow: sqlite_views_list_by_owner_date_and_flow, dynamodb_views_list_by_owner_date_and_flow;
-    views_pages_yield_every_view_once: sqlite_views_pages_yield_every_view_once, dynamodb_views_pages_yield_every_view_once;
+    create_then_load: sqlite_create_then_load, dynamodb_create_then_load, memory_create_then_load;
+    update_with_the_right_version: sqlite_update_with_the_right_version, dynamodb_update_with_the_right_version, memory_update_with_the_right_version;
+    version_conflict_is_refused: sqlite_version_conflict_is_refused, dynamodb_version_conflict_is_refused, memory_version_conflict_is_refused;
+    second_create_is_refused: sqlite_second_create_is_refused, dynamodb_second_create_is_refused, memory_second_create_is_refused;
+    counter_stops_at_its_limit: sqlite_counter_stops_at_its_limit, dynamodb_counter_stops_at_its_limit, memory_counter_stops_at_its_limit;
+    counter_give_back_below_zero_is_refused: sqlite_counter_give_back_below_zero_is_refused, dynamodb_counter_give_back_below_zero_is_refused, memory_counter_give_back_below_zero_is_refused;
+    processed_mark_twice_is_refused: sqlite_processed_mark_twice_is_refused, dynamodb_processed_mark_twice_is_refused, memory_processed_mark_twice_is_refused;
+    idempotency_key_twice_is_refused: sqlite_idempotency_key_twice_is_refused, dynamodb_idempotency_key_twice_is_refused, memory_idempotency_key_twice_is_refused;
+    one_failing_item_cancels_the_whole_transaction: sqlite_one_failing_item_cancels_the_whole_transaction, dynamodb_one_failing_item_cancels_the_whole_transaction, memory_one_failing_item_cancels_the_whole_transaction;
+    empty_transaction_is_a_no_op: sqlite_empty_transaction_is_a_no_op, dynamodb_empty_transaction_is_a_no_op, memory_empty_transaction_is_a_no_op;
+    unpublished_lists_events_oldest_first: sqlite_unpublished_lists_events_oldest_first, dynamodb_unpublished_lists_events_oldest_first, memory_unpublished_lists_events_oldest_first;
+    views_put_get_and_revision_conflict: sqlite_views_put_get_and_revision_conflict, dynamodb_views_put_get_and_revision_conflict, memory_views_put_get_and_revision_conflict;
+    views_list_by_owner_date_and_flow: sqlite_views_list_by_owner_date_and_flow, dynamodb_views_list_by_owner_date_and_flow, memory_views_list_by_owner_date_and_flow;
+    views_pages_yield_every_view_once: sqlite_views_pages_yield_every_view_once, dynamodb_views_pages_yield_every_view_once, memory_views_pages_yield_every_view_once;
 }
 
 contract! {
     serial:
-    racing_updates_have_one_winner: sqlite_racing_updates_have_one_winner, dynamodb_racing_updates_have_one_winner;
-    racing_counter_moves_stop_at_the_limit: sqlite_racing_counter_moves_stop_at_the_limit, dynamodb_racing_counter_moves_stop_at_the_limit;
+    racing_updates_have_one_winner: sqlite_racing_updates_have_one_winner, dynamodb_racing_updates_have_one_winner, memory_racing_updates_have_one_winner;
+    racing_counter_moves_stop_at_the_limit: sqlite_racing_counter_moves_stop_at_the_limit, dynamodb_racing_counter_moves_stop_at_the_limit, memory_racing_counter_moves_stop_at_the_limit;
 }
 
 const SLOT: &str = "checkup#2026-12-01#basic";

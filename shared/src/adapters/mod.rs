@@ -2,6 +2,8 @@
 //! - `embedded` (feature `embedded`): SQLite store, views, local bus and SMS outbox;
 //! - `aws`, `dynamodb`, `eventbridge`, `sns` (feature `aws`): the SDK configuration and
 //!   the DynamoDB store, the EventBridge publisher and the SNS SMS sender;
+//! - `memory`: the store, views, a recording publisher and SMS channel in plain memory,
+//!   with the embedded store's semantics (benchmarks and dependency-free tests);
 //! - `sandbox`: a deterministic payment provider; `resilient`: timeout and circuit breaker
 //!   around any payment provider.
 
@@ -13,6 +15,7 @@ pub mod dynamodb;
 pub mod embedded;
 #[cfg(feature = "aws")]
 pub mod eventbridge;
+pub mod memory;
 pub mod resilient;
 pub mod sandbox;
 #[cfg(feature = "aws")]

@@ -135,28 +135,73 @@ impl CheckupView {
 
     /// The view as the API shows it, once the booking itself is known.
     pub fn render(&self) -> Option<serde_json::Value> {
-        let status = self.status.as_deref()?;
-        let paid = self.payment_status.as_deref().unwrap_or("paid");
-        let payment = match (paid, status) {
-            ("paid", "cancelled" | "rejected") => "refund_pending",
-            (s, _) => s,
-        };
-        let mut reservation = serde_json::json!({"status": self.reservation_status.as_deref().unwrap_or("pending")});
-        if let Some(reason) = &self.reason {
-            reservation["reason"] = serde_json::json!(reason);
-        }
-        Some(serde_json::json!({
-            "id": self.id,
-            "status": status,
-            "date": self.date,
-            "package": self.package,
-            "price": self.price,
-            "payment": {"status": payment},
-            "reservation": reservation,
-            "timeline": self.timeline,
-            "created_at": self.created_at,
-        }))
+        self.clone().into_response().and_then(|r| serde_json::to_value(r).ok())
     }
+
+    /// The API view of the case, taking the view apart instead of copying it (the list
+    /// queries render many); `None` until the booking itself has been seen.
+    pub fn into_response(self) -> Option<CheckupResponse> {
+        let status = self.status?;
+        let paid = self.payment_status.as_deref().unwrap_or("paid");
+        let payment = match (paid, status.as_str()) {
+            ("paid", "cancelled" | "rejected") => "refund_pending".to_owned(),
+            (s, _) => s.to_owned(),
+        };
+        Some(CheckupResponse {
+            id: self.id,
+            status,
+            date: self.date,
+            package: self.package,
+            price: self.price,
+            payment: PaymentStatus { status: payment },
+            reservation: ReservationStatus {
+                status: self.reservation_status.unwrap_or_else(|| "pending".to_owned()),
+                reason: self.reason,
+            },
+            timeline: self.timeline,
+            created_at: self.created_at,
+        })
+    }
+}
+
+/// A case as the API shows it (`GET /checkups/{id}`, the lists, command responses).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckupResponse {
+    /// Booking id.
+    pub id: String,
+    /// Booking status.
+    pub status: String,
+    /// Date.
+    pub date: Option<NaiveDate>,
+    /// Package.
+    pub package: Option<Package>,
+    /// Price.
+    pub price: Option<Won>,
+    /// The payment's status.
+    pub payment: PaymentStatus,
+    /// The centre's reservation.
+    pub reservation: ReservationStatus,
+    /// History.
+    pub timeline: Vec<TimelineEntry>,
+    /// When booked.
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+/// The payment part of a [`CheckupResponse`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PaymentStatus {
+    /// `paid`, `refund_pending`, `refunded`, ….
+    pub status: String,
+}
+
+/// The reservation part of a [`CheckupResponse`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReservationStatus {
+    /// `pending`, `confirmed`, `rejected`, ….
+    pub status: String,
+    /// Why the centre rejected it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// What folding one event into a view did.

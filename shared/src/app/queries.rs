@@ -4,7 +4,9 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 
-use super::projector::{CheckupView, FLOW};
+use serde::Deserialize;
+
+use super::projector::{CheckupResponse, CheckupView, FLOW};
 use super::{AppError, Platform};
 use crate::domain::checkup::BookingStatus;
 use crate::domain::{Actor, FieldError};
@@ -17,7 +19,7 @@ pub const MAX_PAGE: usize = 100;
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Page {
     /// The views.
-    pub items: Vec<serde_json::Value>,
+    pub items: Vec<CheckupResponse>,
     /// Opaque cursor for the next page, if there is one.
     pub next_cursor: Option<String>,
 }
@@ -69,8 +71,9 @@ fn paging(params: &ListParams, errors: &mut Vec<FieldError>) -> (Option<usize>, 
     (limit, parsed(params.cursor.as_deref(), errors, decode_cursor))
 }
 
-fn render(r: &ViewRecord) -> Result<Option<serde_json::Value>, AppError> {
-    Ok(serde_json::from_value::<CheckupView>(r.body.clone())?.render())
+/// Reads the stored view in place (no copy of its JSON) and renders it.
+fn render(r: &ViewRecord) -> Result<Option<CheckupResponse>, AppError> {
+    Ok(CheckupView::deserialize(&r.body)?.into_response())
 }
 
 async fn page(p: &Platform, mut query: ViewQuery) -> Result<Page, AppError> {
@@ -91,7 +94,7 @@ async fn page(p: &Platform, mut query: ViewQuery) -> Result<Page, AppError> {
 
 /// One booking's status view, for its patient or for centre staff. Another patient's
 /// booking is not found, as if it did not exist.
-pub async fn checkup(p: &Platform, actor: &Actor, is_staff: bool, id: &str) -> Result<serde_json::Value, AppError> {
+pub async fn checkup(p: &Platform, actor: &Actor, is_staff: bool, id: &str) -> Result<CheckupResponse, AppError> {
     let record = p.views.get(id).await?.filter(|r| r.flow == FLOW).ok_or(AppError::NotFound)?;
     if !is_staff && record.owner != actor.sub {
         return Err(AppError::NotFound);

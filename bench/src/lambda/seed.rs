@@ -1,0 +1,462 @@
+//! Fresh, valid work for every spawn of every function: the runner books, cancels and
+//! settles check-ups on the emulator in-process, with the same adapters the functions use,
+//! and hands each spawned `bootstrap` the Lambda event it would get on AWS for a case of
+//! its own: an API Gateway request on a case that exists, an EventBridge delivery its
+//! consumer has not processed yet, a stream batch with outbox records not yet projected,
+//! or a schedule tick with events waiting in the outbox. The event shapes come from the
+//! samples in `events/<function>/`, so they are the ones the functions are tested with.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, bail};
+use async_trait::async_trait;
+use axum::body::Body;
+use axum::http::Request;
+use clinicflow::adapters::dynamodb::DynamoStore;
+use clinicflow::app::{Faults, Platform, consumers, projector};
+use clinicflow::config::Config;
+use clinicflow::events::EventEnvelope;
+use clinicflow::http::Claims;
+use clinicflow::ports::{PublishOutcome, Publisher};
+use clinicflow::topology::{self, Trigger};
+use clinicflow::wiring::{self, AwsSettings};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+/// Keeps what the seeding platform publishes, to deliver it by hand; or refuses it, so
+/// that it stays in the outbox for the sweeper.
+#[derive(Default)]
+struct Capture {
+    events: Mutex<Vec<EventEnvelope>>,
+    refuse: bool,
+}
+
+impl Capture {
+    fn take(&self) -> Vec<EventEnvelope> {
+        self.events.lock().map(|mut e| std::mem::take(&mut *e)).unwrap_or_default()
+    }
+}
+
+#[async_trait]
+impl Publisher for Capture {
+    async fn publish(&self, events: &[EventEnvelope]) -> PublishOutcome {
+        if self.refuse {
+            return PublishOutcome {
+                published: vec![],
+                failed: events.iter().map(|e| (e.id.clone(), "held for the sweeper".to_owned())).collect(),
+            };
+        }
+        if let Ok(mut kept) = self.events.lock() {
+            kept.extend(events.iter().cloned());
+        }
+        PublishOutcome {
+            published: events.iter().map(|e| e.id.clone()).collect(),
+            failed: vec![],
+        }
+    }
+}
+
+/// A seeding request the API refused, with its status.
+#[derive(Debug, thiserror::Error)]
+#[error("refused with {0}")]
+struct Refused(u16);
+
+/// The seeding side of a benchmark deployment on the emulator.
+pub struct Seeder {
+    settings: AwsSettings,
+    dynamodb: aws_sdk_dynamodb::Client,
+    platform: Arc<Platform>,
+    published: Arc<Capture>,
+    holding: Arc<Platform>,
+    events_dir: PathBuf,
+    patient: String,
+    centre: String,
+    counter: AtomicU64,
+}
+
+impl Seeder {
+    /// Creates the tables and the bus under `prefix` at the emulator `sdk` points to.
+    pub async fn new(sdk: &aws_config::SdkConfig, prefix: &str, root: &Path) -> anyhow::Result<Self> {
+        let settings = AwsSettings::prefixed(prefix);
+        let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+        DynamoStore::new(dynamodb.clone(), settings.tables.clone())
+            .create_tables()
+            .await
+            .context("creating the tables on the emulator")?;
+        aws_sdk_eventbridge::Client::new(sdk)
+            .create_event_bus()
+            .name(&settings.bus)
+            .send()
+            .await
+            .context("creating the event bus on the emulator")?;
+        let config = Config {
+            daily_capacity: 100_000,
+            ..Config::default()
+        };
+        let (mut platform, _) = wiring::aws(sdk, settings.clone(), config.clone(), Faults::none());
+        let published = Arc::new(Capture::default());
+        platform.publisher = published.clone();
+        let (mut holding, _) = wiring::aws(sdk, settings.clone(), config, Faults::none());
+        holding.publisher = Arc::new(Capture {
+            events: Mutex::default(),
+            refuse: true,
+        });
+        let events_dir = root.join("events");
+        let claims = |file: &str| -> anyhow::Result<String> {
+            let sample = read_json(&events_dir.join(file))?;
+            sample["requestContext"]["authorizer"]["jwt"]["claims"]["sub"]
+                .as_str()
+                .map(str::to_owned)
+                .with_context(|| format!("{file} has no caller"))
+        };
+        Ok(Self {
+            patient: claims("checkup-book/book-basic.json")?,
+            centre: claims("centre-confirm/confirm.json")?,
+            settings,
+            dynamodb,
+            platform: Arc::new(platform),
+            published,
+            holding: Arc::new(holding),
+            events_dir,
+            counter: AtomicU64::new(0),
+        })
+    }
+
+    /// The environment a function's `bootstrap` needs to find these resources.
+    pub fn environment(&self) -> Vec<(String, String)> {
+        let tables = &self.settings.tables;
+        let mut env: Vec<(String, String)> = tables
+            .contexts
+            .iter()
+            .map(|(context, name)| (AwsSettings::table_variable(context), name.clone()))
+            .collect();
+        env.push((AwsSettings::table_variable("views"), tables.views.clone()));
+        env.push((AwsSettings::table_variable("processed"), tables.processed.clone()));
+        env.push((topology::BUS_VARIABLE.to_owned(), self.settings.bus.clone()));
+        env
+    }
+
+    fn next(&self) -> u64 {
+        self.counter.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn sample(&self, function: &str, file: &str) -> anyhow::Result<Value> {
+        read_json(&self.events_dir.join(function).join(file))
+    }
+
+    /// A booking request with a date and phone number of its own (the dates stay within
+    /// the booking horizon; the capacity is raised so that none fills up).
+    pub fn booking_body(&self) -> Value {
+        let n = self.next();
+        let date = chrono::Utc::now().date_naive() + chrono::Duration::days(30 + (n % 300) as i64);
+        json!({
+            "date": date.to_string(),
+            "package": "basic",
+            "name": "홍길동",
+            "phone": format!("010-{:04}-{:04}", 1000 + (n / 10_000) % 9000, n % 10_000),
+            "card_token": "tok_ok",
+            "locale": "ko",
+        })
+    }
+
+    /// Serves `method path` in-process as API Gateway would after its authorizer; a
+    /// conflict or an unavailable store (the emulator is shared with the spawned
+    /// functions) is retried, with a fresh booking body.
+    async fn http(
+        &self,
+        platform: &Arc<Platform>,
+        method: &str,
+        path: &str,
+        caller: (&str, &str),
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
+        let mut last = None;
+        for attempt in 0..5u64 {
+            let body = match (&body, path) {
+                (Some(_), "/checkups") if attempt > 0 => Some(self.booking_body()),
+                (b, _) => b.clone(),
+            };
+            match self.http_once(platform, method, path, caller, body).await {
+                Ok(value) => return Ok(value),
+                Err((status, e)) if status == 409 || status == 503 => {
+                    last = Some(e);
+                    tokio::time::sleep(std::time::Duration::from_millis(20 * (attempt + 1))).await;
+                }
+                Err((_, e)) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| anyhow::anyhow!("seeding {method} {path} kept conflicting")))
+    }
+
+    async fn http_once(
+        &self,
+        platform: &Arc<Platform>,
+        method: &str,
+        path: &str,
+        caller: (&str, &str),
+        body: Option<Value>,
+    ) -> Result<Value, (u16, anyhow::Error)> {
+        self.http_inner(platform, method, path, caller, body).await.map_err(|e| {
+            let status = e.downcast_ref::<Refused>().map_or(0, |r| r.0);
+            (status, e)
+        })
+    }
+
+    async fn http_inner(
+        &self,
+        platform: &Arc<Platform>,
+        method: &str,
+        path: &str,
+        caller: (&str, &str),
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("content-type", "application/json")
+            .body(Body::from(body.map(|b| b.to_string()).unwrap_or_default()))?;
+        request.extensions_mut().insert(Claims {
+            sub: caller.0.to_owned(),
+            groups: vec![caller.1.to_owned()],
+        });
+        let response = clinicflow::http::router(platform.clone(), None).oneshot(request).await?;
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await?;
+        let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        if !status.is_success() {
+            return Err(anyhow::Error::new(Refused(status.as_u16())).context(format!("seeding {method} {path}: {status} {value}")));
+        }
+        Ok(value)
+    }
+
+    /// Books a check-up as the samples' patient; its events are kept, not delivered.
+    async fn book_on(&self, platform: &Arc<Platform>) -> anyhow::Result<String> {
+        let body = self.booking_body();
+        let booked = self
+            .http(platform, "POST", "/checkups", (&self.patient, "patient"), Some(body))
+            .await?;
+        booked["id"].as_str().map(str::to_owned).context("a booking without an id")
+    }
+
+    /// Delivers what was published to every consumer and the projector, until nothing new
+    /// is published, except to `held` (a consumer, or `status-projector`): what would have
+    /// reached it is returned instead, for the function under test.
+    async fn settle(&self, held: Option<&str>) -> anyhow::Result<Vec<EventEnvelope>> {
+        let mut kept = Vec::new();
+        for _ in 0..20 {
+            let events = self.published.take();
+            if events.is_empty() {
+                return Ok(kept);
+            }
+            for event in events {
+                let mut routed = false;
+                if held == Some("status-projector") {
+                    routed = true;
+                } else {
+                    let mut attempt = 0u64;
+                    while let Err(e) = projector::project(&self.platform, &event).await {
+                        attempt += 1;
+                        if attempt > 5 {
+                            return Err(e.into());
+                        }
+                        tokio::time::sleep(std::time::Duration::from_millis(20 * attempt)).await;
+                    }
+                }
+                for rule in topology::RULES.iter().filter(|r| r.matches(&event.source, &event.event_type)) {
+                    if held == Some(rule.target) {
+                        routed = true;
+                    } else {
+                        // As the bus would: a retryable failure (a conflict on the
+                        // emulator shared with the spawned functions) is delivered again.
+                        let mut attempt = 0u64;
+                        loop {
+                            match consumers::dispatch(&self.platform, rule.target, &event).await {
+                                Ok(_) => break,
+                                Err(consumers::ConsumerError::Retryable(_)) if attempt < 5 => {
+                                    attempt += 1;
+                                    tokio::time::sleep(std::time::Duration::from_millis(20 * attempt)).await;
+                                }
+                                Err(e) => bail!("{} on {}: {e}", rule.target, event.event_type),
+                            }
+                        }
+                    }
+                }
+                if routed {
+                    kept.push(event);
+                }
+            }
+        }
+        bail!("the seeding saga did not settle")
+    }
+
+    /// A settled booking (the centre has it; its view exists).
+    async fn settled_booking(&self) -> anyhow::Result<String> {
+        let id = self.book_on(&self.platform).await?;
+        self.settle(None).await?;
+        Ok(id)
+    }
+
+    /// `count` Lambda payloads for one spawn of `function`, on cases of their own.
+    pub async fn payloads(&self, function: &str, count: usize) -> anyhow::Result<Vec<Value>> {
+        let f = topology::function(function).with_context(|| format!("{function} is not in the topology"))?;
+        let mut out = Vec::with_capacity(count);
+        match (f.trigger, function) {
+            (Trigger::Http, "checkup-book") => {
+                let template = self.sample(function, "book-basic.json")?;
+                for _ in 0..count {
+                    out.push(http_event(&template, "/checkups", None, Some(&self.booking_body()), &self.patient));
+                }
+            }
+            (Trigger::Http, "checkup-query") => {
+                let id = self.settled_booking().await?;
+                let one = self.sample(function, "get-one.json")?;
+                let mine = self.sample(function, "list-mine.json")?;
+                for i in 0..count {
+                    out.push(if i % 2 == 0 {
+                        http_event(&one, &format!("/checkups/{id}"), Some(&id), None, &self.patient)
+                    } else {
+                        http_event(&mine, "/checkups", None, None, &self.patient)
+                    });
+                }
+            }
+            (Trigger::Http, "checkup-cancel" | "centre-confirm" | "centre-reject") => {
+                let (file, caller, action) = match function {
+                    "checkup-cancel" => ("cancel.json", &self.patient, "/checkups/{}/cancel"),
+                    "centre-confirm" => ("confirm.json", &self.centre, "/centre/checkups/{}/confirm"),
+                    _ => ("reject.json", &self.centre, "/centre/checkups/{}/reject"),
+                };
+                let template = self.sample(function, file)?;
+                let body = template["body"].as_str().and_then(|b| serde_json::from_str::<Value>(b).ok());
+                for _ in 0..count {
+                    let id = self.settled_booking().await?;
+                    let path = action.replace("{}", &id);
+                    out.push(http_event(&template, &path, Some(&id), body.as_ref(), caller));
+                }
+            }
+            (Trigger::Events, target) => {
+                let template = first_sample(&self.events_dir.join(function))?;
+                for _ in 0..count {
+                    let id = self.book_on(&self.platform).await?;
+                    let mut held = self.settle(Some(target)).await?;
+                    if held.is_empty() {
+                        // Consumers of cancellations: cancel the settled booking.
+                        self.http(
+                            &self.platform,
+                            "POST",
+                            &format!("/checkups/{id}/cancel"),
+                            (&self.patient, "patient"),
+                            None,
+                        )
+                        .await?;
+                        held = self.settle(Some(target)).await?;
+                    }
+                    let event = held.into_iter().next().with_context(|| format!("no event reaches {target}"))?;
+                    out.push(eventbridge_event(&template, &event)?);
+                }
+            }
+            (Trigger::Stream, _) => {
+                let template = self.sample(function, "booked-and-paid.json")?;
+                for _ in 0..count {
+                    self.book_on(&self.platform).await?;
+                    let events = self.settle(Some("status-projector")).await?;
+                    let mut records = Vec::new();
+                    for event in &events {
+                        records.push(self.stream_record(&template, event).await?);
+                    }
+                    out.push(json!({ "Records": records }));
+                }
+            }
+            (Trigger::Schedule(_), _) => {
+                let template = self.sample(function, "scheduled.json")?;
+                // One booking whose publish failed: its events wait in the outbox.
+                self.book_on(&self.holding).await?;
+                for _ in 0..count {
+                    out.push(template.clone());
+                }
+            }
+            (Trigger::Http, other) => bail!("no seeding for {other}"),
+        }
+        Ok(out)
+    }
+
+    /// The stream record of an outbox item, read back from its table as the stream would
+    /// carry it.
+    async fn stream_record(&self, template: &Value, event: &EventEnvelope) -> anyhow::Result<Value> {
+        let pk = format!("event#{}", event.id);
+        for (_, table) in &self.settings.tables.contexts {
+            let item = self
+                .dynamodb
+                .get_item()
+                .table_name(table)
+                .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(pk.clone()))
+                .consistent_read(true)
+                .send()
+                .await?
+                .item;
+            if let Some(item) = item {
+                let image = serde_json::to_value(serde_dynamo::Item::from(item))?;
+                let mut record = template["Records"][1].clone();
+                record["dynamodb"]["Keys"] = json!({ "pk": { "S": pk } });
+                record["dynamodb"]["NewImage"] = image;
+                record["dynamodb"]["SequenceNumber"] = json!(format!("{:021}", self.next()));
+                record["eventID"] = json!(ulid::Ulid::new().to_string());
+                record["eventSourceARN"] = json!(format!(
+                    "arn:aws:dynamodb:us-east-1:123456789012:table/{table}/stream/2026-11-01T00:00:00.000"
+                ));
+                return Ok(record);
+            }
+        }
+        bail!("outbox item {pk} not found")
+    }
+}
+
+fn read_json(path: &Path) -> anyhow::Result<Value> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+/// The first sample (by name) in a function's events folder.
+fn first_sample(dir: &Path) -> anyhow::Result<Value> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    read_json(files.first().with_context(|| format!("no sample in {}", dir.display()))?)
+}
+
+/// An API Gateway (HTTP API, payload 2.0) event from a sample, on another path, case,
+/// body and caller.
+pub fn http_event(template: &Value, path: &str, id: Option<&str>, body: Option<&Value>, sub: &str) -> Value {
+    let mut event = template.clone();
+    event["rawPath"] = json!(path);
+    event["requestContext"]["http"]["path"] = json!(path);
+    event["requestContext"]["requestId"] = json!(ulid::Ulid::new().to_string());
+    event["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = json!(sub);
+    event["requestContext"]["authorizer"]["jwt"]["claims"]["cognito:username"] = json!(sub);
+    if let Some(id) = id {
+        event["pathParameters"] = json!({ "id": id });
+    }
+    if let Some(headers) = event["headers"].as_object_mut() {
+        headers.remove("content-length");
+    }
+    if let Some(body) = body {
+        event["body"] = json!(body.to_string());
+        event["isBase64Encoded"] = json!(false);
+    }
+    event
+}
+
+/// The EventBridge delivery of `event`, in a sample's envelope.
+pub fn eventbridge_event(template: &Value, event: &EventEnvelope) -> anyhow::Result<Value> {
+    let mut delivery = template.clone();
+    delivery["id"] = json!(ulid::Ulid::new().to_string());
+    delivery["detail-type"] = json!(event.event_type);
+    delivery["source"] = json!(event.source);
+    delivery["time"] = json!(event.occurred_at);
+    delivery["detail"] = serde_json::to_value(event)?;
+    Ok(delivery)
+}

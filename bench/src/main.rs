@@ -1,0 +1,204 @@
+//! `cargo run --release -p clinicflow-bench [-- --quick]`: builds what it measures, runs
+//! every benchmark against its floor, prints a table and writes
+//! `target/bench/results.json`. See `BENCHMARKS.md`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Parser, ValueEnum};
+use clinicflow::topology;
+use clinicflow_bench::lambda::{self, FLOOR, LambdaOptions};
+use clinicflow_bench::{Metric, Mode, handlers, model, saga, table, workspace_root};
+
+/// A group of benchmarks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Group {
+    /// Zip sizes, cold starts and peak memory of the Lambda binaries.
+    Lambda,
+    /// In-process handler cost (criterion).
+    Handlers,
+    /// Saga throughput through clinicflow-local.
+    Saga,
+}
+
+/// Measures clinicflow against floors taken in the same run.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// A smoke run of seconds: few samples, two functions spawned.
+    #[arg(long)]
+    quick: bool,
+    /// Use the binaries and zips already built (scripts/lambda-build.sh, and
+    /// `scripts/lambda-build.sh --native target/bench/native ...`).
+    #[arg(long)]
+    no_build: bool,
+    /// Only these groups (default: all).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    only: Vec<Group>,
+    /// Spawn only these functions (default: all; with --quick, two).
+    #[arg(long, value_delimiter = ',')]
+    functions: Vec<String>,
+    /// Spawns per function (default 30; with --quick, 3).
+    #[arg(long)]
+    spawns: Option<usize>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let mode = if args.quick { Mode::Quick } else { Mode::Full };
+    let root = workspace_root();
+    let out = root.join("target/bench");
+    std::fs::create_dir_all(&out)?;
+    let runs = |g: Group| args.only.is_empty() || args.only.contains(&g);
+    let started = Instant::now();
+    let mut metrics: Vec<Metric> = Vec::new();
+
+    if runs(Group::Lambda) {
+        let functions: Vec<String> = if !args.functions.is_empty() {
+            args.functions.clone()
+        } else if mode.is_quick() {
+            vec!["checkup-book".into(), "sms-notifier".into()]
+        } else {
+            topology::FUNCTIONS.iter().map(|f| f.name.to_owned()).collect()
+        };
+        let native_dir = out.join("native");
+        if !args.no_build {
+            build(&root, &native_dir, &functions)?;
+        }
+        metrics.extend(lambda::zip_metrics(&root.join("target/lambda"))?);
+        let moto = Emulator::start(&root)?;
+        let options = LambdaOptions {
+            root: root.clone(),
+            native_dir,
+            zip_dir: root.join("target/lambda"),
+            functions,
+            spawns: args.spawns.unwrap_or(if mode.is_quick() { 3 } else { 30 }),
+            events_per_spawn: 3,
+            endpoint: moto.endpoint.clone(),
+            log_dir: out.join("logs"),
+        };
+        let runtime = tokio::runtime::Runtime::new()?;
+        metrics.extend(runtime.block_on(lambda::spawn_metrics(&options))?);
+        drop(moto);
+    }
+    if runs(Group::Handlers) {
+        eprintln!("==> handler cost (criterion)");
+        metrics.extend(handlers::run(mode, &out.join("criterion"))?);
+    }
+    if runs(Group::Saga) {
+        eprintln!("==> sagas through clinicflow-local");
+        let runtime = tokio::runtime::Runtime::new()?;
+        metrics.extend(runtime.block_on(saga::run(mode))?);
+    }
+    metrics.extend(model::metrics(&metrics));
+
+    let results = out.join("results.json");
+    std::fs::write(&results, serde_json::to_string_pretty(&metrics)? + "\n")?;
+    let rendered = table(&metrics);
+    std::fs::write(out.join("results.md"), &rendered)?;
+    println!("{rendered}");
+    let missed: Vec<&str> = metrics.iter().filter(|m| m.met == Some(false)).map(|m| m.name.as_str()).collect();
+    println!(
+        "{} metrics in {:.0} s ({}); written to {}",
+        metrics.len(),
+        started.elapsed().as_secs_f64(),
+        if mode.is_quick() { "quick" } else { "full" },
+        results.display()
+    );
+    if !missed.is_empty() {
+        println!("targets missed (see BENCHMARKS.md): {}", missed.join(", "));
+    }
+    Ok(())
+}
+
+/// A `PATH` with the project's venv (cargo-lambda, moto) first.
+fn path_with_venv(root: &Path) -> std::ffi::OsString {
+    let venv = root.join(".venv/bin");
+    let mut paths = vec![venv];
+    if let Some(path) = std::env::var_os("PATH") {
+        paths.extend(std::env::split_paths(&path));
+    }
+    std::env::join_paths(paths).unwrap_or_default()
+}
+
+/// The arm64 zips of every function and the floor, and native bootstraps of `functions`
+/// and the floor, all with the functions' release profile (scripts/lambda-build.sh).
+fn build(root: &Path, native_dir: &Path, functions: &[String]) -> anyhow::Result<()> {
+    let script = root.join("scripts/lambda-build.sh");
+    eprintln!("==> building the arm64 zips (scripts/lambda-build.sh)");
+    let status = Command::new(&script)
+        .env("PATH", path_with_venv(root))
+        .stdout(Stdio::null())
+        .status()
+        .context("running scripts/lambda-build.sh (needs cargo-lambda: ./scripts/test.sh installs it in .venv)")?;
+    if !status.success() {
+        bail!("scripts/lambda-build.sh failed");
+    }
+    eprintln!("==> building native bootstraps for {} and {FLOOR}", functions.join(", "));
+    let status = Command::new(&script)
+        .arg("--native")
+        .arg(native_dir)
+        .args(functions)
+        .arg(FLOOR)
+        .env("PATH", path_with_venv(root))
+        .status()
+        .context("running scripts/lambda-build.sh --native")?;
+    if !status.success() {
+        bail!("scripts/lambda-build.sh --native failed");
+    }
+    Ok(())
+}
+
+/// The AWS emulator: the test run's moto server (`CLINICFLOW_MOTO_ENDPOINT`), or one
+/// started from the project's venv for this run.
+struct Emulator {
+    endpoint: String,
+    child: Option<Child>,
+}
+
+impl Emulator {
+    fn start(root: &Path) -> anyhow::Result<Self> {
+        if let Ok(endpoint) = std::env::var("CLINICFLOW_MOTO_ENDPOINT") {
+            return Ok(Self { endpoint, child: None });
+        }
+        let python: PathBuf = root.join(".venv/bin/python");
+        if !python.exists() {
+            bail!(
+                "no moto server: set CLINICFLOW_MOTO_ENDPOINT, or install the test tools (./scripts/test.sh, or python3 -m venv .venv && .venv/bin/pip install -r requirements-dev.txt)"
+            );
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let log = std::fs::File::create(root.join("target/bench/moto.log"))?;
+        let child = Command::new(python)
+            .arg(root.join("scripts/moto_server.py"))
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("starting moto")?;
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let emulator = Self {
+            endpoint,
+            child: Some(child),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                bail!("moto did not start; see target/bench/moto.log");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(emulator)
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

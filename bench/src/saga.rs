@@ -1,0 +1,753 @@
+//! `local_sagas_per_s`: complete check-up sagas per second through `clinicflow-local` over
+//! HTTP on loopback, against a bare axum endpoint answering as many requests in the same run.
+//!
+//! The stack runs in-process as `cargo run -p clinicflow-local` runs it: file-backed SQLite in
+//! a temporary directory, the default bus, sweeper and outbox settings; only the daily
+//! capacity is raised (and the bookings spread over 300 dates) so that places never run out.
+//!
+//! A saga, as one load worker runs it:
+//! 1. `POST /checkups` as the patient, with an `Idempotency-Key` as a real client sends
+//!    (its latency is `booking_latency_ms`);
+//! 2. `POST /centre/checkups/{id}/confirm` as the centre, retried after [`POLL_PAUSE`] while
+//!    it answers 409 (the booking has not reached the centre's work list through the bus yet);
+//! 3. `GET /checkups/{id}` as the patient, polled every [`POLL_PAUSE`] until the view says
+//!    `confirmed`;
+//! 4. the confirmation SMS is recorded. `/_local/sms` has no filter (it lists every SMS ever
+//!    kept), so polling it per saga would make the run quadratic: each saga gets a phone
+//!    number of its own, and the SMS of every completed saga are looked up in one listing
+//!    after the load, waiting at most [`SMS_PATIENCE`] for stragglers. Only sagas whose
+//!    confirmation SMS is found count; a saga's end is the later of "view seen confirmed"
+//!    and the SMS's recorded `sent_at`.
+//!
+//! Every HTTP request of the measured phase is counted (retries, polls and the SMS listing
+//! included); the floor is a bare axum route on `127.0.0.1:0` driven by the same load
+//! generator shape (same workers, same GET/POST mix, same headers and body sizes) answering
+//! that many requests. `floor = completed sagas / time the bare endpoint took`. Polls count,
+//! so the slower the view, the more requests a saga makes and the lower the floor: the note
+//! also gives the floor of the [`ESSENTIAL_REQUESTS`] a saga needs without any retry or poll.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+use chrono::{DateTime, Utc};
+use clinicflow::config::Config;
+use clinicflow_local::{LocalOptions, LocalStack};
+use reqwest::Method;
+use serde::{Deserialize, Serialize};
+
+use crate::{Metric, Mode, Target, percentile};
+
+/// Pause between two polls of an eventual effect (the centre's work list, the view): a few
+/// milliseconds, so that a saga's measured latency stays close to its real one. The polls
+/// load the stack as status pages would (each takes the store's lock briefly).
+const POLL_PAUSE: Duration = Duration::from_millis(5);
+/// How long one saga step may wait for an eventual effect before the saga counts as failed.
+const PATIENCE: Duration = Duration::from_secs(10);
+/// How long the final SMS pass waits for the last sagas' SMS.
+const SMS_PATIENCE: Duration = Duration::from_secs(5);
+/// Pause between two listings of the SMS outbox in the final pass.
+const SMS_POLL_PAUSE: Duration = Duration::from_millis(50);
+/// Failure messages kept per worker for the note (all are counted).
+const KEPT_FAILURES: usize = 3;
+/// Bookings are spread over this many dates (from 2 days ahead, well within the default
+/// 365-day horizon).
+const DATES: u64 = 300;
+/// Requests a saga needs when nothing has to be waited for: book, confirm, read the view.
+const ESSENTIAL_REQUESTS: f64 = 3.0;
+/// The word of the Korean confirmation SMS (`… 확정되었습니다`).
+const CONFIRMED_WORD: &str = "확정";
+
+/// How hard the load generator pushes, and for how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Shape {
+    /// Concurrent workers, each running one saga at a time on a keep-alive connection.
+    workers: usize,
+    /// Load run and thrown away first: connections opened, SQLite's page cache and WAL
+    /// warm, the blocking-thread pool grown, the allocator settled.
+    warmup: Duration,
+    /// The measured load; workers start no saga after it and finish the one they run.
+    duration: Duration,
+}
+
+impl Shape {
+    /// - Full: 32 workers for 15 s after a 2 s warm-up. Every store call of the embedded
+    ///   stack goes through one SQLite connection, so today's stack saturates with fewer than
+    ///   ten sagas in flight; 32 leaves headroom for a stack several times faster to still be
+    ///   saturated (the figure tracks the stack, not the load generator), is a plausible count
+    ///   of concurrent clinic clients, and keeps queueing visible but bounded. 15 s gives
+    ///   thousands of sagas (a p99 over dozens of samples) and spans many WAL checkpoints,
+    ///   as a long-running stack would; the 2 s warm-up opens the connections and grows
+    ///   SQLite's cache, the WAL and the blocking-thread pool first.
+    /// - Quick: 8 workers for 1.5 s after 0.5 s: enough to saturate today's stack, a few
+    ///   hundred sagas, in about two seconds.
+    fn of(mode: Mode) -> Self {
+        match mode {
+            Mode::Full => Self {
+                workers: 32,
+                warmup: Duration::from_secs(2),
+                duration: Duration::from_secs(15),
+            },
+            Mode::Quick => Self {
+                workers: 8,
+                warmup: Duration::from_millis(500),
+                duration: Duration::from_millis(1500),
+            },
+        }
+    }
+}
+
+/// Runs the saga load and its floor.
+pub async fn run(mode: Mode) -> anyhow::Result<Vec<Metric>> {
+    let measured = measure(Shape::of(mode)).await?;
+    Ok(measured.metrics())
+}
+
+/// HTTP requests made, and how many of them were POSTs (the floor repeats the mix).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Tally {
+    requests: u64,
+    posts: u64,
+}
+
+impl Tally {
+    fn add(&mut self, other: Tally) {
+        self.requests += other.requests;
+        self.posts += other.posts;
+    }
+}
+
+/// The fields of an answer the load generator reads: a booking's `id`, a view's `status`
+/// (a number in a problem), a problem's `detail`.
+#[derive(Debug, Default, Deserialize)]
+struct Reply {
+    id: Option<String>,
+    status: Option<serde_json::Value>,
+    detail: Option<String>,
+}
+
+impl Reply {
+    fn status_is(&self, s: &str) -> bool {
+        self.status.as_ref().and_then(|v| v.as_str()) == Some(s)
+    }
+
+    fn why(&self) -> String {
+        match (&self.detail, &self.status) {
+            (Some(d), _) => d.clone(),
+            (None, Some(s)) => format!("status {s}"),
+            (None, None) => "no detail".into(),
+        }
+    }
+}
+
+/// A keep-alive HTTP client of one server, as one patient and one centre staff member.
+#[derive(Clone)]
+struct Api {
+    http: reqwest::Client,
+    base: Arc<str>,
+    /// `Bearer …` of the patient.
+    patient: Arc<str>,
+    /// `Bearer …` of the centre staff member.
+    centre: Arc<str>,
+}
+
+fn client(workers: usize) -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(workers)
+        .tcp_nodelay(true)
+        .build()
+        .context("building the HTTP client")
+}
+
+impl Api {
+    /// Sends one request, counting it, and reads the answer's [`Reply`] (empty when the body
+    /// is not JSON).
+    async fn send(
+        &self,
+        tally: &mut Tally,
+        method: Method,
+        path: &str,
+        auth: Option<&str>,
+        body: Option<Vec<u8>>,
+        idempotency_key: Option<&str>,
+    ) -> anyhow::Result<(u16, Reply)> {
+        tally.requests += 1;
+        if method == Method::POST {
+            tally.posts += 1;
+        }
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(a) = auth {
+            req = req.header(reqwest::header::AUTHORIZATION, a);
+        }
+        if let Some(k) = idempotency_key {
+            req = req.header("idempotency-key", k);
+        }
+        if let Some(b) = body {
+            req = req.header(reqwest::header::CONTENT_TYPE, "application/json").body(b);
+        }
+        let res = req.send().await.with_context(|| format!("sending {path}"))?;
+        let status = res.status().as_u16();
+        let bytes = res.bytes().await.with_context(|| format!("reading the answer of {path}"))?;
+        Ok((status, serde_json::from_slice(&bytes).unwrap_or_default()))
+    }
+
+    /// A dev token from `POST /_local/token`, as `Bearer …`.
+    async fn token(http: &reqwest::Client, base: &str, sub: &str, group: &str) -> anyhow::Result<String> {
+        #[derive(Deserialize)]
+        struct Token {
+            token: String,
+        }
+        let res = http
+            .post(format!("{base}/_local/token"))
+            .json(&serde_json::json!({"sub": sub, "groups": [group]}))
+            .send()
+            .await
+            .context("asking for a dev token")?;
+        let status = res.status();
+        if !status.is_success() {
+            bail!("POST /_local/token answered {status}: {}", res.text().await.unwrap_or_default());
+        }
+        let t: Token = res.json().await.context("reading the dev token")?;
+        Ok(format!("Bearer {}", t.token))
+    }
+}
+
+/// One completed saga, up to the view showing `confirmed`.
+#[derive(Debug, Clone)]
+struct Saga {
+    id: String,
+    /// The patient's phone in E.164, unique to this saga.
+    to: String,
+    started: Instant,
+    started_wall: DateTime<Utc>,
+    /// `POST /checkups` answered.
+    book: Duration,
+    /// From the booking's answer to the centre's confirm answered 200.
+    centre: Duration,
+    /// From the confirm's answer to the view seen `confirmed`.
+    view: Duration,
+    /// Confirm attempts and view polls.
+    confirms: u64,
+    polls: u64,
+}
+
+impl Saga {
+    /// Start to view seen `confirmed`.
+    fn to_view(&self) -> Duration {
+        self.book + self.centre + self.view
+    }
+}
+
+/// The booking request of saga `n`: its own phone number, one of [`DATES`] dates.
+fn booking(n: u64) -> anyhow::Result<(Vec<u8>, String)> {
+    // A Korean mobile number `010-HHHH-LLLL` (the subscriber part cannot start with 0).
+    let (high, low) = (1000 + (n / 10_000) % 9000, n % 10_000);
+    let date = Utc::now().date_naive() + chrono::Duration::days(2 + (n % DATES) as i64);
+    let body = serde_json::to_vec(&serde_json::json!({
+        "date": date.to_string(),
+        "package": "basic",
+        "name": "홍길동",
+        "phone": format!("010-{high:04}-{low:04}"),
+        "card_token": "tok_ok",
+    }))?;
+    Ok((body, format!("+8210{high:04}{low:04}")))
+}
+
+/// Runs saga `n` up to the view showing `confirmed`.
+async fn saga(api: &Api, n: u64, tally: &mut Tally) -> anyhow::Result<Saga> {
+    let (body, to) = booking(n)?;
+    let key = format!("bench-saga-{n}");
+    let started_wall = Utc::now();
+    let started = Instant::now();
+    let (status, reply) = api
+        .send(tally, Method::POST, "/checkups", Some(&api.patient), Some(body), Some(&key))
+        .await?;
+    if status != 201 {
+        bail!("POST /checkups answered {status}: {}", reply.why());
+    }
+    let id = reply.id.ok_or_else(|| anyhow!("POST /checkups answered 201 without an id"))?;
+    let booked = Instant::now();
+
+    let confirm = format!("/centre/checkups/{id}/confirm");
+    let mut confirms = 0;
+    loop {
+        confirms += 1;
+        let (status, reply) = api.send(tally, Method::POST, &confirm, Some(&api.centre), None, None).await?;
+        match status {
+            200 => break,
+            // Not on the centre's work list yet (409), through the bus.
+            409 | 404 if booked.elapsed() < PATIENCE => tokio::time::sleep(POLL_PAUSE).await,
+            _ => bail!("confirming {id} answered {status} after {confirms} attempts: {}", reply.why()),
+        }
+    }
+    let confirmed = Instant::now();
+
+    let view = format!("/checkups/{id}");
+    let mut polls = 0;
+    loop {
+        polls += 1;
+        let (status, reply) = api.send(tally, Method::GET, &view, Some(&api.patient), None, None).await?;
+        match status {
+            200 if reply.status_is("confirmed") => break,
+            // Not projected yet (404), or not yet confirmed.
+            200 | 404 if confirmed.elapsed() < PATIENCE => tokio::time::sleep(POLL_PAUSE).await,
+            _ => bail!("the view of {id} answered {status} after {polls} polls: {}", reply.why()),
+        }
+    }
+    let seen = Instant::now();
+    Ok(Saga {
+        id,
+        to,
+        started,
+        started_wall,
+        book: booked - started,
+        centre: confirmed - booked,
+        view: seen - confirmed,
+        confirms,
+        polls,
+    })
+}
+
+/// What one load worker did.
+#[derive(Debug, Default)]
+struct WorkerOut {
+    sagas: Vec<Saga>,
+    failures: u64,
+    failure_notes: Vec<String>,
+    tally: Tally,
+}
+
+async fn worker(api: Api, next: Arc<AtomicU64>, until: Instant) -> WorkerOut {
+    let mut out = WorkerOut::default();
+    while Instant::now() < until {
+        let n = next.fetch_add(1, Ordering::Relaxed);
+        match saga(&api, n, &mut out.tally).await {
+            Ok(s) => out.sagas.push(s),
+            Err(e) => {
+                out.failures += 1;
+                if out.failure_notes.len() < KEPT_FAILURES {
+                    out.failure_notes.push(format!("{e:#}"));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Runs `workers` load workers for `length`, then lets them finish their saga.
+async fn phase(api: &Api, next: &Arc<AtomicU64>, workers: usize, length: Duration) -> anyhow::Result<WorkerOut> {
+    let until = Instant::now() + length;
+    let handles: Vec<_> = (0..workers)
+        .map(|_| tokio::spawn(worker(api.clone(), next.clone(), until)))
+        .collect();
+    let mut all = WorkerOut::default();
+    for h in handles {
+        let out = h.await.context("a load worker panicked")?;
+        all.sagas.extend(out.sagas);
+        all.failures += out.failures;
+        all.failure_notes.extend(out.failure_notes);
+        all.tally.add(out.tally);
+    }
+    Ok(all)
+}
+
+#[derive(Debug, Deserialize)]
+struct SmsList {
+    items: Vec<SmsItem>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SmsItem {
+    to: String,
+    body: String,
+    sent_at: String,
+}
+
+/// When the confirmation SMS of each saga was recorded (by index in `sagas`), from as few
+/// listings of `/_local/sms` as it takes, waiting at most [`SMS_PATIENCE`].
+async fn confirmation_sms(api: &Api, tally: &mut Tally, sagas: &[Saga]) -> anyhow::Result<HashMap<usize, DateTime<Utc>>> {
+    let wanted: HashMap<&str, usize> = sagas.iter().enumerate().map(|(i, s)| (s.to.as_str(), i)).collect();
+    let mut found = HashMap::new();
+    let deadline = Instant::now() + SMS_PATIENCE;
+    loop {
+        tally.requests += 1;
+        let res = api
+            .http
+            .get(format!("{}/_local/sms", api.base))
+            .send()
+            .await
+            .context("listing the SMS")?;
+        let status = res.status();
+        if !status.is_success() {
+            bail!("GET /_local/sms answered {status}");
+        }
+        let list: SmsList = res.json().await.context("reading the SMS list")?;
+        for sms in &list.items {
+            let Some(&i) = wanted.get(sms.to.as_str()) else {
+                continue;
+            };
+            let id = &sagas[i].id;
+            let short_ref = &id[id.len().saturating_sub(8)..];
+            if sms.body.contains(CONFIRMED_WORD) && sms.body.contains(short_ref) {
+                let at = DateTime::parse_from_rfc3339(&sms.sent_at)
+                    .with_context(|| format!("the SMS time {:?}", sms.sent_at))?
+                    .with_timezone(&Utc);
+                found.insert(i, at);
+            }
+        }
+        if found.len() == sagas.len() || Instant::now() >= deadline {
+            return Ok(found);
+        }
+        tokio::time::sleep(SMS_POLL_PAUSE).await;
+    }
+}
+
+/// The bare endpoint's answer: as small as a confirm's.
+#[derive(Serialize)]
+struct FloorReply {
+    id: &'static str,
+    status: &'static str,
+}
+
+async fn floor_reply(_body: axum::body::Bytes) -> axum::Json<FloorReply> {
+    axum::Json(FloorReply {
+        id: "01JBENCHF100RBENCHF100R000",
+        status: "confirmed",
+    })
+}
+
+/// The bare endpoint answering `total` requests.
+#[derive(Debug, Clone)]
+struct FloorRun {
+    elapsed: Duration,
+    latency_ms: Vec<f64>,
+}
+
+/// Drives `api`'s `/floor` with `workers` workers until `total` requests, `posts` of them
+/// POSTs (spread evenly), are answered.
+async fn drive_floor(api: &Api, workers: usize, total: u64, posts: u64, post_body: &Arc<Vec<u8>>) -> anyhow::Result<FloorRun> {
+    let next = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let handles: Vec<_> = (0..workers)
+        .map(|_| {
+            let (api, next, post_body) = (api.clone(), next.clone(), post_body.clone());
+            tokio::spawn(async move {
+                let mut tally = Tally::default();
+                let mut latency_ms = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= total {
+                        return Ok::<_, anyhow::Error>(latency_ms);
+                    }
+                    // Request i is a POST when the running share of POSTs steps up.
+                    let post = (i + 1) * posts / total.max(1) > i * posts / total.max(1);
+                    // A POST carries a booking-sized body and an Idempotency-Key, as a booking does.
+                    let key = post.then(|| format!("bench-floor-{i}"));
+                    let (method, body) = if post {
+                        (Method::POST, Some(post_body.to_vec()))
+                    } else {
+                        (Method::GET, None)
+                    };
+                    let t = Instant::now();
+                    let (status, _) = api
+                        .send(&mut tally, method, "/floor", Some(&api.patient), body, key.as_deref())
+                        .await?;
+                    latency_ms.push(t.elapsed().as_secs_f64() * 1e3);
+                    if status != 200 {
+                        bail!("the bare endpoint answered {status}");
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut latency_ms = Vec::new();
+    for h in handles {
+        latency_ms.extend(h.await.context("a floor worker panicked")??);
+    }
+    Ok(FloorRun {
+        elapsed: started.elapsed(),
+        latency_ms,
+    })
+}
+
+/// Serves the bare endpoint, warms it up, and measures it answering `total` requests.
+async fn floor(workers: usize, total: u64, posts: u64, auth: Arc<str>) -> anyhow::Result<FloorRun> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.context("binding the floor")?;
+    let addr = listener.local_addr()?;
+    let app = axum::Router::new().route("/floor", axum::routing::get(floor_reply).post(floor_reply));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    let api = Api {
+        http: client(workers)?,
+        base: format!("http://{addr}").into(),
+        patient: auth.clone(),
+        centre: auth,
+    };
+    // The same body size as a booking's.
+    let post_body = Arc::new(booking(0)?.0);
+    let run = async {
+        // Warm-up: 50 requests a worker, with the same share of POSTs.
+        let warm = (workers as u64 * 50).min(total.max(1));
+        drive_floor(&api, workers, warm, posts * warm / total.max(1), &post_body).await?;
+        drive_floor(&api, workers, total, posts, &post_body).await
+    }
+    .await;
+    drop(api);
+    let _ = stop.send(());
+    match tokio::time::timeout(Duration::from_secs(5), server).await {
+        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "the floor server failed"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "the floor server panicked"),
+        Err(_) => tracing::warn!("the floor server did not stop within 5 s"),
+        Ok(Ok(Ok(()))) => {}
+    }
+    run
+}
+
+/// Everything measured in one run.
+#[derive(Debug, Clone)]
+struct Measured {
+    shape: Shape,
+    /// Sagas whose view showed `confirmed` and whose confirmation SMS was found.
+    completed: usize,
+    /// Sagas that failed (an error, an unexpected status, a wait past [`PATIENCE`], no SMS).
+    failures: u64,
+    failure_notes: Vec<String>,
+    /// Requests of the measured phase, and the POSTs among them.
+    tally: Tally,
+    /// From the start of the measured load to the end of its last saga.
+    elapsed: Duration,
+    /// `POST /checkups` latency of the completed sagas.
+    booking_ms: Vec<f64>,
+    /// Book start to confirmation SMS (and view), of the completed sagas.
+    saga_ms: Vec<f64>,
+    /// Per step, of the completed sagas: book, centre, view, SMS after the view.
+    steps_ms: [Vec<f64>; 4],
+    /// Confirm attempts and view polls, summed over the completed sagas.
+    confirms: u64,
+    polls: u64,
+    floor: FloorRun,
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// Starts the local stack, runs the load, checks the SMS, stops the stack, then measures the
+/// floor for as many requests.
+async fn measure(shape: Shape) -> anyhow::Result<Measured> {
+    let dir = tempfile::tempdir().context("creating the data directory")?;
+    let defaults = LocalOptions::default();
+    let stack = LocalStack::start(LocalOptions {
+        listen: ([127, 0, 0, 1], 0).into(),
+        data_dir: Some(dir.path().to_path_buf()),
+        config: Config {
+            daily_capacity: 1_000_000,
+            ..defaults.config.clone()
+        },
+        ..defaults
+    })
+    .await
+    .context("starting clinicflow-local")?;
+    let result = load(&stack, shape).await;
+    stack.shutdown().await;
+    drop(dir);
+    let (mut measured, auth) = result?;
+    measured.floor = floor(shape.workers, measured.tally.requests, measured.tally.posts, auth).await?;
+    Ok(measured)
+}
+
+/// The warm-up and the measured load against `stack`; also returns the patient's token (the
+/// floor sends the same header).
+async fn load(stack: &LocalStack, shape: Shape) -> anyhow::Result<(Measured, Arc<str>)> {
+    let http = client(shape.workers)?;
+    let base = stack.url();
+    let api = Api {
+        patient: Api::token(&http, &base, "bench-patient", "patient").await?.into(),
+        centre: Api::token(&http, &base, "bench-centre-staff", "centre").await?.into(),
+        http,
+        base: base.into(),
+    };
+    let next = Arc::new(AtomicU64::new(0));
+    if !shape.warmup.is_zero() {
+        let warm = phase(&api, &next, shape.workers, shape.warmup).await?;
+        if warm.sagas.is_empty() {
+            bail!(
+                "no saga completed during the warm-up ({} failed): {}",
+                warm.failures,
+                warm.failure_notes.join(" | ")
+            );
+        }
+    }
+
+    let t0 = Instant::now();
+    let mut out = phase(&api, &next, shape.workers, shape.duration).await?;
+    let load_end = t0.elapsed();
+    let sms = confirmation_sms(&api, &mut out.tally, &out.sagas).await?;
+
+    let mut m = Measured {
+        shape,
+        completed: 0,
+        failures: out.failures,
+        failure_notes: out.failure_notes,
+        tally: out.tally,
+        elapsed: load_end,
+        booking_ms: vec![],
+        saga_ms: vec![],
+        steps_ms: Default::default(),
+        confirms: 0,
+        polls: 0,
+        floor: FloorRun {
+            elapsed: Duration::ZERO,
+            latency_ms: vec![],
+        },
+    };
+    let mut missing_sms = 0;
+    for (i, s) in out.sagas.iter().enumerate() {
+        let Some(sent_at) = sms.get(&i) else {
+            missing_sms += 1;
+            continue;
+        };
+        let sms_after_start = (*sent_at - s.started_wall).to_std().unwrap_or(Duration::ZERO);
+        let saga = s.to_view().max(sms_after_start);
+        m.completed += 1;
+        m.booking_ms.push(ms(s.book));
+        m.saga_ms.push(ms(saga));
+        m.steps_ms[0].push(ms(s.book));
+        m.steps_ms[1].push(ms(s.centre));
+        m.steps_ms[2].push(ms(s.view));
+        m.steps_ms[3].push(ms(sms_after_start.saturating_sub(s.to_view())));
+        m.confirms += s.confirms;
+        m.polls += s.polls;
+        m.elapsed = m.elapsed.max(s.started.duration_since(t0) + saga);
+    }
+    if missing_sms > 0 {
+        m.failures += missing_sms;
+        m.failure_notes.push(format!(
+            "{missing_sms} confirmation SMS not recorded within {} s of the load's end",
+            SMS_PATIENCE.as_secs()
+        ));
+    }
+    if m.completed == 0 {
+        bail!(
+            "no saga completed in {:.1} s with {} workers ({} failed): {}",
+            shape.duration.as_secs_f64(),
+            shape.workers,
+            m.failures,
+            m.failure_notes.join(" | ")
+        );
+    }
+    Ok((m, api.patient.clone()))
+}
+
+impl Measured {
+    fn sagas_per_s(&self) -> f64 {
+        self.completed as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn floor_sagas_per_s(&self) -> f64 {
+        self.completed as f64 / self.floor.elapsed.as_secs_f64()
+    }
+
+    fn requests_per_saga(&self) -> f64 {
+        self.tally.requests as f64 / self.completed as f64
+    }
+
+    fn metrics(&self) -> Vec<Metric> {
+        let floor_p50 = percentile(&self.floor.latency_ms, 50.0);
+        let floor_p99 = percentile(&self.floor.latency_ms, 99.0);
+        let per_saga = self.requests_per_saga();
+        let failures = if self.failures == 0 {
+            "no failures".to_owned()
+        } else {
+            format!("{} failures ({})", self.failures, self.failure_notes.join(" | "))
+        };
+        let floor_rps = self.tally.requests as f64 / self.floor.elapsed.as_secs_f64();
+        let essential_floor = floor_rps / ESSENTIAL_REQUESTS;
+        let floor_note = format!(
+            "bare axum endpoint, same {} workers: {} requests ({} POST) in {:.2} s ({floor_rps:.0} req/s); sized by the {ESSENTIAL_REQUESTS} requests a saga needs without polling, the floor would be {essential_floor:.0} sagas/s (ratio {:.3})",
+            self.shape.workers,
+            self.tally.requests,
+            self.tally.posts,
+            self.floor.elapsed.as_secs_f64(),
+            self.sagas_per_s() / essential_floor,
+        );
+        let n = self.completed as f64;
+        let steps = format!(
+            "p50 per step: book {:.1} ms, centre confirm {:.1} ms ({:.2} attempts/saga), view {:.1} ms ({:.2} polls/saga), SMS after the view {:.1} ms",
+            percentile(&self.steps_ms[0], 50.0),
+            percentile(&self.steps_ms[1], 50.0),
+            self.confirms as f64 / n,
+            percentile(&self.steps_ms[2], 50.0),
+            self.polls as f64 / n,
+            percentile(&self.steps_ms[3], 50.0),
+        );
+        vec![
+            Metric::new("local_sagas_per_s", self.sagas_per_s(), "sagas/s", self.floor_sagas_per_s())
+                .target(Target::MinRatio(0.25))
+                .note(format!(
+                    "{} workers, {:.1} s after a {:.1} s warm-up, SQLite file; {} sagas completed in {:.2} s (book → confirm → view confirmed → SMS), {:.2} requests/saga, {failures}; floor: {floor_note}",
+                    self.shape.workers,
+                    self.shape.duration.as_secs_f64(),
+                    self.shape.warmup.as_secs_f64(),
+                    self.completed,
+                    self.elapsed.as_secs_f64(),
+                    per_saga,
+                )),
+            Metric::new("booking_latency_ms.p50", percentile(&self.booking_ms, 50.0), "ms", floor_p50)
+                .note(format!("POST /checkups of {} sagas; floor: the bare endpoint's p50", self.completed)),
+            Metric::new("booking_latency_ms.p99", percentile(&self.booking_ms, 99.0), "ms", floor_p99)
+                .note(format!("POST /checkups of {} sagas; floor: the bare endpoint's p99", self.completed)),
+            Metric::new("saga_latency_ms.p50", percentile(&self.saga_ms, 50.0), "ms", floor_p50 * per_saga)
+                .note(format!(
+                    "book start → view confirmed and SMS recorded, p99 {:.1} ms; {steps}; floor: bare p50 × {per_saga:.2} requests/saga",
+                    percentile(&self.saga_ms, 99.0)
+                )),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_tiny_saga_run_completes_sagas_without_failures_and_reports_its_metrics() {
+        let measured = measure(Shape {
+            workers: 2,
+            warmup: Duration::ZERO,
+            duration: Duration::from_millis(300),
+        })
+        .await
+        .expect("the saga run works");
+
+        assert!(measured.completed > 0, "{measured:?}");
+        assert_eq!(measured.failures, 0, "{:?}", measured.failure_notes);
+        assert!(measured.tally.requests >= 3 * measured.completed as u64, "{:?}", measured.tally);
+        assert_eq!(measured.floor.latency_ms.len() as u64, measured.tally.requests);
+        let metrics = measured.metrics();
+        let names: Vec<&str> = metrics.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "local_sagas_per_s",
+                "booking_latency_ms.p50",
+                "booking_latency_ms.p99",
+                "saga_latency_ms.p50"
+            ]
+        );
+        assert!(metrics.iter().all(|m| m.value > 0.0 && m.floor > 0.0), "{metrics:?}");
+        assert_eq!(metrics[0].target, Some(Target::MinRatio(0.25)));
+        println!("{}", crate::table(&metrics));
+        for m in &metrics {
+            println!("{}: {}", m.name, m.note);
+        }
+    }
+}
