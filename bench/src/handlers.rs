@@ -758,14 +758,4 @@ mod tests {
         }
         assert_eq!(metrics.len(), EXPECTED.len());
     }
-
-    #[test]
-    #[ignore = "a quick run of seconds; prints its figures (use --release --nocapture)"]
-    fn quick_run_prints_its_figures() {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let started = Instant::now();
-        let metrics = run(Mode::Quick, dir.path()).expect("the suite runs");
-        println!("{}", crate::table(&metrics));
-        println!("quick run: {:.1} s", started.elapsed().as_secs_f64());
-    }
 }

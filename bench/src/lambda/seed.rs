@@ -180,31 +180,17 @@ impl Seeder {
             };
             match self.http_once(platform, method, path, caller, body).await {
                 Ok(value) => return Ok(value),
-                Err((status, e)) if status == 409 || status == 503 => {
+                Err(e) if e.downcast_ref::<Refused>().is_some_and(|r| r.0 == 409 || r.0 == 503) => {
                     last = Some(e);
                     tokio::time::sleep(std::time::Duration::from_millis(20 * (attempt + 1))).await;
                 }
-                Err((_, e)) => return Err(e),
+                Err(e) => return Err(e),
             }
         }
         Err(last.unwrap_or_else(|| anyhow::anyhow!("seeding {method} {path} kept conflicting")))
     }
 
     async fn http_once(
-        &self,
-        platform: &Arc<Platform>,
-        method: &str,
-        path: &str,
-        caller: (&str, &str),
-        body: Option<Value>,
-    ) -> Result<Value, (u16, anyhow::Error)> {
-        self.http_inner(platform, method, path, caller, body).await.map_err(|e| {
-            let status = e.downcast_ref::<Refused>().map_or(0, |r| r.0);
-            (status, e)
-        })
-    }
-
-    async fn http_inner(
         &self,
         platform: &Arc<Platform>,
         method: &str,
