@@ -63,9 +63,13 @@ fn main() -> anyhow::Result<()> {
         } else {
             topology::FUNCTIONS.iter().map(|f| f.name.to_owned()).collect()
         };
-        let native_dir = out.join("native");
+        let native_dir = out.join(if mode.is_quick() { "native-debug" } else { "native" });
         if !args.no_build {
-            build(&root, &native_dir, &functions)?;
+            if mode.is_quick() {
+                build_smoke(&root, &native_dir, &functions)?;
+            } else {
+                build(&root, &native_dir, &functions)?;
+            }
         }
         metrics.extend(lambda::zip_metrics(&root.join("target/lambda"))?);
         let moto = Emulator::start(&root)?;
@@ -125,11 +129,69 @@ fn path_with_venv(root: &Path) -> std::ffi::OsString {
 
 /// The arm64 zips of every function and the floor, and native bootstraps of `functions`
 /// and the floor, all with the functions' release profile (scripts/lambda-build.sh).
+/// `scripts/lambda-build.sh`, with the environment `cargo run` gave this process taken out
+/// (`CARGO`, `CARGO_PKG_*`, `CARGO_MANIFEST_*`, ...): the nested builds must see what the
+/// test command's own build step saw, or they may not reuse its artifacts. The user's own
+/// cargo settings (`CARGO_HOME`, `CARGO_TARGET_DIR`, `CARGO_BUILD_*`, ...) stay.
+fn build_script(root: &Path) -> Command {
+    let mut command = Command::new(root.join("scripts/lambda-build.sh"));
+    command.env("PATH", path_with_venv(root));
+    for (name, _) in std::env::vars_os() {
+        let Some(name) = name.to_str() else { continue };
+        let from_cargo_run = name == "CARGO"
+            || ["CARGO_PKG_", "CARGO_MANIFEST_", "CARGO_BIN_", "CARGO_CRATE_", "CARGO_PRIMARY_"]
+                .iter()
+                .any(|p| name.starts_with(p));
+        if from_cargo_run {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
+/// The smoke run's builds, which keep the runner working in seconds rather than measure: the
+/// zips the test command built already (built here only when missing), and debug builds
+/// of the spawned bootstraps for this machine, which reuse the test build's dependencies.
+/// A release build of the SDK for this machine would cost CI minutes for figures that a
+/// smoke run does not report anyway (BENCHMARKS.md).
+fn build_smoke(root: &Path, native_dir: &Path, functions: &[String]) -> anyhow::Result<()> {
+    let zips = root.join("target/lambda");
+    let have_zips = topology::FUNCTIONS
+        .iter()
+        .map(|f| f.name)
+        .chain([FLOOR])
+        .all(|f| zips.join(f).join("bootstrap.zip").exists());
+    if !have_zips {
+        eprintln!("==> building the arm64 zips (scripts/lambda-build.sh)");
+        let status = build_script(root)
+            .stdout(Stdio::null())
+            .status()
+            .context("running scripts/lambda-build.sh")?;
+        if !status.success() {
+            bail!("scripts/lambda-build.sh failed");
+        }
+    }
+    eprintln!("==> debug builds of {} and {FLOOR} (smoke run)", functions.join(", "));
+    let mut cargo = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cargo.current_dir(root).args(["build", "--locked", "--quiet"]);
+    for f in functions.iter().map(String::as_str).chain([FLOOR]) {
+        cargo.args(["-p", f]);
+    }
+    if !cargo.status().context("running cargo build")?.success() {
+        bail!("cargo build of the smoke run's bootstraps failed");
+    }
+    for f in functions.iter().map(String::as_str).chain([FLOOR]) {
+        let dir = native_dir.join(f);
+        std::fs::create_dir_all(&dir)?;
+        let from = root.join("target/debug").join(f);
+        std::fs::copy(&from, dir.join("bootstrap")).with_context(|| format!("copying {}", from.display()))?;
+    }
+    Ok(())
+}
+
 fn build(root: &Path, native_dir: &Path, functions: &[String]) -> anyhow::Result<()> {
-    let script = root.join("scripts/lambda-build.sh");
     eprintln!("==> building the arm64 zips (scripts/lambda-build.sh)");
-    let status = Command::new(&script)
-        .env("PATH", path_with_venv(root))
+    let status = build_script(root)
         .stdout(Stdio::null())
         .status()
         .context("running scripts/lambda-build.sh (needs cargo-lambda: ./scripts/test.sh installs it in .venv)")?;
@@ -137,12 +199,11 @@ fn build(root: &Path, native_dir: &Path, functions: &[String]) -> anyhow::Result
         bail!("scripts/lambda-build.sh failed");
     }
     eprintln!("==> building native bootstraps for {} and {FLOOR}", functions.join(", "));
-    let status = Command::new(&script)
+    let status = build_script(root)
         .arg("--native")
         .arg(native_dir)
         .args(functions)
         .arg(FLOOR)
-        .env("PATH", path_with_venv(root))
         .status()
         .context("running scripts/lambda-build.sh --native")?;
     if !status.success() {

@@ -247,6 +247,11 @@ mod aws_wiring {
         };
         let sdk = sdk_config(&target).await;
         let (platform, parts) = aws(&sdk, settings, config, Faults::none());
+        // `CLINICFLOW_PRIME=off` skips the priming calls (the benchmarks use it to tell their
+        // round trips apart from the rest of init).
+        if lookup("CLINICFLOW_PRIME").is_some_and(|v| v.eq_ignore_ascii_case("off")) {
+            return Ok(platform);
+        }
         let uses = topology::function(function).map(|f| f.uses).unwrap_or_default();
         futures::join!(
             async {

@@ -100,7 +100,7 @@ pub async fn spawn_metrics(options: &LambdaOptions) -> anyhow::Result<Vec<Metric
         let payloads = (0..options.events_per_spawn)
             .map(|_| seed::http_event(&template, "/checkups", None, Some(&seeder.booking_body()), "floor"))
             .collect();
-        floor_spawns.push(spawn_once(options, FLOOR, 128, &seeder, payloads, |_, _| Ok(())).await?);
+        floor_spawns.push(spawn_once(options, FLOOR, 128, &seeder, payloads, |_, _| Ok(()), true).await?);
     }
     let floor = summarize(&floor_spawns);
     let mut metrics = vec![
@@ -120,9 +120,17 @@ pub async fn spawn_metrics(options: &LambdaOptions) -> anyhow::Result<Vec<Metric
         let mut spawns = Vec::new();
         for _ in 0..options.spawns {
             let payloads = seeder.payloads(name, options.events_per_spawn).await?;
-            spawns.push(spawn_once(options, name, f.memory_mb, &seeder, payloads, check_answer).await?);
+            spawns.push(spawn_once(options, name, f.memory_mb, &seeder, payloads, check_answer, true).await?);
         }
         let s = summarize(&spawns);
+        // A third as many spawns with priming off: init without its round trips to the
+        // emulator, which is what the floor's init does too.
+        let mut unprimed = Vec::new();
+        for _ in 0..options.spawns.div_ceil(3) {
+            let payloads = seeder.payloads(name, options.events_per_spawn).await?;
+            unprimed.push(spawn_once(options, name, f.memory_mb, &seeder, payloads, check_answer, false).await?);
+        }
+        let u = summarize(&unprimed);
         let samples = format!("p50 of {} spawns × {} events", options.spawns, options.events_per_spawn);
         metrics.push(
             Metric::new(format!("cold_start_ms.{name}"), s.cold_ms, "ms", floor.cold_ms)
@@ -141,6 +149,15 @@ pub async fn spawn_metrics(options: &LambdaOptions) -> anyhow::Result<Vec<Metric
         metrics.push(
             Metric::new(format!("init_ms.{name}"), s.init_ms, "ms", floor.init_ms)
                 .note(format!("{samples}; spawn to first /next (init, incl. primed connections)")),
+        );
+        metrics.push(
+            Metric::new(format!("init_unprimed_ms.{name}"), u.init_ms, "ms", floor.init_ms)
+                .target(Target::MaxRatio(1.25))
+                .note(format!(
+                    "p50 of {} spawns with CLINICFLOW_PRIME=off: config, SDK clients and tracing, no I/O (cold start then {:.1} ms)",
+                    unprimed.len(),
+                    u.cold_ms
+                )),
         );
         metrics.push(
             Metric::new(format!("warm_ms.{name}"), s.warm_ms, "ms", floor.warm_ms)
@@ -201,6 +218,7 @@ async fn spawn_once(
     seeder: &Seeder,
     payloads: Vec<Value>,
     check: fn(&str, &Value) -> anyhow::Result<()>,
+    prime: bool,
 ) -> anyhow::Result<Spawn> {
     let binary = options.native_dir.join(function).join("bootstrap");
     if !binary.exists() {
@@ -225,6 +243,7 @@ async fn spawn_once(
         .env("AWS_SECRET_ACCESS_KEY", "bench")
         .env("AWS_ENDPOINT_URL", &options.endpoint)
         .env("OUTBOX_GRACE_MS", "0")
+        .env("CLINICFLOW_PRIME", if prime { "on" } else { "off" })
         .envs(seeder.environment())
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)

@@ -99,7 +99,7 @@ async fn deliver(p: Arc<Platform>, parts: EmbeddedParts, options: BusOptions, mu
                     result = run_target(&p, &d.target, &d.event).await;
                 }
                 let outcome = match result {
-                    Ok(_) => parts.bus.complete(d.id).await,
+                    Ok(_) => return Some(d.id),
                     Err(ConsumerError::Retryable(why)) if d.attempts + 1 < options.max_attempts => {
                         let at = Utc::now()
                             + chrono::Duration::from_std(backoff(&options, d.attempts)).unwrap_or_else(|_| chrono::Duration::seconds(1));
@@ -113,9 +113,15 @@ async fn deliver(p: Arc<Platform>, parts: EmbeddedParts, options: BusOptions, mu
                 if let Err(e) = outcome {
                     tracing::warn!(error = %e, "could not record a delivery's outcome; it will be delivered again");
                 }
+                None
             }
         });
-        futures::future::join_all(runs).await;
+        // The batch's successes leave the queue in one transaction; a crash before it only
+        // delivers them again, which every consumer absorbs.
+        let done: Vec<i64> = futures::future::join_all(runs).await.into_iter().flatten().collect();
+        if let Err(e) = parts.bus.complete_all(done).await {
+            tracing::warn!(error = %e, "could not record a batch's deliveries; they will be delivered again");
+        }
     }
 }
 
@@ -134,25 +140,41 @@ async fn project(p: Arc<Platform>, parts: EmbeddedParts, mut stop: watch::Receiv
             return;
         }
         let step = async {
-            let mut seq = parts.db.checkpoint(PROJECTOR_CHECKPOINT).await?;
-            let batch = parts.db.changes_after(seq, 100).await?;
+            let start = parts.db.checkpoint(PROJECTOR_CHECKPOINT).await?;
+            let batch = parts.db.changes_after(start, 100).await?;
             let n = batch.len();
+            // The position moves once per batch, like a stream's checkpoint, and as far as the
+            // last record done when the batch stops early: a record projected twice is
+            // harmless (the projector ignores what the view has seen), one skipped is not.
+            let mut done = start;
+            let mut failed = None;
             for (next, event) in batch {
                 match projector::project(&p, &event).await {
                     Ok(_) => {}
                     // Passing trouble: keep the position and try the same record again.
-                    Err(e @ AppError::Unavailable { .. }) => return Err(anyhow::anyhow!(e)),
+                    Err(e @ AppError::Unavailable { .. }) => {
+                        failed = Some(anyhow::anyhow!(e));
+                        break;
+                    }
                     // A record that can never project must not stop the feed behind it (a
                     // stream's bisect-on-error and failure destination do the same in AWS).
                     Err(e) => {
                         tracing::error!(event_id = %event.id, error = %e, "poison change record parked in the dead-letter queue");
-                        parts.bus.park(PROJECTOR_CHECKPOINT, &event, &e.to_string()).await?;
+                        if let Err(park) = parts.bus.park(PROJECTOR_CHECKPOINT, &event, &e.to_string()).await {
+                            failed = Some(anyhow::anyhow!(park));
+                            break;
+                        }
                     }
                 }
-                seq = next;
-                parts.db.set_checkpoint(PROJECTOR_CHECKPOINT, seq).await?;
+                done = next;
             }
-            Ok::<usize, anyhow::Error>(n)
+            if done != start {
+                parts.db.set_checkpoint(PROJECTOR_CHECKPOINT, done).await?;
+            }
+            match failed {
+                Some(e) => Err(e),
+                None => Ok::<usize, anyhow::Error>(n),
+            }
         };
         let pause = match step.await {
             Ok(0) => {

@@ -4,11 +4,12 @@
 //! Used by `clinicflow-local` and, on an in-memory database, as the tests' fast fake.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::Notify;
 
 use crate::events::EventEnvelope;
@@ -72,6 +73,21 @@ fn db_err(e: rusqlite::Error) -> StoreError {
     }
 }
 
+/// Executes `sql` through the connection's statement cache.
+fn exec(c: &Connection, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize> {
+    c.prepare_cached(sql)?.execute(params)
+}
+
+/// Reads one row with `sql` through the connection's statement cache.
+fn row<T>(
+    c: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    c.prepare_cached(sql)?.query_row(params, f)
+}
+
 fn is_constraint(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation)
 }
@@ -80,11 +96,21 @@ fn json_err(e: serde_json::Error) -> StoreError {
     StoreError::Corrupt(e.to_string())
 }
 
+/// Read-only connections to a database file, so that reads run beside the one writer
+/// (WAL lets readers see every committed transaction without waiting for the writer).
+const READERS: usize = 2;
+
+/// Room for every statement the adapters prepare, so that none is compiled twice.
+const STATEMENT_CACHE: usize = 64;
+
 /// One SQLite database shared by every embedded adapter, with wake-ups for the loops
-/// that tail it.
+/// that tail it. A file database has one writer connection and [`READERS`] read-only
+/// ones; an in-memory database has only the writer, which then also reads.
 #[derive(Clone)]
 pub struct Embedded {
     conn: Arc<Mutex<Connection>>,
+    readers: Arc<Vec<Mutex<Connection>>>,
+    next_reader: Arc<AtomicUsize>,
     /// Notified when new outbox rows (change records) are committed.
     pub changes: Arc<Notify>,
     /// Notified when new bus deliveries are queued.
@@ -100,22 +126,39 @@ impl std::fmt::Debug for Embedded {
 impl Embedded {
     /// Opens (and creates) the database file.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        Self::with(Connection::open(path).map_err(db_err)?)
+        let writer = Self::prepare(Connection::open(path).map_err(db_err)?)?;
+        let readers = (0..READERS)
+            .map(|_| {
+                let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+                let reader = Connection::open_with_flags(path, flags).map_err(db_err)?;
+                reader.busy_timeout(std::time::Duration::from_secs(5)).map_err(db_err)?;
+                reader.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+                Ok(Mutex::new(reader))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(Self::with(writer, readers))
     }
 
     /// An in-memory database, for tests.
     pub fn in_memory() -> Result<Self, StoreError> {
-        Self::with(Connection::open_in_memory().map_err(db_err)?)
+        Ok(Self::with(Self::prepare(Connection::open_in_memory().map_err(db_err)?)?, vec![]))
     }
 
-    fn with(conn: Connection) -> Result<Self, StoreError> {
+    fn prepare(conn: Connection) -> Result<Connection, StoreError> {
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(db_err)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         conn.execute_batch(SCHEMA).map_err(db_err)?;
-        Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
+        Ok(conn)
+    }
+
+    fn with(writer: Connection, readers: Vec<Mutex<Connection>>) -> Self {
+        Self {
+            conn: Arc::new(Mutex::new(writer)),
+            readers: Arc::new(readers),
+            next_reader: Arc::new(AtomicUsize::new(0)),
             changes: Arc::new(Notify::new()),
             deliveries: Arc::new(Notify::new()),
-        })
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
@@ -138,9 +181,33 @@ impl Embedded {
         .map_err(|e| StoreError::Unavailable(format!("store task failed: {e}")))?
     }
 
+    /// Runs a read on a free read-only connection (the writer's, for an in-memory database).
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        if self.readers.is_empty() {
+            return self.run(move |c| f(c)).await;
+        }
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let n = this.readers.len();
+            let start = this.next_reader.fetch_add(1, Ordering::Relaxed);
+            let free = (0..n).find_map(|i| this.readers[(start + i) % n].try_lock().ok());
+            let conn = match free {
+                Some(conn) => conn,
+                None => this.readers[start % n].lock().unwrap_or_else(std::sync::PoisonError::into_inner),
+            };
+            f(&conn)
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("store task failed: {e}")))?
+    }
+
     /// Change records (outbox rows) after `seq`, in commit order.
     pub async fn changes_after(&self, seq: i64, limit: usize) -> Result<Vec<(i64, EventEnvelope)>, StoreError> {
-        self.run(move |c| {
+        self.read(move |c| {
             let mut stmt = c
                 .prepare_cached("SELECT seq, envelope FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2")
                 .map_err(db_err)?;
@@ -160,8 +227,8 @@ impl Embedded {
     /// A reader's position in the change feed.
     pub async fn checkpoint(&self, name: &str) -> Result<i64, StoreError> {
         let name = name.to_owned();
-        self.run(move |c| {
-            c.query_row("SELECT seq FROM checkpoints WHERE name = ?1", params![name], |r| r.get(0))
+        self.read(move |c| {
+            row(c, "SELECT seq FROM checkpoints WHERE name = ?1", params![name], |r| r.get(0))
                 .optional()
                 .map(|s| s.unwrap_or(0))
                 .map_err(db_err)
@@ -173,7 +240,8 @@ impl Embedded {
     pub async fn set_checkpoint(&self, name: &str, seq: i64) -> Result<(), StoreError> {
         let name = name.to_owned();
         self.run(move |c| {
-            c.execute(
+            exec(
+                c,
                 "INSERT INTO checkpoints (name, seq) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET seq = excluded.seq",
                 params![name, seq],
             )
@@ -185,7 +253,7 @@ impl Embedded {
 
     /// Every aggregate of a context, for rebuilds and invariant checks.
     pub async fn all_aggregates(&self, context: &'static str) -> Result<Vec<(String, Stored)>, StoreError> {
-        self.run(move |c| {
+        self.read(move |c| {
             let mut stmt = c
                 .prepare_cached("SELECT id, version, state FROM aggregates WHERE context = ?1 ORDER BY id")
                 .map_err(db_err)?;
@@ -215,15 +283,15 @@ impl Embedded {
 impl AggregateStore for Embedded {
     async fn load(&self, key: &AggregateKey) -> Result<Option<Stored>, StoreError> {
         let (context, id) = (key.context, key.id.clone());
-        self.run(move |c| {
-            let row = c
-                .query_row(
-                    "SELECT version, state FROM aggregates WHERE context = ?1 AND id = ?2",
-                    params![context, id],
-                    |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
-                )
-                .optional()
-                .map_err(db_err)?;
+        self.read(move |c| {
+            let row = row(
+                c,
+                "SELECT version, state FROM aggregates WHERE context = ?1 AND id = ?2",
+                params![context, id],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
+            )
+            .optional()
+            .map_err(db_err)?;
             row.map(|(version, state)| {
                 Ok(Stored {
                     version: version as u64,
@@ -248,7 +316,8 @@ impl AggregateStore for Embedded {
                 let state = serde_json::to_string(&w.state).map_err(json_err)?;
                 let name = format!("{}/{}", w.key.context, w.key.id);
                 if w.expected_version == 0 {
-                    match t.execute(
+                    match exec(
+                        &t,
                         "INSERT INTO aggregates (context, id, version, state) VALUES (?1, ?2, ?3, ?4)",
                         params![w.key.context, w.key.id, w.new_version as i64, state],
                     ) {
@@ -269,8 +338,7 @@ impl AggregateStore for Embedded {
                 }
             }
             for m in &tx.counters {
-                t.execute("INSERT OR IGNORE INTO counters (key, value) VALUES (?1, 0)", params![m.key])
-                    .map_err(db_err)?;
+                exec(&t, "INSERT OR IGNORE INTO counters (key, value) VALUES (?1, 0)", params![m.key]).map_err(db_err)?;
                 let n = t
                     .execute(
                         "UPDATE counters SET value = value + ?1 WHERE key = ?2 AND value + ?1 >= 0 AND (?1 <= 0 OR value + ?1 <= ?3)",
@@ -282,7 +350,8 @@ impl AggregateStore for Embedded {
                 }
             }
             if let Some(p) = &tx.processed {
-                match t.execute(
+                match exec(
+                    &t,
                     "INSERT INTO processed (consumer, event_id, at) VALUES (?1, ?2, ?3)",
                     params![p.consumer, p.event_id, ts(Utc::now())],
                 ) {
@@ -293,7 +362,8 @@ impl AggregateStore for Embedded {
             }
             if let Some(i) = &tx.idempotency {
                 let record = serde_json::to_string(i).map_err(json_err)?;
-                match t.execute(
+                match exec(
+                    &t,
                     "INSERT INTO idempotency (scope, key, record) VALUES (?1, ?2, ?3)",
                     params![i.scope, i.key, record],
                 ) {
@@ -304,7 +374,8 @@ impl AggregateStore for Embedded {
             }
             for e in &tx.outbox {
                 let env = serde_json::to_string(e).map_err(json_err)?;
-                t.execute(
+                exec(
+                    &t,
                     "INSERT INTO outbox (event_id, occurred_at, envelope) VALUES (?1, ?2, ?3)",
                     params![e.id, ts(e.occurred_at), env],
                 )
@@ -321,8 +392,8 @@ impl AggregateStore for Embedded {
 
     async fn counter(&self, key: &str) -> Result<i64, StoreError> {
         let key = key.to_owned();
-        self.run(move |c| {
-            c.query_row("SELECT value FROM counters WHERE key = ?1", params![key], |r| r.get(0))
+        self.read(move |c| {
+            row(c, "SELECT value FROM counters WHERE key = ?1", params![key], |r| r.get(0))
                 .optional()
                 .map(|v| v.unwrap_or(0))
                 .map_err(db_err)
@@ -332,8 +403,9 @@ impl AggregateStore for Embedded {
 
     async fn is_processed(&self, consumer: &str, event_id: &str) -> Result<bool, StoreError> {
         let (consumer, event_id) = (consumer.to_owned(), event_id.to_owned());
-        self.run(move |c| {
-            c.query_row(
+        self.read(move |c| {
+            row(
+                c,
                 "SELECT 1 FROM processed WHERE consumer = ?1 AND event_id = ?2",
                 params![consumer, event_id],
                 |_| Ok(()),
@@ -347,15 +419,15 @@ impl AggregateStore for Embedded {
 
     async fn idempotency(&self, scope: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
         let (scope, key) = (scope.to_owned(), key.to_owned());
-        self.run(move |c| {
-            let row: Option<String> = c
-                .query_row(
-                    "SELECT record FROM idempotency WHERE scope = ?1 AND key = ?2",
-                    params![scope, key],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(db_err)?;
+        self.read(move |c| {
+            let row: Option<String> = row(
+                c,
+                "SELECT record FROM idempotency WHERE scope = ?1 AND key = ?2",
+                params![scope, key],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(db_err)?;
             row.map(|r| serde_json::from_str(&r).map_err(json_err)).transpose()
         })
         .await
@@ -365,7 +437,7 @@ impl AggregateStore for Embedded {
 #[async_trait]
 impl Outbox for Embedded {
     async fn unpublished(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<EventEnvelope>, StoreError> {
-        self.run(move |c| {
+        self.read(move |c| {
             let mut stmt = c
                 .prepare_cached("SELECT envelope FROM outbox WHERE published_at IS NULL AND occurred_at < ?1 ORDER BY seq LIMIT ?2")
                 .map_err(db_err)?;
@@ -383,11 +455,31 @@ impl Outbox for Embedded {
 
     async fn mark_published(&self, events: &[EventEnvelope]) -> Result<(), StoreError> {
         let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
+        // The local bus marks what it queues in its own transaction (see `SqliteBus`), so
+        // usually nothing is left to mark: find out on a reader before taking the write lock.
+        let probe = ids.clone();
+        let pending = self
+            .read(move |c| {
+                let mut stmt = c
+                    .prepare_cached("SELECT 1 FROM outbox WHERE event_id = ?1 AND published_at IS NULL")
+                    .map_err(db_err)?;
+                for id in &probe {
+                    if stmt.exists(params![id]).map_err(db_err)? {
+                        return Ok(true);
+                    }
+                }
+                Ok(false)
+            })
+            .await?;
+        if !pending {
+            return Ok(());
+        }
         self.run(move |c| {
             let t = c.transaction().map_err(db_err)?;
             let now = ts(Utc::now());
             for id in &ids {
-                t.execute(
+                exec(
+                    &t,
                     "UPDATE outbox SET published_at = ?1 WHERE event_id = ?2 AND published_at IS NULL",
                     params![now, id],
                 )
@@ -434,15 +526,15 @@ const VIEW_COLUMNS: &str = "id, flow, owner, date, status, created_at, revision,
 impl ViewStore for Embedded {
     async fn get(&self, id: &str) -> Result<Option<ViewRecord>, StoreError> {
         let id = id.to_owned();
-        self.run(move |c| {
-            let row = c
-                .query_row(
-                    &format!("SELECT {VIEW_COLUMNS} FROM views WHERE id = ?1"),
-                    params![id],
-                    view_from_row,
-                )
-                .optional()
-                .map_err(db_err)?;
+        self.read(move |c| {
+            let row = row(
+                c,
+                &format!("SELECT {VIEW_COLUMNS} FROM views WHERE id = ?1"),
+                params![id],
+                view_from_row,
+            )
+            .optional()
+            .map_err(db_err)?;
             row.map(view_record).transpose()
         })
         .await
@@ -452,7 +544,8 @@ impl ViewStore for Embedded {
         self.run(move |c| {
             let body = serde_json::to_string(&view.body).map_err(json_err)?;
             let n = if expected_revision == 0 {
-                match c.execute(
+                match exec(
+                    c,
                     &format!("INSERT INTO views ({VIEW_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
                     params![view.id, view.flow, view.owner, view.date, view.status, ts(view.created_at), view.revision as i64, body],
                 ) {
@@ -461,7 +554,8 @@ impl ViewStore for Embedded {
                     Err(e) => return Err(db_err(e)),
                 }
             } else {
-                c.execute(
+                exec(
+                    c,
                     "UPDATE views SET flow = ?2, owner = ?3, date = ?4, status = ?5, created_at = ?6, revision = ?7, body = ?8 WHERE id = ?1 AND revision = ?9",
                     params![view.id, view.flow, view.owner, view.date, view.status, ts(view.created_at), view.revision as i64, body, expected_revision as i64],
                 )
@@ -474,7 +568,7 @@ impl ViewStore for Embedded {
 
     async fn list(&self, query: &ViewQuery) -> Result<Vec<ViewRecord>, StoreError> {
         let q = query.clone();
-        self.run(move |c| {
+        self.read(move |c| {
             let mut sql = format!("SELECT {VIEW_COLUMNS} FROM views WHERE flow = ?1");
             let mut args: Vec<Box<dyn rusqlite::ToSql + Send>> = vec![Box::new(q.flow.clone())];
             let mut push = |sql: &mut String, clause: &str, v: Box<dyn rusqlite::ToSql + Send>| {
@@ -496,7 +590,7 @@ impl ViewStore for Embedded {
                 push(&mut sql, " AND id < ?))", Box::new(id.clone()));
             }
             push(&mut sql, " ORDER BY created_at DESC, id DESC LIMIT ?", Box::new(q.limit as i64));
-            let mut stmt = c.prepare(&sql).map_err(db_err)?;
+            let mut stmt = c.prepare_cached(&sql).map_err(db_err)?;
             let refs: Vec<&dyn rusqlite::ToSql> = args.iter().map(|a| a.as_ref() as &dyn rusqlite::ToSql).collect();
             let rows = stmt.query_map(refs.as_slice(), view_from_row).map_err(db_err)?;
             let mut out = Vec::new();
@@ -539,7 +633,7 @@ impl SqliteBus {
     /// Deliveries due at `now`, oldest first.
     pub async fn due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Delivery>, StoreError> {
         self.db
-            .run(move |c| {
+            .read(move |c| {
                 let mut stmt = c
                     .prepare_cached("SELECT id, target, attempts, envelope FROM deliveries WHERE dead = 0 AND next_at <= ?1 ORDER BY next_at, id LIMIT ?2")
                     .map_err(db_err)?;
@@ -562,10 +656,7 @@ impl SqliteBus {
     pub async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         let next: Option<String> = self
             .db
-            .run(|c| {
-                c.query_row("SELECT MIN(next_at) FROM deliveries WHERE dead = 0", [], |r| r.get(0))
-                    .map_err(db_err)
-            })
+            .read(|c| row(c, "SELECT MIN(next_at) FROM deliveries WHERE dead = 0", [], |r| r.get(0)).map_err(db_err))
             .await?;
         next.map(|s| parse_ts(&s)).transpose()
     }
@@ -574,9 +665,25 @@ impl SqliteBus {
     pub async fn complete(&self, id: i64) -> Result<(), StoreError> {
         self.db
             .run(move |c| {
-                c.execute("DELETE FROM deliveries WHERE id = ?1", params![id])
+                exec(c, "DELETE FROM deliveries WHERE id = ?1", params![id])
                     .map(|_| ())
                     .map_err(db_err)
+            })
+            .await
+    }
+
+    /// Deliveries that succeeded: remove them, in one transaction.
+    pub async fn complete_all(&self, ids: Vec<i64>) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.db
+            .run(move |c| {
+                let t = c.transaction().map_err(db_err)?;
+                for id in &ids {
+                    exec(&t, "DELETE FROM deliveries WHERE id = ?1", params![id]).map_err(db_err)?;
+                }
+                t.commit().map_err(db_err)
             })
             .await
     }
@@ -587,11 +694,13 @@ impl SqliteBus {
         self.db
             .run(move |c| {
                 match next_at {
-                    Some(at) => c.execute(
+                    Some(at) => exec(
+                        c,
                         "UPDATE deliveries SET attempts = attempts + 1, last_error = ?2, next_at = ?3 WHERE id = ?1",
                         params![id, error, ts(at)],
                     ),
-                    None => c.execute(
+                    None => exec(
+                        c,
                         "UPDATE deliveries SET attempts = attempts + 1, last_error = ?2, dead = 1 WHERE id = ?1",
                         params![id, error],
                     ),
@@ -609,7 +718,8 @@ impl SqliteBus {
         let (event_id, env) = (event.id.clone(), serde_json::to_string(event).map_err(json_err)?);
         self.db
             .run(move |c| {
-                c.execute(
+                exec(
+                    c,
                     "INSERT INTO deliveries (event_id, target, envelope, attempts, next_at, last_error, dead) VALUES (?1, ?2, ?3, 1, ?4, ?5, 1)
                      ON CONFLICT(event_id, target) DO UPDATE SET dead = 1, last_error = excluded.last_error",
                     params![event_id, target, env, ts(Utc::now()), error],
@@ -623,7 +733,7 @@ impl SqliteBus {
     /// Dead-lettered deliveries: (target, event type, last error).
     pub async fn dead_letters(&self) -> Result<Vec<(String, EventEnvelope, String)>, StoreError> {
         self.db
-            .run(|c| {
+            .read(|c| {
                 let mut stmt = c
                     .prepare_cached("SELECT target, envelope, COALESCE(last_error, '') FROM deliveries WHERE dead = 1 ORDER BY id")
                     .map_err(db_err)?;
@@ -644,7 +754,8 @@ impl SqliteBus {
     pub async fn redrive(&self) -> Result<usize, StoreError> {
         self.db
             .run(|c| {
-                c.execute(
+                exec(
+                    c,
                     "UPDATE deliveries SET dead = 0, attempts = 0, next_at = ?1 WHERE dead = 1",
                     params![ts(Utc::now())],
                 )
@@ -672,17 +783,23 @@ impl Publisher for SqliteBus {
             }
         }
         let queued = !rows.is_empty();
+        let published = outcome.published.clone();
         let result = self
             .db
             .run(move |c| {
                 let t = c.transaction().map_err(db_err)?;
                 let now = ts(Utc::now());
                 for (event_id, target, env) in &rows {
-                    t.execute(
-                        "INSERT OR IGNORE INTO deliveries (event_id, target, envelope, next_at) VALUES (?1, ?2, ?3, ?4)",
-                        params![event_id, target, env, now],
-                    )
-                    .map_err(db_err)?;
+                    t.prepare_cached("INSERT OR IGNORE INTO deliveries (event_id, target, envelope, next_at) VALUES (?1, ?2, ?3, ?4)")
+                        .and_then(|mut s| s.execute(params![event_id, target, env, now]))
+                        .map_err(db_err)?;
+                }
+                // The deliveries are durable in this database now: the event is published. Mark
+                // it in the same transaction, which spares the relay a write of its own.
+                for id in &published {
+                    t.prepare_cached("UPDATE outbox SET published_at = ?1 WHERE event_id = ?2 AND published_at IS NULL")
+                        .and_then(|mut s| s.execute(params![now, id]))
+                        .map_err(db_err)?;
                 }
                 t.commit().map_err(db_err)
             })
@@ -736,7 +853,7 @@ impl SqliteSmsOutbox {
     /// Every SMS kept, oldest first.
     pub async fn list(&self) -> Result<Vec<SentSms>, StoreError> {
         self.db
-            .run(|c| {
+            .read(|c| {
                 let mut stmt = c
                     .prepare_cached("SELECT seq, key, recipient, body, sent_at FROM sms ORDER BY seq")
                     .map_err(db_err)?;
@@ -764,13 +881,13 @@ impl SmsSender for SqliteSmsOutbox {
         let (key, to, body) = (message.key.clone(), message.to.e164().to_owned(), message.body.clone());
         self.db
             .run(move |c| {
-                c.execute(
+                exec(
+                    c,
                     "INSERT OR IGNORE INTO sms (key, recipient, body, sent_at) VALUES (?1, ?2, ?3, ?4)",
                     params![key, to, body, ts(Utc::now())],
                 )
                 .map_err(db_err)?;
-                c.query_row("SELECT seq FROM sms WHERE key = ?1", params![key], |r| r.get::<_, i64>(0))
-                    .map_err(db_err)
+                row(c, "SELECT seq FROM sms WHERE key = ?1", params![key], |r| r.get::<_, i64>(0)).map_err(db_err)
             })
             .await
             .map(|seq| format!("local-{seq}"))
