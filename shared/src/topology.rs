@@ -58,13 +58,13 @@ pub struct Route {
     pub path: &'static str,
     /// The function serving it.
     pub function: &'static str,
-    /// Roles allowed to call it; ownership is checked by the handler. Empty for the one
-    /// public route, the health check.
+    /// Roles allowed to call it; ownership is checked by the handler. Empty for the public
+    /// routes, the health check and the OpenAPI document.
     pub roles: &'static [Role],
 }
 
 impl Route {
-    /// Open to anyone, without a token (the health check alone).
+    /// Open to anyone, without a token ([`PUBLIC_PATHS`]).
     pub fn is_public(&self) -> bool {
         self.roles.is_empty()
     }
@@ -315,8 +315,12 @@ pub const FUNCTIONS: &[Function] = &[
     },
 ];
 
-/// The health check: the one route without the authorizer.
+/// The health check: a route without the authorizer.
 pub const HEALTH_PATH: &str = "/health";
+/// The API's OpenAPI document (`docs/openapi.json`): a route without the authorizer.
+pub const OPENAPI_PATH: &str = "/openapi.json";
+/// The routes without the authorizer, open to anyone.
+pub const PUBLIC_PATHS: &[&str] = &[HEALTH_PATH, OPENAPI_PATH];
 
 const PATIENT: &[Role] = &[Role::Patient];
 const CENTRE: &[Role] = &[Role::Centre];
@@ -327,6 +331,12 @@ pub const ROUTES: &[Route] = &[
     Route {
         method: Method::Get,
         path: HEALTH_PATH,
+        function: "checkup-query",
+        roles: &[],
+    },
+    Route {
+        method: Method::Get,
+        path: OPENAPI_PATH,
         function: "checkup-query",
         roles: &[],
     },
@@ -743,9 +753,9 @@ mod tests {
     }
 
     #[test]
-    fn every_route_but_the_health_check_requires_a_role() {
+    fn every_route_but_the_health_check_and_the_openapi_document_requires_a_role() {
         for r in ROUTES {
-            assert_eq!(r.is_public(), r.path == HEALTH_PATH, "{} {}", r.method.as_str(), r.path);
+            assert_eq!(r.is_public(), PUBLIC_PATHS.contains(&r.path), "{} {}", r.method.as_str(), r.path);
         }
     }
 

@@ -237,6 +237,15 @@ pub fn parse_json<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Resu
         Err(err) => {
             let path = err.path().to_string();
             let inner = err.into_inner();
+            let in_a_field = !(path == "." || path.is_empty());
+            if inner.is_syntax() && in_a_field && is_not_unicode(&inner) {
+                // Well-formed JSON whose string is not text (a lone surrogate escape, bytes
+                // that are not UTF-8): the field's value is at fault, not the document.
+                return Err(ApiError(AppError::Invalid(vec![FieldError::new(
+                    path,
+                    "must be valid Unicode text (no lone surrogate escapes, UTF-8 only)",
+                )])));
+            }
             if inner.is_syntax() || inner.is_eof() || inner.is_io() {
                 return Err(ApiError(AppError::Malformed(format!("the body is not valid JSON: {inner}"))));
             }
@@ -252,6 +261,14 @@ pub fn parse_json<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Resu
             Err(ApiError(AppError::Invalid(vec![FieldError::new(field, detail)])))
         }
     }
+}
+
+/// Did parsing stop at a string that is not Unicode text (rather than at broken syntax)?
+fn is_not_unicode(e: &serde_json::Error) -> bool {
+    let message = e.to_string();
+    ["surrogate", "invalid unicode code point", "hex escape"]
+        .iter()
+        .any(|m| message.contains(m))
 }
 
 /// Turns the media-type marker into a 415 problem; every other error maps as usual.
@@ -303,6 +320,26 @@ mod tests {
     fn an_unknown_field_is_named() {
         let err = parse_json::<Body>(&json_headers(), br#"{"nmae": "x"}"#).expect_err("invalid");
         assert!(matches!(err.0, AppError::Invalid(ref f) if f[0].field == "nmae"));
+    }
+
+    #[test]
+    fn a_string_that_is_not_unicode_names_its_field() {
+        for body in [
+            &br#"{"name": "\ud800"}"#[..],
+            &br#"{"name": "a\udc00"}"#[..],
+            b"{\"name\": \"\xff\xfe\"}",
+        ] {
+            let err = parse_json::<Body>(&json_headers(), body).expect_err("invalid");
+            assert!(
+                matches!(err.0, AppError::Invalid(ref f) if f[0].field == "name"),
+                "{}: {err:?}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        assert!(matches!(
+            parse_json::<Body>(&json_headers(), &[0xff, 0xfe, 0x00]).expect_err("bad").0,
+            AppError::Malformed(_)
+        ));
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! The API's handlers and the routers built from `topology::ROUTES`: a function's router
-//! serves only its own routes, the local gateway's serves them all.
+//! serves only its own routes, the local gateway's serves them all. `GET /openapi.json`
+//! serves `docs/openapi.json`, the API's description, compiled in.
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::rejection::QueryRejection;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -23,6 +24,10 @@ use crate::topology::{self, Method, Role, Route};
 /// Largest request body accepted (413 beyond).
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
+/// The OpenAPI 3.1 document of the whole API (`docs/openapi.json`), served at
+/// [`topology::OPENAPI_PATH`].
+pub const OPENAPI_JSON: &str = include_str!("../../../docs/openapi.json");
+
 type AppState = Arc<Platform>;
 
 fn accepted(a: Accepted) -> Response {
@@ -38,13 +43,24 @@ fn fail(e: ApiError) -> Response {
     problem_of(e).into_response()
 }
 
-/// Ids are ULIDs; anything else cannot exist.
-fn checked_id(id: &str) -> Result<&str, ApiError> {
-    if id.len() == 26 && id.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        Ok(id)
-    } else {
-        Err(ApiError(AppError::NotFound))
+/// Ids are ULIDs; anything else (including a path segment that is not UTF-8 once
+/// percent-decoded) cannot exist.
+fn checked_id(id: &Result<Path<String>, PathRejection>) -> Result<&str, ApiError> {
+    match id {
+        Ok(Path(id)) if id.len() == 26 && id.bytes().all(|b| b.is_ascii_alphanumeric()) => Ok(id),
+        _ => Err(ApiError(AppError::NotFound)),
     }
+}
+
+/// The body of a command that takes no fields: none at all, or a JSON object whose fields
+/// are ignored. Any other body is refused as any body is (415 not JSON, 400 broken, 413
+/// too large, 422 not an object or not Unicode), so that a command never runs on a body it
+/// could not read.
+fn ignored_body(headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> {
+    if body.is_empty() {
+        return Ok(());
+    }
+    parse_json::<serde_json::Map<String, serde_json::Value>>(headers, body).map(drop)
 }
 
 fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
@@ -77,12 +93,23 @@ async fn book(State(p): State<AppState>, claims: Claims, RequestId(rid): Request
     run.await.map_or_else(fail, accepted)
 }
 
-async fn cancel(State(p): State<AppState>, claims: Claims, RequestId(rid): RequestId, Path(id): Path<String>) -> Response {
-    let run = async { Ok::<_, ApiError>(usecase::cancel(&p, &claims.actor(), checked_id(&id)?, &rid).await?) };
+async fn cancel(
+    State(p): State<AppState>,
+    claims: Claims,
+    RequestId(rid): RequestId,
+    id: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let run = async {
+        let id = checked_id(&id)?;
+        ignored_body(&headers, &body)?;
+        Ok::<_, ApiError>(usecase::cancel(&p, &claims.actor(), id, &rid).await?)
+    };
     run.await.map_or_else(fail, accepted)
 }
 
-async fn get_checkup(State(p): State<AppState>, claims: Claims, Path(id): Path<String>) -> Response {
+async fn get_checkup(State(p): State<AppState>, claims: Claims, id: Result<Path<String>, PathRejection>) -> Response {
     let run = async { Ok::<_, ApiError>(queries::checkup(&p, &claims.actor(), claims.has(Role::Centre), checked_id(&id)?).await?) };
     run.await.map_or_else(fail, |v| axum::Json(v).into_response())
 }
@@ -97,8 +124,18 @@ async fn centre_checkups(State(p): State<AppState>, q: Result<Query<ListParams>,
     run.await.map_or_else(fail, |v| axum::Json(v).into_response())
 }
 
-async fn confirm(State(p): State<AppState>, RequestId(rid): RequestId, Path(id): Path<String>) -> Response {
-    let run = async { Ok::<_, ApiError>(usecase::decide_as_centre(&p, checked_id(&id)?, CentreDecision::Confirm, &rid).await?) };
+async fn confirm(
+    State(p): State<AppState>,
+    RequestId(rid): RequestId,
+    id: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let run = async {
+        let id = checked_id(&id)?;
+        ignored_body(&headers, &body)?;
+        Ok::<_, ApiError>(usecase::decide_as_centre(&p, id, CentreDecision::Confirm, &rid).await?)
+    };
     run.await.map_or_else(fail, accepted)
 }
 
@@ -108,7 +145,13 @@ struct RejectInput {
     reason: Option<String>,
 }
 
-async fn reject(State(p): State<AppState>, RequestId(rid): RequestId, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+async fn reject(
+    State(p): State<AppState>,
+    RequestId(rid): RequestId,
+    id: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let run = async {
         let id = checked_id(&id)?;
         let input: RejectInput = parse_json(&headers, &body)?;
@@ -128,10 +171,16 @@ async fn health(State(p): State<AppState>) -> Response {
     axum::Json(serde_json::json!({"status": "ok", "payment_circuit": circuit})).into_response()
 }
 
+/// The API's OpenAPI document (public).
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON).into_response()
+}
+
 /// The handler of a catalogued route.
 fn handler(route: &Route) -> MethodRouter<AppState> {
     match (route.method, route.path) {
         (Method::Get, topology::HEALTH_PATH) => get(health),
+        (Method::Get, topology::OPENAPI_PATH) => get(openapi),
         (Method::Post, "/checkups") => post(book),
         (Method::Get, "/checkups") => get(my_checkups),
         (Method::Get, "/checkups/{id}") => get(get_checkup),
@@ -175,10 +224,16 @@ async fn method_not_allowed() -> Response {
     .into_response()
 }
 
-/// Turns axum's plain-text 413 into a problem.
-async fn problem_for_too_large(request: Request, next: Next) -> Response {
+/// Turns axum's own plain-text rejections (413 from the body limit, and any other error
+/// an extractor answers by itself) into problems, so that every error is problem+json.
+async fn problems_only(request: Request, next: Next) -> Response {
     let res = next.run(request).await;
-    if res.status() == StatusCode::PAYLOAD_TOO_LARGE {
+    let status = res.status();
+    let is_problem = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(super::PROBLEM_JSON.as_bytes()));
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
         return Problem::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "too-large",
@@ -187,7 +242,16 @@ async fn problem_for_too_large(request: Request, next: Next) -> Response {
         )
         .into_response();
     }
-    res
+    if is_problem || !(status.is_client_error() || status.is_server_error()) {
+        return res;
+    }
+    let (slug, title) = if status.is_client_error() {
+        ("malformed", "Malformed request")
+    } else {
+        ("internal", "Internal error")
+    };
+    tracing::warn!(status = status.as_u16(), "a rejection answered outside the handlers, as a problem");
+    Problem::new(status, slug, title, status.canonical_reason().unwrap_or("error").to_lowercase()).into_response()
 }
 
 /// The router of `function` (or of every API function when `None`), each route guarded
@@ -207,6 +271,6 @@ pub fn router(platform: Arc<Platform>, function: Option<&str>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::from_fn(problem_for_too_large))
+        .layer(middleware::from_fn(problems_only))
         .with_state(platform)
 }
