@@ -30,7 +30,18 @@ export CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1
 export CARGO_PROFILE_RELEASE_PANIC=abort
 
 # Only the function packages: building clinicflow-local or the tests in the same run would
-# unify their features (SQLite) into every function.
+# unify their features (SQLite, failure points) into every function.
+# The failure points (clinicflow's `failpoints` feature) are for tests only: refuse to build
+# if anything brings them into these packages.
+if ! features="$(cargo tree --locked -e normal,build,features -i clinicflow "${packages[@]}")"; then
+  echo "error: could not resolve the features of clinicflow in ${packages[*]}" >&2
+  exit 1
+fi
+if grep -q 'clinicflow feature "failpoints"' <<<"$features"; then
+  echo "error: clinicflow's failpoints feature reaches a Lambda function; what enables it:" >&2
+  grep -A3 'clinicflow feature "failpoints"' <<<"$features" >&2
+  exit 1
+fi
 if [ -n "$native_dir" ]; then
   cargo lambda build --release --target "$(rustc -vV | sed -n 's/^host: //p')" --lambda-dir "$native_dir" "${packages[@]}"
   exit 0

@@ -70,8 +70,17 @@ cargo test --workspace --doc --locked --quiet
 step "tests"
 cargo nextest run --workspace --locked --no-fail-fast
 
+step "reliability harness: bounded run (clinicflow-reliability --quick; fails on any violation)"
+# The runners are built with the tests' own features (--all-targets, as nextest built
+# them), so nothing is compiled twice; `cargo run -p <runner>` would resolve features for
+# that package alone and rebuild the SDK crates.
+cargo build --workspace --all-targets --locked --quiet
+# Failpoints, redelivery, concurrency, schemathesis and hostile input, the authorization
+# matrix and the privacy scan; writes target/reliability/summary.json.
+target/debug/clinicflow-reliability --quick
+
 step "benchmarks: smoke run (clinicflow-bench --quick; figures, no assertions on them)"
-# The runner in the test build's profile (its dependencies are built already); the
-# bootstraps it spawns are built with the functions' release profile, as they ship.
-# The full run is `cargo run --release -p clinicflow-bench` (BENCHMARKS.md).
-cargo run --locked --quiet -p clinicflow-bench -- --quick
+# The runner and the bootstraps it spawns come from the test build above, the zips from the
+# Lambda build step: the smoke run keeps the runner working, its figures are not the ones
+# reported. The full run is `cargo run --release -p clinicflow-bench` (BENCHMARKS.md).
+target/debug/clinicflow-bench --quick

@@ -150,10 +150,11 @@ fn build_script(root: &Path) -> Command {
 }
 
 /// The smoke run's builds, which keep the runner working in seconds rather than measure: the
-/// zips the test command built already (built here only when missing), and debug builds
-/// of the spawned bootstraps for this machine, which reuse the test build's dependencies.
-/// A release build of the SDK for this machine would cost CI minutes for figures that a
-/// smoke run does not report anyway (BENCHMARKS.md).
+/// zips the test command built already (built here only when missing), and the debug
+/// bootstraps of the workspace's test build (`cargo build --workspace --all-targets`, the
+/// same features as the tests, so nothing is rebuilt after them; failure points compiled in
+/// but never armed). A release build of the SDK for this machine would cost CI minutes for
+/// figures that a smoke run does not report anyway (BENCHMARKS.md).
 fn build_smoke(root: &Path, native_dir: &Path, functions: &[String]) -> anyhow::Result<()> {
     let zips = root.join("target/lambda");
     let have_zips = topology::FUNCTIONS
@@ -173,10 +174,9 @@ fn build_smoke(root: &Path, native_dir: &Path, functions: &[String]) -> anyhow::
     }
     eprintln!("==> debug builds of {} and {FLOOR} (smoke run)", functions.join(", "));
     let mut cargo = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    cargo.current_dir(root).args(["build", "--locked", "--quiet"]);
-    for f in functions.iter().map(String::as_str).chain([FLOOR]) {
-        cargo.args(["-p", f]);
-    }
+    cargo
+        .current_dir(root)
+        .args(["build", "--workspace", "--all-targets", "--locked", "--quiet"]);
     if !cargo.status().context("running cargo build")?.success() {
         bail!("cargo build of the smoke run's bootstraps failed");
     }

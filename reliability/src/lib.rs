@@ -6,6 +6,7 @@
 //! writes `target/reliability/summary.json`.
 
 pub mod areas;
+pub mod invariants;
 pub mod logs;
 
 use std::path::PathBuf;

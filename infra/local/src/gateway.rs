@@ -1,6 +1,6 @@
 //! The local gateway: the API routes from `topology.rs`, each behind the JWT check that
 //! API Gateway's authorizer does in AWS, plus the local-only routes (dev tokens, the SMS
-//! outbox, dead letters, failure switches) and a health check.
+//! outbox, dead letters, failure points with the `failpoints` feature) and a health check.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -22,6 +22,7 @@ use crate::Backend;
 
 #[derive(Clone)]
 struct Local {
+    #[cfg_attr(not(feature = "failpoints"), allow(dead_code))]
     platform: Arc<Platform>,
     backend: Backend,
     tokens: DevTokens,
@@ -157,22 +158,42 @@ async fn redrive(State(s): State<Local>) -> Response {
     }
 }
 
+/// `POST /_local/faults`: arms or disarms a failure point. `effect` is `crash` (the
+/// default), `fail` or `delay` (`delay_ms`); `times` limits the firings.
+#[cfg(feature = "failpoints")]
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FaultRequest {
     point: String,
     on: bool,
+    effect: Option<String>,
+    delay_ms: Option<u64>,
+    times: Option<u64>,
 }
 
+#[cfg(feature = "failpoints")]
 async fn set_fault(State(s): State<Local>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
-    match parse_json::<FaultRequest>(&headers, &body) {
-        Ok(f) => {
-            s.platform.faults.set(&f.point, f.on);
-            tracing::warn!(point = %f.point, on = f.on, "failure switch changed");
-            axum::Json(serde_json::json!({"point": f.point, "on": f.on})).into_response()
+    use clinicflow::app::Effect;
+    let f = match parse_json::<FaultRequest>(&headers, &body) {
+        Ok(f) => f,
+        Err(e) => return problem_of(e).into_response(),
+    };
+    let effect = match (f.effect.as_deref(), f.delay_ms) {
+        (None | Some("crash"), None) => Effect::Crash,
+        (Some("fail"), None) => Effect::Fail,
+        (Some("delay"), Some(ms)) => Effect::Delay(std::time::Duration::from_millis(ms)),
+        _ => {
+            let error = FieldError::new("effect", "must be \"crash\", \"fail\" or \"delay\" (with delay_ms, and only then)");
+            return problem_of(ApiError(AppError::Invalid(vec![error]))).into_response();
         }
-        Err(e) => problem_of(e).into_response(),
+    };
+    if f.on {
+        s.platform.faults.arm(&f.point, effect, f.times);
+    } else {
+        s.platform.faults.disarm(&f.point);
     }
+    tracing::warn!(point = %f.point, on = f.on, "failure point changed");
+    axum::Json(serde_json::json!({"point": f.point, "on": f.on})).into_response()
 }
 
 /// The gateway's router.
@@ -182,8 +203,9 @@ pub fn router(platform: Arc<Platform>, backend: Backend, tokens: DevTokens) -> R
         .route("/_local/token", post(issue_token))
         .route("/_local/sms", get(list_sms))
         .route("/_local/dead-letters", get(dead_letters))
-        .route("/_local/redrive", post(redrive))
-        .route("/_local/faults", post(set_fault))
-        .with_state(Local { platform, backend, tokens });
+        .route("/_local/redrive", post(redrive));
+    #[cfg(feature = "failpoints")]
+    let local = local.route("/_local/faults", post(set_fault));
+    let local = local.with_state(Local { platform, backend, tokens });
     local.merge(api).layer(middleware::from_fn(access_log))
 }

@@ -223,7 +223,8 @@ impl LocalStack {
         format!("http://{}", self.addr)
     }
 
-    /// The failure switches of this stack.
+    /// The failure points of this stack.
+    #[cfg(feature = "failpoints")]
     pub fn faults(&self) -> &Faults {
         &self.platform.faults
     }

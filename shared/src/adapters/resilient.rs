@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
+use crate::app::faults::{self, Faults};
 use crate::domain::Won;
 use crate::ports::{ChargeRequest, PaymentError, PaymentGateway};
 
@@ -142,6 +143,56 @@ impl ResilientGateway {
     }
 }
 
+impl ResilientGateway {
+    /// [`PaymentGateway::charge`], with the [`faults::PAYMENT_CHARGE`] point acting where
+    /// the provider would: inside the timeout and counted by the breaker.
+    pub async fn charge_with_faults(&self, faults: &Faults, request: &ChargeRequest) -> Result<String, PaymentError> {
+        self.call(provider(faults, faults::PAYMENT_CHARGE, self.inner.charge(request)))
+            .await
+    }
+
+    /// [`PaymentGateway::refund`], with the [`faults::PAYMENT_REFUND_CALL`] point acting
+    /// where the provider would.
+    pub async fn refund_with_faults(&self, faults: &Faults, provider_ref: &str, amount: Won, key: &str) -> Result<(), PaymentError> {
+        self.compensate(provider(
+            faults,
+            faults::PAYMENT_REFUND_CALL,
+            self.inner.refund(provider_ref, amount, key),
+        ))
+        .await
+    }
+
+    /// A compensation (void, refund) is not refused by the breaker, nor does it move it: it
+    /// must be tried, and its caller retries it; an open circuit would only exhaust the
+    /// retries of a refund while the provider is already back.
+    async fn compensate<F>(&self, f: F) -> Result<(), PaymentError>
+    where
+        F: std::future::Future<Output = Result<(), PaymentError>> + Send,
+    {
+        match tokio::time::timeout(self.config.timeout, f).await {
+            Ok(r) => r,
+            Err(_) => Err(PaymentError::Timeout),
+        }
+    }
+}
+
+/// A provider call through a failure point: failing is the provider down; crashing is the
+/// call done and its answer lost; a delay is the provider slow.
+async fn provider<T>(
+    faults: &Faults,
+    point: &'static str,
+    call: impl std::future::Future<Output = Result<T, PaymentError>> + Send,
+) -> Result<T, PaymentError> {
+    match faults.check(point).await {
+        Ok(()) => call.await,
+        Err(injected) if injected.crash => {
+            call.await?;
+            Err(PaymentError::Timeout)
+        }
+        Err(injected) => Err(PaymentError::Unavailable(injected.to_string())),
+    }
+}
+
 #[async_trait]
 impl PaymentGateway for ResilientGateway {
     async fn charge(&self, request: &ChargeRequest) -> Result<String, PaymentError> {
@@ -149,15 +200,11 @@ impl PaymentGateway for ResilientGateway {
     }
 
     async fn void(&self, provider_ref: &str, key: &str) -> Result<(), PaymentError> {
-        // Compensation is not refused by the breaker: it must be tried, and retried by its caller.
-        match tokio::time::timeout(self.config.timeout, self.inner.void(provider_ref, key)).await {
-            Ok(r) => r,
-            Err(_) => Err(PaymentError::Timeout),
-        }
+        self.compensate(self.inner.void(provider_ref, key)).await
     }
 
     async fn refund(&self, provider_ref: &str, amount: Won, key: &str) -> Result<(), PaymentError> {
-        self.call(self.inner.refund(provider_ref, amount, key)).await
+        self.compensate(self.inner.refund(provider_ref, amount, key)).await
     }
 }
 
@@ -205,6 +252,17 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(30)).await;
         assert!(g.charge(&req("tok_ok")).await.is_ok());
         assert_eq!(g.state(), BreakerState::Closed);
+    }
+
+    #[tokio::test]
+    async fn a_refund_is_tried_while_the_circuit_is_open_and_leaves_it_as_it_was() {
+        let g = breaker(10_000);
+        let paid = g.charge(&req("tok_ok")).await.expect("charged");
+        let _ = g.charge(&req("tok_down")).await;
+        let _ = g.charge(&req("tok_down")).await;
+        assert_eq!(g.state(), BreakerState::Open);
+        assert_eq!(g.refund(&paid, Won(1), "r1").await, Ok(()));
+        assert_eq!(g.state(), BreakerState::Open);
     }
 
     #[tokio::test]

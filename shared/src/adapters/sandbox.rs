@@ -2,6 +2,10 @@
 //! `tok_ok` approves, `tok_declined` declines, `tok_slow` answers after a long delay,
 //! `tok_down` fails as if the provider were down. It keeps a ledger so that tests can
 //! check that no money is kept and nothing is refunded twice.
+//!
+//! The ledger lives in memory. A real provider is not restarted with us: with the
+//! `failpoints` feature, [`SandboxGateway::provide`] keeps one ledger across the stacks a
+//! test starts and restarts to emulate a crash.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -45,6 +49,19 @@ struct Ledger {
     seq: u64,
 }
 
+#[cfg(feature = "failpoints")]
+tokio::task_local! {
+    static PROVIDER: Arc<Mutex<Ledger>>;
+}
+
+fn provided_ledger() -> Arc<Mutex<Ledger>> {
+    #[cfg(feature = "failpoints")]
+    if let Ok(ledger) = PROVIDER.try_with(Arc::clone) {
+        return ledger;
+    }
+    Arc::default()
+}
+
 /// The sandbox provider.
 #[derive(Debug, Clone)]
 pub struct SandboxGateway {
@@ -59,12 +76,20 @@ impl Default for SandboxGateway {
 }
 
 impl SandboxGateway {
-    /// A sandbox whose `tok_slow` answers after `slow`.
+    /// A sandbox whose `tok_slow` answers after `slow`; inside [`SandboxGateway::provide`],
+    /// on the providing sandbox's ledger.
     pub fn new(slow: Duration) -> Self {
         Self {
-            ledger: Arc::default(),
+            ledger: provided_ledger(),
             slow,
         }
+    }
+
+    /// Runs `f` so that every sandbox created in it, synchronously in this task (by the
+    /// local stacks it starts and restarts), shares this sandbox's ledger.
+    #[cfg(feature = "failpoints")]
+    pub async fn provide<F: std::future::Future>(&self, f: F) -> F::Output {
+        PROVIDER.scope(self.ledger.clone(), f).await
     }
 
     fn ledger(&self) -> std::sync::MutexGuard<'_, Ledger> {
@@ -104,6 +129,12 @@ impl PaymentGateway for SandboxGateway {
         }
         let mut ledger = self.ledger();
         if let Some(existing) = ledger.by_key.get(&request.idempotency_key) {
+            // Like a real provider: a repeat must charge the same amount. (The reference is
+            // the booking id, which a retried request mints anew; it is not compared.)
+            let same = ledger.by_ref.get(existing).is_some_and(|e| e.amount == request.amount);
+            if !same {
+                return Err(PaymentError::Declined("idempotency key reused for a different charge".into()));
+            }
             return Ok(existing.clone());
         }
         ledger.seq += 1;

@@ -169,21 +169,20 @@ pub(crate) fn stage<S: Serialize, E: Serialize>(
     Ok((Some(write), envelopes))
 }
 
-/// Publishes what a command committed. A switched-on `after-commit` fault stops here as a
-/// crash would: committed, not published; the sweeper publishes later.
-async fn publish_after_commit(p: &Platform, events: &[EventEnvelope]) -> Result<(), AppError> {
-    if p.faults.is_on(faults::AFTER_COMMIT) {
-        return Err(AppError::Internal("injected crash between commit and publish".into()));
-    }
+/// Publishes what a command committed. An armed [`faults::AFTER_COMMIT`] or `command`
+/// point stops here as a crash would: committed, not published; the sweeper publishes later.
+async fn publish_after_commit(p: &Platform, command: &'static str, events: &[EventEnvelope]) -> Result<(), AppError> {
+    p.faults.check(faults::AFTER_COMMIT).await?;
+    p.faults.check(command).await?;
     relay::publish(p, events).await;
     Ok(())
 }
 
-/// Commits `tx`, then publishes its events.
-pub(crate) async fn commit_and_publish(p: &Platform, tx: Transaction) -> Result<(), AppError> {
+/// Commits `tx`, then publishes its events; `command` names its after-commit failure point.
+pub(crate) async fn commit_and_publish(p: &Platform, command: &'static str, tx: Transaction) -> Result<(), AppError> {
     let events = tx.outbox.clone();
     p.store.commit(tx).await?;
-    publish_after_commit(p, &events).await
+    publish_after_commit(p, command, &events).await
 }
 
 /// Books a check-up: checks the place, takes the payment, then stores booking, payment,
@@ -217,19 +216,24 @@ pub async fn book(
     let payment_id = p.ids.new_id();
     let price = p.config.prices.price(valid.package);
     // With an Idempotency-Key, a retried request reuses the provider's idempotency key, so
-    // a crash after charging never charges twice.
+    // a crash after charging never charges twice. The key covers the request's body too: a
+    // different request under the same key is charged on its own (and voided below when
+    // it loses), never handed the first request's payment.
     let charge_key = match &idempotency {
-        Some(k) => hex(&Sha256::digest(format!("{scope}:{}", k.key).as_bytes())),
+        Some(k) => hex(&Sha256::digest(format!("{scope}:{}:{}", k.key, k.request_hash).as_bytes())),
         None => booking_id.clone(),
     };
     let provider_ref = p
         .payments
-        .charge(&ChargeRequest {
-            idempotency_key: charge_key.clone(),
-            card_token: valid.card_token,
-            amount: price,
-            reference: booking_id.clone(),
-        })
+        .charge_with_faults(
+            &p.faults,
+            &ChargeRequest {
+                idempotency_key: charge_key.clone(),
+                card_token: valid.card_token,
+                amount: price,
+                reference: booking_id.clone(),
+            },
+        )
         .await
         .inspect_err(|e| tracing::info!(booking_id = %booking_id, error = %e, "payment not taken"))?;
 
@@ -315,14 +319,20 @@ pub async fn book(
     };
     match p.store.commit(tx).await {
         Ok(()) => {}
-        // Another request with the same key won the race. The provider answered both with the
-        // same payment, which belongs to the stored booking: never void it, replay its answer.
+        // Another request with the same key won the race. The same request was charged under
+        // the same provider key, so its payment belongs to the stored booking: never void it,
+        // replay the answer. A different request was charged on its own: void that charge.
         Err(StoreError::IdempotencyKeyTaken) => {
             let key = idempotency
                 .as_ref()
                 .ok_or_else(|| AppError::Internal("idempotency race without a key".into()))?;
             return match p.store.idempotency(&scope, &key.key).await? {
-                Some(first) => replay(first, key),
+                Some(first) => {
+                    if first.request_hash != key.request_hash {
+                        void().await;
+                    }
+                    replay(first, key)
+                }
                 None => Err(AppError::Conflict(
                     "a request with this Idempotency-Key is being processed; retry".into(),
                 )),
@@ -353,7 +363,7 @@ pub async fn book(
             return Err(other.into());
         }
     }
-    publish_after_commit(p, &events).await?;
+    publish_after_commit(p, faults::BOOK_AFTER_COMMIT, &events).await?;
     tracing::info!(booking_id = %booking_id, correlation_id = %booking_id, package = valid.package.as_str(), date = %valid.date, "check-up booked");
     Ok(accepted)
 }
@@ -409,6 +419,7 @@ pub async fn cancel(p: &Platform, actor: &Actor, booking_id: &str, request_id: &
         };
         match commit_and_publish(
             p,
+            faults::CANCEL_AFTER_COMMIT,
             Transaction {
                 writes: vec![write],
                 outbox,
@@ -489,8 +500,13 @@ pub async fn decide_as_centre(p: &Platform, booking_id: &str, decision: CentreDe
         if writes.is_empty() {
             return Ok(accepted);
         }
+        let point = match decision {
+            CentreDecision::Confirm => faults::CONFIRM_AFTER_COMMIT,
+            CentreDecision::Reject { .. } => faults::REJECT_AFTER_COMMIT,
+        };
         match commit_and_publish(
             p,
+            point,
             Transaction {
                 writes,
                 outbox,

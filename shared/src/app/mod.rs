@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::domain::{DomainError, FieldError};
 use crate::ports::{AggregateStore, Clock, Ids, Outbox, PaymentError, Publisher, SmsSender, StoreError, ViewStore};
 
-pub use faults::Faults;
+pub use faults::{Effect, Faults, Injected};
 
 /// The ports a use case needs, built once per process.
 #[derive(Clone)]
@@ -127,6 +127,20 @@ impl From<PaymentError> for AppError {
                 reason: "the payment provider is overloaded; please pay again shortly".into(),
                 retry_after: retry_after.max(Duration::from_secs(1)),
             },
+        }
+    }
+}
+
+impl From<Injected> for AppError {
+    /// A crash is a 500, as a dead process is to API Gateway; a failure is a 503 to retry.
+    fn from(e: Injected) -> Self {
+        if e.crash {
+            Self::Internal(e.to_string())
+        } else {
+            Self::Unavailable {
+                reason: e.to_string(),
+                retry_after: Duration::from_millis(100),
+            }
         }
     }
 }

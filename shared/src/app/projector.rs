@@ -236,12 +236,7 @@ pub fn checkup_view_of(events: &[EventEnvelope]) -> serde_json::Value {
 /// arrives before an earlier one of its aggregate is refused with a `Conflict`, to be
 /// retried once the earlier one is in (a stream's batch item failure does exactly that).
 pub async fn project(p: &Platform, e: &EventEnvelope) -> Result<bool, AppError> {
-    if p.faults.is_on(faults::PROJECTOR) {
-        return Err(AppError::Unavailable {
-            reason: "injected projector failure".into(),
-            retry_after: std::time::Duration::from_millis(100),
-        });
-    }
+    p.faults.check(faults::PROJECTOR).await.map_err(retried)?;
     if !matches!(context_of(&e.source), checkup::CONTEXT | payment::CONTEXT | centre::CONTEXT) {
         return Ok(false);
     }
@@ -280,7 +275,10 @@ pub async fn project(p: &Platform, e: &EventEnvelope) -> Result<bool, AppError> 
             body: serde_json::to_value(&view)?,
         };
         match p.views.put(record, revision).await {
-            Ok(()) => return Ok(true),
+            Ok(()) => {
+                p.faults.check(faults::PROJECTOR_AFTER_WRITE).await.map_err(retried)?;
+                return Ok(true);
+            }
             Err(StoreError::VersionConflict(_)) => continue,
             Err(err) => return Err(err.into()),
         }
@@ -289,6 +287,14 @@ pub async fn project(p: &Platform, e: &EventEnvelope) -> Result<bool, AppError> 
         reason: "view contention".into(),
         retry_after: std::time::Duration::from_millis(100),
     })
+}
+
+/// An injected failure or crash of the projector: the change record is delivered again.
+fn retried(e: faults::Injected) -> AppError {
+    AppError::Unavailable {
+        reason: e.to_string(),
+        retry_after: std::time::Duration::from_millis(100),
+    }
 }
 
 #[cfg(test)]
