@@ -70,14 +70,14 @@ cargo test --workspace --doc --locked --quiet
 step "tests"
 cargo nextest run --workspace --locked --no-fail-fast
 
-step "reliability harness: bounded run (clinicflow-reliability --quick; fails on any violation)"
+step "reliability harness: full run (clinicflow-reliability, about a minute and a half; fails on any violation)"
 # The runners are built with the tests' own features (--all-targets, as nextest built
 # them), so nothing is compiled twice; `cargo run -p <runner>` would resolve features for
 # that package alone and rebuild the SDK crates.
 cargo build --workspace --all-targets --locked --quiet
 # Failpoints, redelivery, concurrency, schemathesis and hostile input, the authorization
 # matrix and the privacy scan; writes target/reliability/summary.json.
-target/debug/clinicflow-reliability --quick
+target/debug/clinicflow-reliability
 
 step "benchmarks: smoke run (clinicflow-bench --quick; figures, no assertions on them)"
 # The runner and the bootstraps it spawns come from the test build above, the zips from the

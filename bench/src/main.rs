@@ -72,20 +72,34 @@ fn main() -> anyhow::Result<()> {
             }
         }
         metrics.extend(lambda::zip_metrics(&root.join("target/lambda"))?);
-        let moto = Emulator::start(&root)?;
-        let options = LambdaOptions {
-            root: root.clone(),
-            native_dir,
-            zip_dir: root.join("target/lambda"),
-            functions,
-            spawns: args.spawns.unwrap_or(if mode.is_quick() { 3 } else { 30 }),
-            events_per_spawn: 3,
-            endpoint: moto.endpoint.clone(),
-            log_dir: out.join("logs"),
+        // moto slows down as its tables and streams grow, until it stalls past the SDK's
+        // timeouts: when the runner starts its own, each function gets a fresh one, and the
+        // floor is spawned again beside each (its first figures are the ones reported).
+        let groups: Vec<Vec<String>> = if std::env::var_os("CLINICFLOW_MOTO_ENDPOINT").is_some() {
+            vec![functions]
+        } else {
+            functions.into_iter().map(|f| vec![f]).collect()
         };
         let runtime = tokio::runtime::Runtime::new()?;
-        metrics.extend(runtime.block_on(lambda::spawn_metrics(&options))?);
-        drop(moto);
+        for (i, group) in groups.into_iter().enumerate() {
+            let moto = Emulator::start(&root)?;
+            let options = LambdaOptions {
+                root: root.clone(),
+                native_dir: native_dir.clone(),
+                zip_dir: root.join("target/lambda"),
+                functions: group,
+                spawns: args.spawns.unwrap_or(if mode.is_quick() { 3 } else { 30 }),
+                events_per_spawn: 3,
+                endpoint: moto.endpoint.clone(),
+                log_dir: out.join("logs"),
+            };
+            let mut measured = runtime.block_on(lambda::spawn_metrics(&options))?;
+            if i > 0 {
+                measured.retain(|m| !m.name.ends_with(&format!(".{FLOOR}")));
+            }
+            metrics.extend(measured);
+            drop(moto);
+        }
     }
     if runs(Group::Handlers) {
         eprintln!("==> handler cost (criterion)");
@@ -111,7 +125,9 @@ fn main() -> anyhow::Result<()> {
         if mode.is_quick() { "quick" } else { "full" },
         results.display()
     );
-    if !missed.is_empty() {
+    if mode.is_quick() {
+        println!("smoke run: debug bootstraps and short samples, so the targets are judged on the full run only");
+    } else if !missed.is_empty() {
         println!("targets missed (see BENCHMARKS.md): {}", missed.join(", "));
     }
     Ok(())

@@ -117,21 +117,35 @@ pub async fn spawn_metrics(options: &LambdaOptions) -> anyhow::Result<Vec<Metric
     ];
     for name in &options.functions {
         let f = topology::function(name).with_context(|| format!("{name} is not a function"))?;
+        let mut retried = 0;
         let mut spawns = Vec::new();
         for _ in 0..options.spawns {
-            let payloads = seeder.payloads(name, options.events_per_spawn).await?;
-            spawns.push(spawn_once(options, name, f.memory_mb, &seeder, payloads, check_answer, true).await?);
+            let spawn = with_retries(name, &mut retried, || async {
+                let payloads = seeder.payloads(name, options.events_per_spawn).await?;
+                spawn_once(options, name, f.memory_mb, &seeder, payloads, check_answer, true).await
+            });
+            spawns.push(spawn.await?);
         }
         let s = summarize(&spawns);
         // A third as many spawns with priming off: init without its round trips to the
         // emulator, which is what the floor's init does too.
         let mut unprimed = Vec::new();
         for _ in 0..options.spawns.div_ceil(3) {
-            let payloads = seeder.payloads(name, options.events_per_spawn).await?;
-            unprimed.push(spawn_once(options, name, f.memory_mb, &seeder, payloads, check_answer, false).await?);
+            let spawn = with_retries(name, &mut retried, || async {
+                let payloads = seeder.payloads(name, options.events_per_spawn).await?;
+                spawn_once(options, name, f.memory_mb, &seeder, payloads, check_answer, false).await
+            });
+            unprimed.push(spawn.await?);
         }
         let u = summarize(&unprimed);
-        let samples = format!("p50 of {} spawns × {} events", options.spawns, options.events_per_spawn);
+        let samples = if retried == 0 {
+            format!("p50 of {} spawns × {} events", options.spawns, options.events_per_spawn)
+        } else {
+            format!(
+                "p50 of {} spawns × {} events ({retried} failed spawns tried again)",
+                options.spawns, options.events_per_spawn
+            )
+        };
         metrics.push(
             Metric::new(format!("cold_start_ms.{name}"), s.cold_ms, "ms", floor.cold_ms)
                 .target(Target::MaxRatio(1.25))
@@ -209,6 +223,31 @@ fn check_answer(function: &str, answer: &Value) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Spawns a bootstrap: runs `spawn`, and runs it again (at most [`SPAWN_RETRIES`] times)
+/// when it fails, which on a loaded machine is the emulator stalling past a timeout (a
+/// `503` from the function). Every retry is printed and counted in `retried`.
+async fn with_retries<F, Fut>(function: &str, retried: &mut usize, mut spawn: F) -> anyhow::Result<Spawn>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Spawn>>,
+{
+    let mut attempt = 0;
+    loop {
+        match spawn().await {
+            Ok(s) => return Ok(s),
+            Err(e) if attempt < SPAWN_RETRIES => {
+                attempt += 1;
+                *retried += 1;
+                eprintln!("    {function}: spawn failed ({e:#}); again, with new work");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// How often one spawn is tried again before the run stops.
+const SPAWN_RETRIES: usize = 2;
 
 /// Spawns `function`'s bootstrap, hands it `payloads` one by one, and measures it.
 async fn spawn_once(

@@ -143,36 +143,29 @@ async fn project(p: Arc<Platform>, parts: EmbeddedParts, mut stop: watch::Receiv
             let start = parts.db.checkpoint(PROJECTOR_CHECKPOINT).await?;
             let batch = parts.db.changes_after(start, 100).await?;
             let n = batch.len();
-            // The position moves once per batch, like a stream's checkpoint, and as far as the
-            // last record done when the batch stops early: a record projected twice is
-            // harmless (the projector ignores what the view has seen), one skipped is not.
-            let mut done = start;
-            let mut failed = None;
-            for (next, event) in batch {
-                match projector::project(&p, &event).await {
-                    Ok(_) => {}
-                    // Passing trouble: keep the position and try the same record again.
-                    Err(e @ AppError::Unavailable { .. }) => {
-                        failed = Some(anyhow::anyhow!(e));
-                        break;
-                    }
-                    // A record that can never project must not stop the feed behind it (a
-                    // stream's bisect-on-error and failure destination do the same in AWS).
-                    Err(e) => {
-                        tracing::error!(event_id = %event.id, error = %e, "poison change record parked in the dead-letter queue");
-                        if let Err(park) = parts.bus.park(PROJECTOR_CHECKPOINT, &event, &e.to_string()).await {
-                            failed = Some(anyhow::anyhow!(park));
-                            break;
-                        }
-                    }
-                }
-                done = next;
+            // Lanes by case, like a stream's shards by partition key: a case's records stay in
+            // order in its lane, and the lanes run side by side.
+            let mut lanes: Vec<Vec<(i64, EventEnvelope)>> = vec![Vec::new(); PROJECTOR_LANES];
+            let order: Vec<i64> = batch.iter().map(|(seq, _)| *seq).collect();
+            for (seq, event) in batch {
+                lanes[lane_of(&event.correlation_id)].push((seq, event));
             }
+            let runs = lanes.into_iter().map(|lane| project_lane(&p, &parts, lane));
+            let failures: Vec<(i64, anyhow::Error)> = futures::future::join_all(runs).await.into_iter().flatten().collect();
+            // The position moves once per batch, like a stream's checkpoint, up to the record
+            // before the first one that failed: the failed lane resumes there, and what the
+            // other lanes did after it is projected again, which the projector ignores (it
+            // skips what its view has seen). A record skipped would be lost; one repeated is not.
+            let first_failed = failures.iter().map(|(seq, _)| *seq).min();
+            let done = match first_failed {
+                Some(failed) => order.iter().copied().take_while(|seq| *seq < failed).last().unwrap_or(start),
+                None => order.last().copied().unwrap_or(start),
+            };
             if done != start {
                 parts.db.set_checkpoint(PROJECTOR_CHECKPOINT, done).await?;
             }
-            match failed {
-                Some(e) => Err(e),
+            match failures.into_iter().min_by_key(|(seq, _)| *seq) {
+                Some((_, e)) => Err(e),
                 None => Ok::<usize, anyhow::Error>(n),
             }
         };
@@ -200,6 +193,37 @@ async fn project(p: Arc<Platform>, parts: EmbeddedParts, mut stop: watch::Receiv
             return;
         }
     }
+}
+
+/// How many lanes the projector runs side by side.
+const PROJECTOR_LANES: usize = 4;
+
+/// The lane of a case.
+fn lane_of(correlation_id: &str) -> usize {
+    let hash = correlation_id
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    (hash % PROJECTOR_LANES as u64) as usize
+}
+
+/// Projects one lane's records in order; stops at the first that fails for a passing
+/// reason and returns its position. A record that can never project is parked in the
+/// dead-letter queue and the lane moves on (a stream's bisect-on-error and failure
+/// destination do the same in AWS).
+async fn project_lane(p: &Platform, parts: &EmbeddedParts, lane: Vec<(i64, EventEnvelope)>) -> Option<(i64, anyhow::Error)> {
+    for (seq, event) in lane {
+        match projector::project(p, &event).await {
+            Ok(_) => {}
+            Err(e @ AppError::Unavailable { .. }) => return Some((seq, anyhow::anyhow!(e))),
+            Err(e) => {
+                tracing::error!(event_id = %event.id, error = %e, "poison change record parked in the dead-letter queue");
+                if let Err(park) = parts.bus.park(PROJECTOR_CHECKPOINT, &event, &e.to_string()).await {
+                    return Some((seq, anyhow::anyhow!(park)));
+                }
+            }
+        }
+    }
+    None
 }
 
 /// The outbox sweeper: every `every`, republishes what was left unpublished.
