@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use anyhow::Context;
+use clinicflow::adapters::embedded::Embedded;
 use clinicflow::adapters::memory::{Memory, MemoryPublisher, MemorySms};
 use clinicflow::adapters::sandbox::{LedgerStatus, SandboxGateway};
 use clinicflow::app::consumers::{SmsRecord, sms_record_key};
@@ -80,6 +81,11 @@ pub struct Checked {
     pub sms_in_doubt: u64,
 }
 
+/// Every aggregate of `context` in `db`, decoded, by id.
+pub async fn aggregates<T: DeserializeOwned>(db: &Embedded, context: &'static str) -> anyhow::Result<BTreeMap<String, T>> {
+    decode(context, db.all_aggregates(context).await?)
+}
+
 fn decode<T: DeserializeOwned>(context: &str, rows: Vec<(String, Stored)>) -> anyhow::Result<BTreeMap<String, T>> {
     rows.into_iter()
         .map(|(id, s)| {
@@ -100,9 +106,9 @@ pub async fn check(stack: &LocalStack, cases: &[Case], sms_sends: Option<u64>) -
     let mut broken = |invariant: &str, what: String| violations.push(format!("{invariant}: {what}"));
 
     let events: Vec<EventEnvelope> = db.changes_after(0, 1_000_000).await?.into_iter().map(|(_, e)| e).collect();
-    let bookings: BTreeMap<String, Booking> = decode(checkup::CONTEXT, db.all_aggregates(checkup::CONTEXT).await?)?;
-    let payments: BTreeMap<String, Payment> = decode(payment::CONTEXT, db.all_aggregates(payment::CONTEXT).await?)?;
-    let reservations: BTreeMap<String, Reservation> = decode(centre::CONTEXT, db.all_aggregates(centre::CONTEXT).await?)?;
+    let bookings: BTreeMap<String, Booking> = aggregates(db, checkup::CONTEXT).await?;
+    let payments: BTreeMap<String, Payment> = aggregates(db, payment::CONTEXT).await?;
+    let reservations: BTreeMap<String, Reservation> = aggregates(db, centre::CONTEXT).await?;
     let ledger = stack.sandbox.entries();
     let sms = stack.sms_sent().await?;
     let dead = stack.dead_letters().await?;

@@ -30,7 +30,8 @@ struct Local {
 
 /// Checks `Authorization: Bearer <JWT>` and hands the claims to the handler.
 async fn authorizer(State(tokens): State<DevTokens>, mut request: Request, next: Next) -> Response {
-    // Like API Gateway, the public route (the health check) has no authorizer at all.
+    // Like API Gateway, the public routes (the health check, the OpenAPI document) have no
+    // authorizer at all.
     let public = clinicflow::topology::ROUTES
         .iter()
         .any(|r| r.is_public() && r.path == request.uri().path() && r.method.as_str() == request.method().as_str());

@@ -40,6 +40,7 @@ use futures::future::join_all;
 use serde_json::json;
 
 use super::api::{Answer, Api, CONTENDER, Call, bearer, booking_for, created_id, date_in, wait_for_view};
+use crate::invariants::aggregates;
 use crate::{AreaReport, Mode};
 
 /// Places left when the contenders arrive.
@@ -104,14 +105,12 @@ async fn stored_bookings(stack: &LocalStack, date: &str) -> anyhow::Result<HashS
     let parts = stack
         .embedded()
         .ok_or_else(|| anyhow::anyhow!("the concurrency area runs on SQLite"))?;
-    let mut ids = HashSet::new();
-    for (_, stored) in parts.db.all_aggregates(checkup::CONTEXT).await? {
-        let booking: Booking = serde_json::from_value(stored.state)?;
-        if booking.date.to_string() == date {
-            ids.insert(booking.id);
-        }
-    }
-    Ok(ids)
+    let bookings: BTreeMap<String, Booking> = aggregates(&parts.db, checkup::CONTEXT).await?;
+    Ok(bookings
+        .into_values()
+        .filter(|b| b.date.to_string() == date)
+        .map(|b| b.id)
+        .collect())
 }
 
 async fn counter(stack: &LocalStack, date: &str) -> anyhow::Result<i64> {
@@ -594,20 +593,11 @@ async fn same_key_at_once(mode: Mode, report: &mut AreaReport, tally: &mut Tally
     stack.settle(Duration::from_secs(30)).await;
 
     // One booking per key, and the provider holds exactly what that booking recorded.
-    let bookings: Vec<Booking> = parts
-        .db
-        .all_aggregates(checkup::CONTEXT)
+    let bookings: Vec<Booking> = aggregates(&parts.db, checkup::CONTEXT).await?.into_values().collect();
+    let payments: Vec<clinicflow::domain::payment::Payment> = aggregates(&parts.db, clinicflow::domain::payment::CONTEXT)
         .await?
-        .into_iter()
-        .map(|(_, s)| serde_json::from_value(s.state))
-        .collect::<Result<_, _>>()?;
-    let payments: Vec<clinicflow::domain::payment::Payment> = parts
-        .db
-        .all_aggregates(clinicflow::domain::payment::CONTEXT)
-        .await?
-        .into_iter()
-        .map(|(_, s)| serde_json::from_value(s.state))
-        .collect::<Result<_, _>>()?;
+        .into_values()
+        .collect();
     let ledger = stack.sandbox.entries();
     let mut stored_ids = Vec::new();
     for (k, plan) in plans.iter().enumerate() {

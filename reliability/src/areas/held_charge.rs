@@ -28,6 +28,7 @@ use clinicflow::wiring;
 
 use super::api::{CONTENDER, date_in};
 use crate::AreaReport;
+use crate::invariants::aggregates;
 
 /// The sandbox, holding its answer to charges of `amount` for `hold` after capturing.
 struct HoldAfterCapture {
@@ -97,13 +98,7 @@ pub async fn run(report: &mut AreaReport) -> anyhow::Result<()> {
     let statuses = [&a, &b].map(|r| r.as_ref().map(|x| x.status).map_err(|e| e.to_string()));
 
     let mut wrong = Vec::new();
-    let bookings: Vec<Booking> = parts
-        .db
-        .all_aggregates(checkup::CONTEXT)
-        .await?
-        .into_iter()
-        .map(|(_, s)| serde_json::from_value(s.state))
-        .collect::<Result<_, _>>()?;
+    let bookings: Vec<Booking> = aggregates(&parts.db, checkup::CONTEXT).await?.into_values().collect();
     if bookings.len() > 1 {
         wrong.push(format!("{} bookings stored for one key", bookings.len()));
     }

@@ -352,8 +352,9 @@ fn claim_lease() -> chrono::Duration {
 /// processed mark after it. A redelivery that finds a claim younger than the notifier's
 /// timeout retries later: a concurrent duplicate may be sending. One that finds an older
 /// claim cannot know whether the channel got the message, so it does not send again: it
-/// fails permanently and the event lands in the dead-letter queue, where an alarm shows it. A new contact is stored with
-/// the claim, so that a booking SMS left in doubt does not silence the case's later ones.
+/// fails permanently and the event lands in the dead-letter queue, where an alarm shows
+/// it. A new contact is stored with the claim, so that a booking SMS left in doubt does not
+/// silence the case's later ones.
 async fn send_once(
     p: &Platform,
     consumer: &str,
