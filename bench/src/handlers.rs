@@ -11,7 +11,7 @@
 //!   claims come from the event's JWT authorizer context, as on AWS. The sample's case id is
 //!   replaced by a case booked (untimed) by the sample's caller where the command needs one;
 //!   the list queries read [`SEEDED`] projected bookings.
-//! - Consumers (every target of `topology::RULES`): the EventBridge event (the sample's,
+//! - Consumers (every target of `clinicflow::catalog().rules`): the EventBridge event (the sample's,
 //!   carrying a real envelope made in setup by running the commands) deserialized as
 //!   `EventBridgeEvent<EventEnvelope>` and handled by `wiring::handle_eventbridge`.
 //! - `status-projector`: the sample stream batch (`booked-and-paid.json`, two events to
@@ -46,13 +46,13 @@ use axum::routing::post;
 use chrono::Utc;
 use clinicflow::adapters::memory::{Memory, MemoryPublisher, MemorySms};
 use clinicflow::adapters::sandbox::SandboxGateway;
-use clinicflow::app::checkup::{self as usecase, BookInput};
 use clinicflow::app::{Faults, Platform, consumers, projector, relay};
 use clinicflow::config::Config;
 use clinicflow::domain::{Actor, parse_future_date, today_in_korea};
 use clinicflow::events::EventEnvelope;
+use clinicflow::flows::checkup::commands::{self as usecase, BookInput};
 use clinicflow::ports::Transaction;
-use clinicflow::{topology, wiring};
+use clinicflow::wiring;
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, SamplingMode};
 use lambda_http::request::LambdaRequest;
@@ -208,7 +208,7 @@ impl Case {
             Self::CentreList,
             Self::EchoEvent,
         ];
-        for rule in topology::RULES {
+        for rule in &clinicflow::catalog().rules {
             if !cases.contains(&Self::Consumer(rule.target)) {
                 cases.push(Self::Consumer(rule.target));
             }
@@ -332,6 +332,7 @@ impl Ctx {
         let publisher = MemoryPublisher::new();
         let sandbox = SandboxGateway::new(config.sandbox_slow);
         let platform = wiring::platform(
+            clinicflow::catalog(),
             store,
             Arc::new(publisher.clone()),
             Arc::new(MemorySms::new()),
@@ -520,7 +521,11 @@ async fn iteration(case: Case, prep: &Prepared, samples: &Samples) -> anyhow::Re
                 "status-projector reported failed records: {}",
                 String::from_utf8_lossy(&output)
             );
-            let view = ctx.platform.views.get(&case_id).await?;
+            let view = ctx
+                .platform
+                .views
+                .get(&clinicflow::flows::checkup::view::view_key(&case_id))
+                .await?;
             ensure!(view.is_some(), "status-projector wrote no view");
             Ok(Timed { elapsed, output })
         }

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::{Parser, ValueEnum};
-use clinicflow::topology;
 use clinicflow_bench::lambda::{self, FLOOR, LambdaOptions};
 use clinicflow_bench::{Metric, Mode, handlers, model, saga, table, workspace_root};
 
@@ -61,7 +60,7 @@ fn main() -> anyhow::Result<()> {
         } else if mode.is_quick() {
             vec!["checkup-book".into(), "sms-notifier".into()]
         } else {
-            topology::FUNCTIONS.iter().map(|f| f.name.to_owned()).collect()
+            clinicflow::catalog().functions.iter().map(|f| f.name.to_owned()).collect()
         };
         let native_dir = out.join(if mode.is_quick() { "native-debug" } else { "native" });
         if !args.no_build {
@@ -173,7 +172,8 @@ fn build_script(root: &Path) -> Command {
 /// figures that a smoke run does not report anyway (BENCHMARKS.md).
 fn build_smoke(root: &Path, native_dir: &Path, functions: &[String]) -> anyhow::Result<()> {
     let zips = root.join("target/lambda");
-    let have_zips = topology::FUNCTIONS
+    let have_zips = clinicflow::catalog()
+        .functions
         .iter()
         .map(|f| f.name)
         .chain([FLOOR])

@@ -85,7 +85,7 @@ pub fn usd_per_1000_bookings(duration_ms: impl Fn(&str) -> f64) -> f64 {
     let lambda: f64 = saga::INVOCATIONS
         .iter()
         .map(|(f, n)| {
-            let memory_gb = clinicflow::topology::function(f).map_or(128.0, |f| f64::from(f.memory_mb)) / 1024.0;
+            let memory_gb = clinicflow::catalog().function(f).map_or(128.0, |f| f64::from(f.memory_mb)) / 1024.0;
             n * (price::LAMBDA_REQUEST + billed_s(duration_ms(f)) * memory_gb * price::LAMBDA_ARM_GB_S)
         })
         .sum();

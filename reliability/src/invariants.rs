@@ -4,7 +4,7 @@
 //! - capacity is conserved: places taken per slot equal the active bookings of that slot;
 //! - a refund happened, exactly once, iff a payment was taken and the booking did not
 //!   complete; no money is kept for a booking that does not exist;
-//! - exactly one SMS per status change that notifies (per `topology::RULES`);
+//! - exactly one SMS per status change that notifies (per `clinicflow::catalog().rules`);
 //! - every view equals a rebuild, by the projector, from the change feed, and agrees with
 //!   the aggregates;
 //! - nothing is stuck: no unpublished event, no dead letter.
@@ -20,15 +20,14 @@ use anyhow::Context;
 use clinicflow::adapters::embedded::Embedded;
 use clinicflow::adapters::memory::{Memory, MemoryPublisher, MemorySms};
 use clinicflow::adapters::sandbox::{LedgerStatus, SandboxGateway};
-use clinicflow::app::consumers::{SmsRecord, sms_record_key};
+use clinicflow::app::notifier::{SmsRecord, sms_record_key};
 use clinicflow::app::{Faults, Platform, projector};
-use clinicflow::domain::availability;
-use clinicflow::domain::centre::{self, Reservation};
-use clinicflow::domain::checkup::{self, Booking, BookingStatus};
-use clinicflow::domain::payment::{self, Payment, PaymentStatus};
+use clinicflow::contexts::payment::{self, Payment, PaymentStatus};
 use clinicflow::events::EventEnvelope;
+use clinicflow::flows::checkup::availability;
+use clinicflow::flows::checkup::centre::{self, Reservation};
+use clinicflow::flows::checkup::domain::{self as checkup, Booking, BookingStatus};
 use clinicflow::ports::Stored;
-use clinicflow::topology::RULES;
 use clinicflow_local::LocalStack;
 use serde::de::DeserializeOwned;
 
@@ -215,7 +214,8 @@ pub async fn check(stack: &LocalStack, cases: &[Case], sms_sends: Option<u64>) -
 
     // Exactly one SMS per status change that notifies.
     let notifies = |e: &EventEnvelope| {
-        RULES
+        clinicflow::catalog()
+            .rules
             .iter()
             .any(|r| r.target == "sms-notifier" && r.matches(&e.source, &e.event_type))
     };
@@ -267,8 +267,8 @@ pub async fn check(stack: &LocalStack, cases: &[Case], sms_sends: Option<u64>) -
     // Views equal a rebuild by the projector from the change feed, and agree with the aggregates.
     let rebuilt = rebuild(&events).await?;
     for id in bookings.keys() {
-        let stored = stack.platform.views.get(id).await?;
-        let again = rebuilt.views.get(id).await?;
+        let stored = stack.platform.views.get(&clinicflow::flows::checkup::view::view_key(id)).await?;
+        let again = rebuilt.views.get(&clinicflow::flows::checkup::view::view_key(id)).await?;
         match (&stored, &again) {
             (Some(s), Some(a)) if s.body == a.body => {}
             (None, None) => {}
@@ -277,7 +277,7 @@ pub async fn check(stack: &LocalStack, cases: &[Case], sms_sends: Option<u64>) -
                 continue;
             }
         }
-        let Some(view) = stored.and_then(|v| serde_json::from_value::<projector::CheckupView>(v.body).ok()) else {
+        let Some(view) = stored.and_then(|v| serde_json::from_value::<clinicflow::flows::checkup::view::CheckupView>(v.body).ok()) else {
             broken("view equals rebuild", format!("view {id} is missing or unreadable"));
             continue;
         };
@@ -331,6 +331,7 @@ pub async fn check(stack: &LocalStack, cases: &[Case], sms_sends: Option<u64>) -
 /// An empty platform on the in-memory adapters, to rebuild views into.
 pub fn scratch() -> Platform {
     clinicflow::wiring::platform(
+        clinicflow::catalog(),
         Memory::new(),
         Arc::new(MemoryPublisher::new()),
         Arc::new(MemorySms::new()),

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::adapters::resilient::BreakerConfig;
 use crate::domain::Won;
-use crate::domain::checkup::PriceList;
+use crate::flows::checkup::domain::PriceList;
 
 /// A variable that is set but unusable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

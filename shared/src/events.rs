@@ -86,7 +86,7 @@ impl EventEnvelope {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::checkup::Event;
+    use crate::flows::checkup::domain::Event;
 
     #[test]
     fn a_domain_event_round_trips_through_the_envelope() {

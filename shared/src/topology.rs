@@ -1,34 +1,52 @@
-//! The one catalog of clinicflow's functions, routes, rules, stream triggers and tables.
-//! The local runtime routes and delivers from it; tests hold the SAM and CDK templates to it.
+//! The catalog model: what a slice (one flow) declares, and the [`Catalog`] assembled from
+//! the slices with the platform's own parts. The local runtime routes and delivers from the
+//! catalog; the templates are built from its [`Catalog::export`]; tests hold SAM and CDK to
+//! it. Nothing here names a flow: flows arrive as [`Slice`]s.
 
-use crate::domain::{centre, checkup, payment};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
-/// A role, from the `cognito:groups` claim.
+use axum::routing::{MethodFilter, MethodRouter};
+
+use crate::app::Platform;
+use crate::app::consumers::ConsumerFn;
+
+/// How far a role sees: the scope its routes are authorized with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Scope {
+    /// Only the caller's own cases (a patient, a citizen, a customer).
+    Own,
+    /// The cases assigned to the caller (a doctor's patients, a test site's applications).
+    Assigned,
+    /// Every case of the flow (a centre's staff).
+    Flow,
+}
+
+/// A role: a Cognito group and the scope its members see.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Role {
-    /// A patient (citizen, customer).
-    Patient,
-    /// Check-up centre staff.
-    Centre,
+pub struct Role {
+    /// The Cognito group name (`cognito:groups`).
+    pub group: &'static str,
+    /// What its members see.
+    pub scope: Scope,
+    /// Who they are, for the docs.
+    pub description: &'static str,
 }
 
 impl Role {
-    /// Every role.
-    pub const ALL: [Role; 2] = [Role::Patient, Role::Centre];
-
     /// The Cognito group name.
     pub fn group(self) -> &'static str {
-        match self {
-            Self::Patient => "patient",
-            Self::Centre => "centre",
-        }
-    }
-
-    /// The role of a Cognito group, if it is one of ours.
-    pub fn from_group(group: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|r| r.group() == group)
+        self.group
     }
 }
+
+/// Every person (patient, citizen, customer) is a `patient` and sees only their own cases;
+/// the platform's one role, shared by every flow.
+pub const PATIENT: Role = Role {
+    group: "patient",
+    scope: Scope::Own,
+    description: "a person who books, applies or orders, and follows their own cases",
+};
 
 /// HTTP method of a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -47,10 +65,22 @@ impl Method {
             Self::Post => "POST",
         }
     }
+
+    /// axum's filter for the method.
+    pub fn filter(self) -> MethodFilter {
+        match self {
+            Self::Get => MethodFilter::GET,
+            Self::Post => MethodFilter::POST,
+        }
+    }
 }
 
-/// An API route served by one function.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The handler of a route, bound to the route's own method (`|m| on(m, book)`), so a route
+/// cannot be declared without its handler, nor served under another method.
+pub type Handler = fn(MethodFilter) -> MethodRouter<Arc<Platform>>;
+
+/// An API route served by one function, carrying its handler.
+#[derive(Clone, Copy)]
 pub struct Route {
     /// Method.
     pub method: Method,
@@ -58,9 +88,29 @@ pub struct Route {
     pub path: &'static str,
     /// The function serving it.
     pub function: &'static str,
-    /// Roles allowed to call it; ownership is checked by the handler. Empty for the public
-    /// routes, the health check and the OpenAPI document.
+    /// Roles allowed to call it; ownership is checked by the handler within the caller's
+    /// [`Scope`]. Empty for the public routes, the health check and the OpenAPI document.
     pub roles: &'static [Role],
+    /// The handler.
+    pub handler: Handler,
+}
+
+impl std::fmt::Debug for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Route")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("function", &self.function)
+            .field("roles", &self.roles)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PartialEq for Route {
+    /// Routes are equal when they are the same route: method, path, function and roles.
+    fn eq(&self, other: &Self) -> bool {
+        (self.method, self.path, self.function, self.roles) == (other.method, other.path, other.function, other.roles)
+    }
 }
 
 impl Route {
@@ -70,15 +120,28 @@ impl Route {
     }
 }
 
-/// An EventBridge rule: events of `source` whose type is one of `detail_types` go to `target`.
+/// What a consumer listens to: events of one of `sources` whose type is one of
+/// `detail_types`, delivered through the EventBridge rule `rule`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subscription {
+    /// Rule name, unique in the catalog.
+    pub rule: &'static str,
+    /// Event sources (`clinicflow.<context>`).
+    pub sources: &'static [&'static str],
+    /// Event types.
+    pub detail_types: &'static [&'static str],
+}
+
+/// An EventBridge rule: events of one of `sources` whose type is one of `detail_types` go
+/// to `target`. Derived from the consumers' [`Subscription`]s and the slices' notifications.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
     /// Rule name.
     pub name: &'static str,
-    /// Event source (`clinicflow.checkup`).
-    pub source: &'static str,
+    /// Event sources.
+    pub sources: Vec<&'static str>,
     /// Event types.
-    pub detail_types: &'static [&'static str],
+    pub detail_types: Vec<&'static str>,
     /// Consumer function.
     pub target: &'static str,
 }
@@ -86,17 +149,66 @@ pub struct Rule {
 impl Rule {
     /// Does an event match the rule's pattern?
     pub fn matches(&self, source: &str, detail_type: &str) -> bool {
-        self.source == source && self.detail_types.contains(&detail_type)
+        self.sources.contains(&source) && self.detail_types.contains(&detail_type)
     }
 }
 
-/// A stream trigger: change records of `tables` feed `function`.
+/// A consumer: an event-triggered function's handler and what it subscribes to.
+#[derive(Clone, Copy)]
+pub struct Consumer {
+    /// The function (and the consumer's name in dedup marks and failure points).
+    pub function: &'static str,
+    /// Its subscriptions; each becomes a rule.
+    pub subscriptions: &'static [Subscription],
+    /// The handler.
+    pub handle: ConsumerFn,
+}
+
+impl std::fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer")
+            .field("function", &self.function)
+            .field("subscriptions", &self.subscriptions)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where the contact of a notice's recipient comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContactFrom {
+    /// The event carries it in this field of its data (`contact`); the notifier keeps it
+    /// for the case, so that the case's later notices find it.
+    Field(&'static str),
+    /// The contact kept for the case, from an earlier notice of it.
+    Case,
+}
+
+/// One SMS a status change sends: which event, to whom, and the text in Korean and English.
+/// A text's `{ref}` is the case's short reference; `{field}` is the event's data field
+/// as it is, and `{field:won}` a number of won (`₩150,000`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Notification {
+    /// The rule that brings the event to the notifier (rules group notifications).
+    pub rule: &'static str,
+    /// Event source.
+    pub source: &'static str,
+    /// Event type.
+    pub event_type: &'static str,
+    /// Whom it goes to.
+    pub contact: ContactFrom,
+    /// Korean text.
+    pub ko: &'static str,
+    /// English text.
+    pub en: &'static str,
+}
+
+/// A stream trigger: change records of `tables` feed `function`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamTrigger {
     /// Function.
     pub function: &'static str,
     /// Source tables (bounded contexts).
-    pub tables: &'static [&'static str],
+    pub tables: Vec<&'static str>,
 }
 
 /// How a function is triggered.
@@ -158,9 +270,8 @@ impl Uses {
     }
 }
 
-/// The notifier's own table (contacts and notification records); it has no stream.
-pub const NOTIFICATION: &str = "notification";
-const NONE: Uses = Uses {
+/// Uses nothing; slices spread it (`Uses { bus: true, ..NONE }`).
+pub const NONE: Uses = Uses {
     reads: &[],
     writes: &[],
     views_read: false,
@@ -171,269 +282,6 @@ const NONE: Uses = Uses {
     outbox_index: false,
 };
 
-/// The bounded-context tables (each with a stream), plus the shared ones.
-pub const CONTEXT_TABLES: &[&str] = &[checkup::CONTEXT, payment::CONTEXT, centre::CONTEXT];
-
-/// Every function.
-pub const FUNCTIONS: &[Function] = &[
-    Function {
-        name: "checkup-book",
-        trigger: Trigger::Http,
-        description: "book a check-up: validate, take payment, store booking, place and event",
-        uses: Uses {
-            reads: &[checkup::CONTEXT],
-            writes: &[checkup::CONTEXT, payment::CONTEXT],
-            processed: true,
-            bus: true,
-            ..NONE
-        },
-        memory_mb: 256,
-        timeout_s: 20,
-    },
-    Function {
-        name: "checkup-cancel",
-        trigger: Trigger::Http,
-        description: "the patient cancels a booking",
-        uses: Uses {
-            reads: &[checkup::CONTEXT],
-            writes: &[checkup::CONTEXT],
-            bus: true,
-            ..NONE
-        },
-        memory_mb: 256,
-        timeout_s: 20,
-    },
-    Function {
-        name: "checkup-query",
-        trigger: Trigger::Http,
-        description: "status views: one booking, my bookings, the centre's work list",
-        uses: Uses { views_read: true, ..NONE },
-        memory_mb: 256,
-        timeout_s: 20,
-    },
-    Function {
-        name: "centre-confirm",
-        trigger: Trigger::Http,
-        description: "centre staff confirm a booking",
-        uses: Uses {
-            reads: &[checkup::CONTEXT, centre::CONTEXT],
-            writes: &[checkup::CONTEXT, centre::CONTEXT],
-            bus: true,
-            ..NONE
-        },
-        memory_mb: 256,
-        timeout_s: 20,
-    },
-    Function {
-        name: "centre-reject",
-        trigger: Trigger::Http,
-        description: "centre staff reject a booking",
-        uses: Uses {
-            reads: &[checkup::CONTEXT, centre::CONTEXT],
-            writes: &[checkup::CONTEXT, centre::CONTEXT],
-            bus: true,
-            ..NONE
-        },
-        memory_mb: 256,
-        timeout_s: 20,
-    },
-    Function {
-        name: "centre-worklist",
-        trigger: Trigger::Events,
-        description: "puts bookings on the centre's work list, withdraws cancelled ones",
-        uses: Uses {
-            reads: &[centre::CONTEXT],
-            writes: &[centre::CONTEXT],
-            processed: true,
-            bus: true,
-            ..NONE
-        },
-        memory_mb: 128,
-        timeout_s: 30,
-    },
-    Function {
-        name: "availability-release",
-        trigger: Trigger::Events,
-        description: "gives a cancelled or rejected booking's place back",
-        uses: Uses {
-            reads: &[checkup::CONTEXT],
-            writes: &[checkup::CONTEXT],
-            processed: true,
-            bus: true,
-            ..NONE
-        },
-        memory_mb: 128,
-        timeout_s: 30,
-    },
-    Function {
-        name: "payment-refund",
-        trigger: Trigger::Events,
-        description: "refunds a cancelled or rejected booking's payment",
-        uses: Uses {
-            reads: &[checkup::CONTEXT, payment::CONTEXT],
-            writes: &[payment::CONTEXT],
-            processed: true,
-            bus: true,
-            ..NONE
-        },
-        memory_mb: 128,
-        timeout_s: 30,
-    },
-    Function {
-        name: "sms-notifier",
-        trigger: Trigger::Events,
-        description: "one SMS per status change to the person concerned",
-        uses: Uses {
-            reads: &[NOTIFICATION],
-            writes: &[NOTIFICATION],
-            processed: true,
-            sms: true,
-            ..NONE
-        },
-        memory_mb: 128,
-        timeout_s: 30,
-    },
-    Function {
-        name: "status-projector",
-        trigger: Trigger::Stream,
-        description: "builds the status views from the tables' change records",
-        uses: Uses { views_write: true, ..NONE },
-        memory_mb: 128,
-        timeout_s: 30,
-    },
-    Function {
-        name: "outbox-sweeper",
-        trigger: Trigger::Schedule("rate(1 minute)"),
-        description: "republishes outbox events that were not published",
-        uses: Uses {
-            bus: true,
-            outbox_index: true,
-            ..NONE
-        },
-        memory_mb: 128,
-        timeout_s: 60,
-    },
-];
-
-/// The health check: a route without the authorizer.
-pub const HEALTH_PATH: &str = "/health";
-/// The API's OpenAPI document (`docs/openapi.json`): a route without the authorizer.
-pub const OPENAPI_PATH: &str = "/openapi.json";
-/// The routes without the authorizer, open to anyone.
-pub const PUBLIC_PATHS: &[&str] = &[HEALTH_PATH, OPENAPI_PATH];
-
-const PATIENT: &[Role] = &[Role::Patient];
-const CENTRE: &[Role] = &[Role::Centre];
-const PATIENT_OR_CENTRE: &[Role] = &[Role::Patient, Role::Centre];
-
-/// Every API route.
-pub const ROUTES: &[Route] = &[
-    Route {
-        method: Method::Get,
-        path: HEALTH_PATH,
-        function: "checkup-query",
-        roles: &[],
-    },
-    Route {
-        method: Method::Get,
-        path: OPENAPI_PATH,
-        function: "checkup-query",
-        roles: &[],
-    },
-    Route {
-        method: Method::Post,
-        path: "/checkups",
-        function: "checkup-book",
-        roles: PATIENT,
-    },
-    Route {
-        method: Method::Get,
-        path: "/checkups",
-        function: "checkup-query",
-        roles: PATIENT,
-    },
-    Route {
-        method: Method::Get,
-        path: "/checkups/{id}",
-        function: "checkup-query",
-        roles: PATIENT_OR_CENTRE,
-    },
-    Route {
-        method: Method::Post,
-        path: "/checkups/{id}/cancel",
-        function: "checkup-cancel",
-        roles: PATIENT,
-    },
-    Route {
-        method: Method::Get,
-        path: "/centre/checkups",
-        function: "checkup-query",
-        roles: CENTRE,
-    },
-    Route {
-        method: Method::Post,
-        path: "/centre/checkups/{id}/confirm",
-        function: "centre-confirm",
-        roles: CENTRE,
-    },
-    Route {
-        method: Method::Post,
-        path: "/centre/checkups/{id}/reject",
-        function: "centre-reject",
-        roles: CENTRE,
-    },
-];
-
-/// Every EventBridge rule.
-pub const RULES: &[Rule] = &[
-    Rule {
-        name: "centre-worklist-on-checkup",
-        source: "clinicflow.checkup",
-        detail_types: &["CheckupBooked", "CheckupCancelled"],
-        target: "centre-worklist",
-    },
-    Rule {
-        name: "availability-release-on-checkup-end",
-        source: "clinicflow.checkup",
-        detail_types: &["CheckupCancelled", "CheckupRejected"],
-        target: "availability-release",
-    },
-    Rule {
-        name: "payment-refund-on-checkup-end",
-        source: "clinicflow.checkup",
-        detail_types: &["CheckupCancelled", "CheckupRejected"],
-        target: "payment-refund",
-    },
-    Rule {
-        name: "sms-on-checkup-status",
-        source: "clinicflow.checkup",
-        detail_types: &["CheckupBooked", "CheckupConfirmed", "CheckupRejected", "CheckupCancelled"],
-        target: "sms-notifier",
-    },
-    Rule {
-        name: "sms-on-payment-refund",
-        source: "clinicflow.payment",
-        detail_types: &["PaymentRefunded"],
-        target: "sms-notifier",
-    },
-];
-
-/// Every stream trigger.
-pub const STREAMS: &[StreamTrigger] = &[StreamTrigger {
-    function: "status-projector",
-    tables: CONTEXT_TABLES,
-}];
-
-/// The routes served by `function`.
-pub fn routes_of(function: &str) -> impl Iterator<Item = &'static Route> + '_ {
-    ROUTES.iter().filter(move |r| r.function == function)
-}
-
-/// The function of that name.
-pub fn function(name: &str) -> Option<&'static Function> {
-    FUNCTIONS.iter().find(|f| f.name == name)
-}
-
 /// The partition key of every table (S); no table has a sort key.
 pub const TABLE_KEY: &str = "pk";
 /// The TTL attribute (epoch seconds) of the tables that expire items.
@@ -442,6 +290,8 @@ pub const TTL_ATTRIBUTE: &str = "expires_at";
 pub const VIEWS: &str = "views";
 /// Consumer dedup marks and idempotent responses.
 pub const PROCESSED: &str = "processed";
+/// The notifier's own table (contacts and notification records); it has no stream.
+pub const NOTIFICATION: &str = "notification";
 /// The outbox's sparse index of unpublished events, on every context table.
 pub const PENDING_INDEX: &str = "pending";
 
@@ -461,7 +311,7 @@ pub struct Index {
 pub struct Table {
     /// Logical name; the physical name comes from `TABLE_<NAME>`.
     pub name: &'static str,
-    /// Has a `NEW_IMAGE` stream (read by the projector).
+    /// Has a `NEW_IMAGE` stream (read by the projector): a bounded context's table.
     pub stream: bool,
     /// Expires items on [`TTL_ATTRIBUTE`].
     pub ttl: bool,
@@ -469,32 +319,77 @@ pub struct Table {
     pub indexes: &'static [Index],
 }
 
-const OUTBOX_INDEXES: &[Index] = &[Index {
+/// The outbox's index, on every table that holds an outbox.
+pub const OUTBOX_INDEXES: &[Index] = &[Index {
     name: PENDING_INDEX,
     hash: "pending",
     range: "pending_at",
 }];
 
-/// Every table.
-pub const TABLES: &[Table] = &[
+/// A bounded context's table: streamed to the projector, expiring, with the outbox index.
+pub const fn context_table(name: &'static str) -> Table {
     Table {
-        name: checkup::CONTEXT,
+        name,
         stream: true,
         ttl: true,
         indexes: OUTBOX_INDEXES,
+    }
+}
+
+/// The health check: a route without the authorizer.
+pub const HEALTH_PATH: &str = "/health";
+/// The API's OpenAPI document (`docs/openapi.json`): a route without the authorizer.
+pub const OPENAPI_PATH: &str = "/openapi.json";
+/// The routes without the authorizer, open to anyone.
+pub const PUBLIC_PATHS: &[&str] = &[HEALTH_PATH, OPENAPI_PATH];
+
+/// The SMS notifier, the platform's consumer of every slice's notifications.
+pub const SMS_NOTIFIER: &str = "sms-notifier";
+/// The status-view projector, fed by every context table's stream.
+pub const STATUS_PROJECTOR: &str = "status-projector";
+/// The outbox sweeper.
+pub const OUTBOX_SWEEPER: &str = "outbox-sweeper";
+
+/// The platform's own functions, shared by every flow.
+pub const PLATFORM_FUNCTIONS: &[Function] = &[
+    Function {
+        name: SMS_NOTIFIER,
+        trigger: Trigger::Events,
+        description: "one SMS per status change to the person concerned",
+        uses: Uses {
+            reads: &[NOTIFICATION],
+            writes: &[NOTIFICATION],
+            processed: true,
+            sms: true,
+            ..NONE
+        },
+        memory_mb: 128,
+        timeout_s: 30,
     },
-    Table {
-        name: payment::CONTEXT,
-        stream: true,
-        ttl: true,
-        indexes: OUTBOX_INDEXES,
+    Function {
+        name: STATUS_PROJECTOR,
+        trigger: Trigger::Stream,
+        description: "builds the status views from the tables' change records",
+        uses: Uses { views_write: true, ..NONE },
+        memory_mb: 128,
+        timeout_s: 30,
     },
-    Table {
-        name: centre::CONTEXT,
-        stream: true,
-        ttl: true,
-        indexes: OUTBOX_INDEXES,
+    Function {
+        name: OUTBOX_SWEEPER,
+        trigger: Trigger::Schedule("rate(1 minute)"),
+        description: "republishes outbox events that were not published",
+        uses: Uses {
+            bus: true,
+            outbox_index: true,
+            ..NONE
+        },
+        memory_mb: 128,
+        timeout_s: 60,
     },
+];
+
+/// The platform's own tables, shared by every flow.
+pub const PLATFORM_TABLES: &[Table] = &[
     Table {
         name: NOTIFICATION,
         stream: false,
@@ -531,9 +426,351 @@ pub const TABLES: &[Table] = &[
     },
 ];
 
-/// The table of that logical name.
-pub fn table(name: &str) -> Option<&'static Table> {
-    TABLES.iter().find(|t| t.name == name)
+/// The events a slice emits from one source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Emits {
+    /// `clinicflow.<context>`.
+    pub source: &'static str,
+    /// Event types.
+    pub types: &'static [&'static str],
+}
+
+/// Everything one flow is, as the platform consumes it.
+#[derive(Debug, Clone, Copy)]
+pub struct Slice {
+    /// The flow's name (`[a-z]+`).
+    pub name: &'static str,
+    /// Its staff roles (the platform's [`PATIENT`] is everyone's).
+    pub roles: &'static [Role],
+    /// Its bounded contexts' tables.
+    pub tables: &'static [Table],
+    /// The events its aggregates emit.
+    pub events: &'static [Emits],
+    /// Its functions.
+    pub functions: &'static [Function],
+    /// Its routes, each with its handler.
+    pub routes: &'static [Route],
+    /// Its consumers, each with its subscriptions.
+    pub consumers: &'static [Consumer],
+    /// The projections that build its status views.
+    pub projections: &'static [crate::app::projector::Projection],
+    /// The SMS its status changes send.
+    pub notifications: &'static [Notification],
+}
+
+/// The whole platform: the slices and the platform's own parts, assembled once.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    /// The slices, in order.
+    pub slices: Vec<&'static Slice>,
+    /// Every role: [`PATIENT`], then the slices'.
+    pub roles: Vec<Role>,
+    /// Every function: the slices', then the platform's.
+    pub functions: Vec<Function>,
+    /// Every route: the public ones, then the slices'.
+    pub routes: Vec<Route>,
+    /// Every rule: the consumers' subscriptions, then the notifier's.
+    pub rules: Vec<Rule>,
+    /// Every stream trigger.
+    pub streams: Vec<StreamTrigger>,
+    /// Every table: the slices', then the platform's.
+    pub tables: Vec<Table>,
+    /// Every consumer, the notifier's included.
+    pub consumers: Vec<(&'static str, ConsumerFn)>,
+    /// Every projection.
+    pub projections: Vec<crate::app::projector::Projection>,
+    /// Every notification.
+    pub notifications: Vec<Notification>,
+    /// Every failure point: the platform's, then each command's after-commit point and
+    /// each consumer's entry, before-write and after-write points.
+    pub failure_points: Vec<String>,
+}
+
+impl Catalog {
+    /// Assembles `slices` with the platform's functions, tables and public routes; the
+    /// public routes are served by `public_host`, one of the slices' HTTP functions.
+    pub fn new(slices: &[&'static Slice], public_host: &'static str) -> Self {
+        let public = [
+            (HEALTH_PATH, crate::http::routes::health as Handler),
+            (OPENAPI_PATH, crate::http::routes::openapi as Handler),
+        ]
+        .map(|(path, handler)| Route {
+            method: Method::Get,
+            path,
+            function: public_host,
+            roles: &[],
+            handler,
+        });
+        let notifications: Vec<Notification> = slices.iter().flat_map(|s| s.notifications.iter().copied()).collect();
+        let mut rules: Vec<Rule> = slices
+            .iter()
+            .flat_map(|s| s.consumers)
+            .flat_map(|c| {
+                c.subscriptions.iter().map(|s| Rule {
+                    name: s.rule,
+                    sources: s.sources.to_vec(),
+                    detail_types: s.detail_types.to_vec(),
+                    target: c.function,
+                })
+            })
+            .collect();
+        for n in &notifications {
+            match rules.iter_mut().find(|r| r.name == n.rule && r.target == SMS_NOTIFIER) {
+                Some(rule) => {
+                    if !rule.sources.contains(&n.source) {
+                        rule.sources.push(n.source);
+                    }
+                    if !rule.detail_types.contains(&n.event_type) {
+                        rule.detail_types.push(n.event_type);
+                    }
+                }
+                None => rules.push(Rule {
+                    name: n.rule,
+                    sources: vec![n.source],
+                    detail_types: vec![n.event_type],
+                    target: SMS_NOTIFIER,
+                }),
+            }
+        }
+        let tables: Vec<Table> = slices
+            .iter()
+            .flat_map(|s| s.tables.iter().copied())
+            .chain(PLATFORM_TABLES.iter().copied())
+            .collect();
+        let streamed: Vec<&'static str> = tables.iter().filter(|t| t.stream).map(|t| t.name).collect();
+        let consumers = slices
+            .iter()
+            .flat_map(|s| s.consumers)
+            .map(|c| (c.function, c.handle))
+            .chain([(SMS_NOTIFIER, crate::app::notifier::handle as ConsumerFn)])
+            .collect();
+        let mut catalog = Self {
+            slices: slices.to_vec(),
+            roles: std::iter::once(PATIENT)
+                .chain(slices.iter().flat_map(|s| s.roles.iter().copied()))
+                .collect(),
+            functions: slices
+                .iter()
+                .flat_map(|s| s.functions.iter().copied())
+                .chain(PLATFORM_FUNCTIONS.iter().copied())
+                .collect(),
+            routes: public
+                .into_iter()
+                .chain(slices.iter().flat_map(|s| s.routes.iter().copied()))
+                .collect(),
+            rules,
+            streams: vec![StreamTrigger {
+                function: STATUS_PROJECTOR,
+                tables: streamed,
+            }],
+            tables,
+            consumers,
+            projections: slices.iter().flat_map(|s| s.projections.iter().copied()).collect(),
+            notifications,
+            failure_points: Vec::new(),
+        };
+        catalog.failure_points = catalog.derive_failure_points();
+        catalog
+    }
+
+    /// The function of that name.
+    pub fn function(&self, name: &str) -> Option<&Function> {
+        self.functions.iter().find(|f| f.name == name)
+    }
+
+    /// The routes served by `function`.
+    pub fn routes_of<'a>(&'a self, function: &'a str) -> impl Iterator<Item = &'a Route> + 'a {
+        self.routes.iter().filter(move |r| r.function == function)
+    }
+
+    /// The table of that logical name.
+    pub fn table(&self, name: &str) -> Option<&Table> {
+        self.tables.iter().find(|t| t.name == name)
+    }
+
+    /// The bounded contexts' tables: those with a stream, which hold aggregates and outboxes.
+    pub fn context_tables(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.tables.iter().filter(|t| t.stream).map(|t| t.name)
+    }
+
+    /// The handler of consumer `name`.
+    pub fn consumer(&self, name: &str) -> Option<ConsumerFn> {
+        self.consumers.iter().find(|(n, _)| *n == name).map(|(_, h)| *h)
+    }
+
+    /// The role of a Cognito group, if it is one of the catalog's.
+    pub fn role(&self, group: &str) -> Option<Role> {
+        self.roles.iter().copied().find(|r| r.group == group)
+    }
+
+    /// The slice a function belongs to (`None` for the platform's own).
+    pub fn slice_of(&self, function: &str) -> Option<&'static Slice> {
+        self.slices.iter().copied().find(|s| s.functions.iter().any(|f| f.name == function))
+    }
+
+    fn derive_failure_points(&self) -> Vec<String> {
+        use crate::app::faults;
+        let mut points: Vec<String> = faults::PLATFORM_POINTS.iter().map(|p| (*p).to_owned()).collect();
+        for f in &self.functions {
+            match f.trigger {
+                Trigger::Http if f.uses.bus => points.push(faults::after_commit(f.name)),
+                Trigger::Events => points.extend(faults::consumer_points(f.name)),
+                _ => {}
+            }
+        }
+        points
+    }
+
+    /// The whole IAM scope of `function`, derived from its [`Uses`] and triggers: exactly
+    /// the calls its adapters make, on exactly the resources they make them on. Both
+    /// templates build the function's role from this, and the template test holds them to it.
+    pub fn permissions(&self, function: &Function) -> Vec<Grant> {
+        let u = &function.uses;
+        let mut by_resource: BTreeMap<Resource, Vec<&'static str>> = BTreeMap::new();
+        let mut grant = |resource: Resource, actions: &[&'static str]| {
+            let entry = by_resource.entry(resource).or_default();
+            for a in actions {
+                if !entry.contains(a) {
+                    entry.push(a);
+                }
+            }
+        };
+        // Aggregates, counters, idempotency records and views are read by key.
+        for t in u.reads {
+            grant(Resource::Table(t), &["dynamodb:GetItem"]);
+        }
+        // A commit is one TransactWriteItems of conditional Puts and Updates (counters);
+        // marking an event published is an UpdateItem.
+        for t in u.writes {
+            grant(Resource::Table(t), &["dynamodb:PutItem", "dynamodb:UpdateItem"]);
+        }
+        if u.processed {
+            grant(Resource::Table(PROCESSED), &["dynamodb:GetItem", "dynamodb:PutItem"]);
+        }
+        if u.views_read {
+            grant(Resource::Table(VIEWS), &["dynamodb:GetItem"]);
+            grant(Resource::Index(VIEWS, "*"), &["dynamodb:Query"]);
+        }
+        if u.views_write {
+            grant(Resource::Table(VIEWS), &["dynamodb:GetItem", "dynamodb:PutItem"]);
+        }
+        if u.outbox_index {
+            for t in self.context_tables() {
+                grant(Resource::Index(t, PENDING_INDEX), &["dynamodb:Query"]);
+                grant(Resource::Table(t), &["dynamodb:UpdateItem"]);
+            }
+        }
+        if u.bus {
+            grant(Resource::Bus, &["events:PutEvents"]);
+        }
+        if u.sms {
+            grant(Resource::AnyButTopics, &["sns:Publish"]);
+            grant(Resource::Any, &["sns:CheckIfPhoneNumberIsOptedOut"]);
+        }
+        // Lambda sends an asynchronous invocation (an EventBridge delivery) that still fails
+        // after its retries to the function's on-failure destination, as the function's role.
+        if function.trigger == Trigger::Events {
+            grant(Resource::FailureQueue(function.name), &["sqs:SendMessage"]);
+        }
+        for s in self.streams.iter().filter(|s| s.function == function.name) {
+            for t in &s.tables {
+                grant(
+                    Resource::Stream(t),
+                    &["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"],
+                );
+            }
+            grant(Resource::Any, &["dynamodb:ListStreams"]);
+            grant(Resource::FailureQueue(function.name), &["sqs:SendMessage"]);
+        }
+        by_resource
+            .into_iter()
+            .map(|(resource, mut actions)| {
+                actions.sort_unstable();
+                Grant { actions, resource }
+            })
+            .collect()
+    }
+
+    /// The environment every function gets: each table's physical name and the bus name
+    /// (variable → resource).
+    pub fn environment(&self) -> Vec<(String, Resource)> {
+        self.tables
+            .iter()
+            .map(|t| (table_variable(t.name), Resource::Table(t.name)))
+            .chain([(BUS_VARIABLE.to_owned(), Resource::Bus)])
+            .collect()
+    }
+
+    /// The topology as JSON (`infra/topology.json`): what the CDK app builds from, and what
+    /// the template test compares the SAM and synthesized CDK templates against.
+    pub fn export(&self) -> serde_json::Value {
+        use serde_json::{Value, json};
+        let environment: serde_json::Map<String, Value> = self
+            .environment()
+            .into_iter()
+            .map(|(k, r)| (k, Value::String(r.to_string())))
+            .collect();
+        let functions: Vec<Value> = self
+            .functions
+            .iter()
+            .map(|f| {
+                let (trigger, schedule) = match f.trigger {
+                    Trigger::Http => ("http", None),
+                    Trigger::Events => ("events", None),
+                    Trigger::Stream => ("stream", None),
+                    Trigger::Schedule(s) => ("schedule", Some(s)),
+                };
+                json!({
+                    "name": f.name,
+                    "description": f.description,
+                    "trigger": trigger,
+                    "schedule": schedule,
+                    "memory_mb": f.memory_mb,
+                    "timeout_s": f.timeout_s,
+                    "environment": environment,
+                    "permissions": self.permissions(f).iter().map(|g| json!({
+                        "actions": g.actions,
+                        "resource": g.resource.to_string(),
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        json!({
+            "roles": self.roles.iter().map(|r| r.group).collect::<Vec<_>>(),
+            "functions": functions,
+            "routes": self.routes.iter().map(|r| json!({
+                "method": r.method.as_str(),
+                "path": r.path,
+                "function": r.function,
+                "public": r.is_public(),
+            })).collect::<Vec<_>>(),
+            "rules": self.rules.iter().map(|r| json!({
+                "name": r.name,
+                "target": r.target,
+                "pattern": {"source": r.sources, "detail-type": r.detail_types},
+            })).collect::<Vec<_>>(),
+            "streams": self.streams.iter().map(|s| json!({"function": s.function, "tables": s.tables})).collect::<Vec<_>>(),
+            "tables": self.tables.iter().map(|t| json!({
+                "name": t.name,
+                "key": TABLE_KEY,
+                "stream": t.stream.then_some("NEW_IMAGE"),
+                "ttl": t.ttl.then_some(TTL_ATTRIBUTE),
+                "indexes": t.indexes.iter().map(|i| json!({"name": i.name, "hash": i.hash, "range": i.range})).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+        })
+    }
+
+    /// What the catalog is missing or contradicts, each named with its slice and place. The
+    /// assembled catalog is checked in a test; an empty list is a whole catalog.
+    pub fn check(&self) -> Vec<String> {
+        crate::catalog_check::check(self)
+    }
+
+    /// What the repository at `root` lacks for the catalog: entry points, event schemas and
+    /// samples, OpenAPI operations.
+    pub fn check_files(&self, root: &std::path::Path) -> Vec<String> {
+        crate::catalog_check::check_files(self, root)
+    }
 }
 
 /// The environment variable holding a table's physical name: `TABLE_CHECKUP`, ….
@@ -586,248 +823,4 @@ pub struct Grant {
     pub actions: Vec<&'static str>,
     /// What they apply to.
     pub resource: Resource,
-}
-
-/// The whole IAM scope of `function`, derived from its [`Uses`] and triggers: exactly the
-/// calls its adapters make, on exactly the resources they make them on. Both templates
-/// build the function's role from this, and the template test holds them to it.
-pub fn permissions(function: &Function) -> Vec<Grant> {
-    use std::collections::BTreeMap;
-    let u = &function.uses;
-    let mut by_resource: BTreeMap<Resource, Vec<&'static str>> = BTreeMap::new();
-    let mut grant = |resource: Resource, actions: &[&'static str]| {
-        let entry = by_resource.entry(resource).or_default();
-        for a in actions {
-            if !entry.contains(a) {
-                entry.push(a);
-            }
-        }
-    };
-    // Aggregates, counters, idempotency records and views are read by key.
-    for t in u.reads {
-        grant(Resource::Table(t), &["dynamodb:GetItem"]);
-    }
-    // A commit is one TransactWriteItems of conditional Puts and Updates (counters);
-    // marking an event published is an UpdateItem.
-    for t in u.writes {
-        grant(Resource::Table(t), &["dynamodb:PutItem", "dynamodb:UpdateItem"]);
-    }
-    if u.processed {
-        grant(Resource::Table(PROCESSED), &["dynamodb:GetItem", "dynamodb:PutItem"]);
-    }
-    if u.views_read {
-        grant(Resource::Table(VIEWS), &["dynamodb:GetItem"]);
-        grant(Resource::Index(VIEWS, "*"), &["dynamodb:Query"]);
-    }
-    if u.views_write {
-        grant(Resource::Table(VIEWS), &["dynamodb:GetItem", "dynamodb:PutItem"]);
-    }
-    if u.outbox_index {
-        for t in CONTEXT_TABLES {
-            grant(Resource::Index(t, PENDING_INDEX), &["dynamodb:Query"]);
-            grant(Resource::Table(t), &["dynamodb:UpdateItem"]);
-        }
-    }
-    if u.bus {
-        grant(Resource::Bus, &["events:PutEvents"]);
-    }
-    if u.sms {
-        grant(Resource::AnyButTopics, &["sns:Publish"]);
-        grant(Resource::Any, &["sns:CheckIfPhoneNumberIsOptedOut"]);
-    }
-    // Lambda sends an asynchronous invocation (an EventBridge delivery) that still fails
-    // after its retries to the function's on-failure destination, as the function's role.
-    if function.trigger == Trigger::Events {
-        grant(Resource::FailureQueue(function.name), &["sqs:SendMessage"]);
-    }
-    for s in STREAMS.iter().filter(|s| s.function == function.name) {
-        for t in s.tables {
-            grant(
-                Resource::Stream(t),
-                &["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"],
-            );
-        }
-        grant(Resource::Any, &["dynamodb:ListStreams"]);
-        grant(Resource::FailureQueue(function.name), &["sqs:SendMessage"]);
-    }
-    by_resource
-        .into_iter()
-        .map(|(resource, mut actions)| {
-            actions.sort_unstable();
-            Grant { actions, resource }
-        })
-        .collect()
-}
-
-/// The environment every function gets: each table's physical name and the bus name
-/// (variable → resource).
-pub fn environment() -> Vec<(String, Resource)> {
-    TABLES
-        .iter()
-        .map(|t| (table_variable(t.name), Resource::Table(t.name)))
-        .chain([(BUS_VARIABLE.to_owned(), Resource::Bus)])
-        .collect()
-}
-
-/// The topology as JSON (`infra/topology.json`): what the CDK app builds from, and what
-/// the template test compares the SAM and synthesized CDK templates against.
-pub fn export() -> serde_json::Value {
-    use serde_json::{Value, json};
-    let functions: Vec<Value> = FUNCTIONS
-        .iter()
-        .map(|f| {
-            let (trigger, schedule) = match f.trigger {
-                Trigger::Http => ("http", None),
-                Trigger::Events => ("events", None),
-                Trigger::Stream => ("stream", None),
-                Trigger::Schedule(s) => ("schedule", Some(s)),
-            };
-            let environment: serde_json::Map<String, Value> =
-                environment().into_iter().map(|(k, r)| (k, Value::String(r.to_string()))).collect();
-            json!({
-                "name": f.name,
-                "description": f.description,
-                "trigger": trigger,
-                "schedule": schedule,
-                "memory_mb": f.memory_mb,
-                "timeout_s": f.timeout_s,
-                "environment": environment,
-                "permissions": permissions(f).iter().map(|g| json!({
-                    "actions": g.actions,
-                    "resource": g.resource.to_string(),
-                })).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
-    json!({
-        "roles": Role::ALL.iter().map(|r| r.group()).collect::<Vec<_>>(),
-        "functions": functions,
-        "routes": ROUTES.iter().map(|r| json!({
-            "method": r.method.as_str(),
-            "path": r.path,
-            "function": r.function,
-            "public": r.is_public(),
-        })).collect::<Vec<_>>(),
-        "rules": RULES.iter().map(|r| json!({
-            "name": r.name,
-            "target": r.target,
-            "pattern": {"source": [r.source], "detail-type": r.detail_types},
-        })).collect::<Vec<_>>(),
-        "streams": STREAMS.iter().map(|s| json!({"function": s.function, "tables": s.tables})).collect::<Vec<_>>(),
-        "tables": TABLES.iter().map(|t| json!({
-            "name": t.name,
-            "key": TABLE_KEY,
-            "stream": t.stream.then_some("NEW_IMAGE"),
-            "ttl": t.ttl.then_some(TTL_ATTRIBUTE),
-            "indexes": t.indexes.iter().map(|i| json!({"name": i.name, "hash": i.hash, "range": i.range})).collect::<Vec<_>>(),
-        })).collect::<Vec<_>>(),
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_route_rule_and_stream_names_a_function_with_the_right_trigger() {
-        for r in ROUTES {
-            assert_eq!(function(r.function).map(|f| f.trigger), Some(Trigger::Http), "{}", r.path);
-        }
-        for r in RULES {
-            assert_eq!(function(r.target).map(|f| f.trigger), Some(Trigger::Events), "{}", r.name);
-        }
-        for s in STREAMS {
-            assert_eq!(function(s.function).map(|f| f.trigger), Some(Trigger::Stream));
-        }
-    }
-
-    #[test]
-    fn every_http_and_event_function_has_a_route_or_rule() {
-        for f in FUNCTIONS {
-            match f.trigger {
-                Trigger::Http => assert!(routes_of(f.name).next().is_some(), "{}", f.name),
-                Trigger::Events => assert!(RULES.iter().any(|r| r.target == f.name), "{}", f.name),
-                _ => {}
-            }
-        }
-    }
-
-    #[test]
-    fn every_route_but_the_health_check_and_the_openapi_document_requires_a_role() {
-        for r in ROUTES {
-            assert_eq!(r.is_public(), PUBLIC_PATHS.contains(&r.path), "{} {}", r.method.as_str(), r.path);
-        }
-    }
-
-    #[test]
-    fn every_function_is_granted_what_its_uses_name_and_nothing_else() {
-        let book = permissions(function("checkup-book").expect("catalogued"));
-        let on = |action: &str| -> Vec<String> {
-            book.iter()
-                .filter(|g| g.actions.contains(&action))
-                .map(|g| g.resource.to_string())
-                .collect()
-        };
-        assert_eq!(on("dynamodb:GetItem"), ["table/checkup", "table/processed"]);
-        assert_eq!(on("dynamodb:PutItem"), ["table/checkup", "table/payment", "table/processed"]);
-        assert_eq!(on("events:PutEvents"), ["event-bus"]);
-        assert!(on("sns:Publish").is_empty() && on("dynamodb:Query").is_empty());
-
-        let sms: Vec<&str> = FUNCTIONS
-            .iter()
-            .filter(|f| permissions(f).iter().any(|g| g.actions.iter().any(|a| a.starts_with("sns:"))))
-            .map(|f| f.name)
-            .collect();
-        assert_eq!(sms, ["sms-notifier"]);
-        let publish = permissions(function("sms-notifier").expect("catalogued"));
-        assert!(
-            publish
-                .iter()
-                .any(|g| g.actions == ["sns:Publish"] && g.resource == Resource::AnyButTopics)
-        );
-
-        let projector = permissions(function("status-projector").expect("catalogued"));
-        for table in CONTEXT_TABLES {
-            assert!(
-                projector
-                    .iter()
-                    .any(|g| g.resource == Resource::Stream(table) && g.actions.contains(&"dynamodb:GetRecords"))
-            );
-        }
-        assert!(projector.iter().any(|g| g.resource == Resource::FailureQueue("status-projector")));
-        assert!(projector.iter().all(|g| !g.actions.contains(&"dynamodb:UpdateItem")));
-        for f in FUNCTIONS.iter().filter(|f| f.trigger == Trigger::Events) {
-            assert!(
-                permissions(f).iter().any(|g| g.resource == Resource::FailureQueue(f.name)),
-                "{} can send to its failure queue",
-                f.name
-            );
-        }
-    }
-
-    #[test]
-    fn every_table_a_function_uses_is_catalogued() {
-        for f in FUNCTIONS {
-            for g in permissions(f) {
-                if let Resource::Table(t) | Resource::Index(t, _) | Resource::Stream(t) = g.resource {
-                    assert!(table(t).is_some(), "{} uses {t}", f.name);
-                }
-            }
-        }
-        for s in STREAMS {
-            assert!(s.tables.iter().all(|t| table(t).is_some_and(|t| t.stream)), "{}", s.function);
-        }
-    }
-
-    #[test]
-    fn the_export_lists_everything_the_templates_must_build() {
-        let export = export();
-        let count = |key: &str| export[key].as_array().map_or(0, Vec::len);
-        assert_eq!(count("functions"), FUNCTIONS.len());
-        assert_eq!(count("routes"), ROUTES.len());
-        assert_eq!(count("rules"), RULES.len());
-        assert_eq!(count("tables"), TABLES.len());
-        assert_eq!(export["rules"][0]["pattern"]["detail-type"][0], "CheckupBooked");
-        assert_eq!(export["functions"][0]["environment"]["TABLE_CHECKUP"], "table/checkup");
-    }
 }

@@ -18,6 +18,7 @@ use crate::app::{Faults, Platform};
 use crate::config::{Config, ConfigError};
 use crate::events::EventEnvelope;
 use crate::ports::{AggregateStore, Outbox, Publisher, SmsSender, StoreError, SystemClock, UlidIds, ViewStore};
+use crate::topology::Catalog;
 
 /// Why a process could not start.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +37,7 @@ pub enum InitError {
 /// A platform on one store (aggregates, outbox and views), a bus, an SMS channel and the
 /// sandbox payment provider behind the breaker, on the system clock and ULIDs.
 pub fn platform<S>(
+    catalog: &'static Catalog,
     store: S,
     publisher: Arc<dyn Publisher>,
     sms: Arc<dyn SmsSender>,
@@ -47,6 +49,7 @@ where
     S: AggregateStore + Outbox + ViewStore + Clone + 'static,
 {
     Platform {
+        catalog,
         store: Arc::new(store.clone()),
         outbox: Arc::new(store.clone()),
         views: Arc::new(store),
@@ -71,7 +74,7 @@ mod embedded_wiring {
     use crate::adapters::sandbox::SandboxGateway;
     use crate::app::{Faults, Platform};
     use crate::config::Config;
-    use crate::topology;
+    use crate::topology::Catalog;
 
     /// The embedded adapters behind a platform, for the loops that drive them.
     #[derive(Debug, Clone)]
@@ -87,11 +90,19 @@ mod embedded_wiring {
     }
 
     /// A platform on the embedded (SQLite) adapters and the sandbox payment provider.
-    pub fn embedded(db: Embedded, config: Config, faults: Faults) -> (Platform, EmbeddedParts) {
-        let bus = SqliteBus::new(db.clone(), topology::RULES.to_vec());
+    pub fn embedded(catalog: &'static Catalog, db: Embedded, config: Config, faults: Faults) -> (Platform, EmbeddedParts) {
+        let bus = SqliteBus::new(db.clone(), catalog.rules.clone());
         let sms = SqliteSmsOutbox::new(db.clone());
         let sandbox = SandboxGateway::new(config.sandbox_slow);
-        let platform = super::platform(db.clone(), Arc::new(bus.clone()), Arc::new(sms.clone()), &sandbox, config, faults);
+        let platform = super::platform(
+            catalog,
+            db.clone(),
+            Arc::new(bus.clone()),
+            Arc::new(sms.clone()),
+            &sandbox,
+            config,
+            faults,
+        );
         (platform, EmbeddedParts { db, bus, sms, sandbox })
     }
 }
@@ -113,10 +124,10 @@ mod aws_wiring {
     use crate::adapters::eventbridge::EventBridgePublisher;
     use crate::adapters::sandbox::SandboxGateway;
     use crate::adapters::sns::{SmsSettings, SnsSmsSender};
-    use crate::app::consumers::CONTACTS;
+    use crate::app::notifier::CONTACTS;
     use crate::app::{Faults, Platform, projector};
     use crate::config::Config;
-    use crate::topology;
+    use crate::topology::{self, Catalog};
 
     /// Where a deployment's resources are, from the environment that SAM or CDK sets.
     #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,12 +147,12 @@ mod aws_wiring {
         }
 
         /// Reads the settings through `lookup`; a missing variable is an error naming it.
-        pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, InitError> {
+        pub fn from_lookup(catalog: &Catalog, lookup: impl Fn(&str) -> Option<String>) -> Result<Self, InitError> {
             let required = |name: String| -> Result<String, InitError> {
                 lookup(&name).filter(|v| !v.trim().is_empty()).ok_or(InitError::Missing(name))
             };
             let mut contexts = Vec::new();
-            for context in topology::CONTEXT_TABLES.iter().copied().chain([CONTACTS]) {
+            for context in catalog.context_tables().chain([CONTACTS]) {
                 contexts.push((context, required(Self::table_variable(context))?));
             }
             Ok(Self {
@@ -160,10 +171,9 @@ mod aws_wiring {
 
         /// Names derived from one prefix (`PREFIX-checkup`, …, `PREFIX-bus`), for the local
         /// runtime and tests against an emulator.
-        pub fn prefixed(prefix: &str) -> Self {
-            let contexts = topology::CONTEXT_TABLES
-                .iter()
-                .copied()
+        pub fn prefixed(catalog: &Catalog, prefix: &str) -> Self {
+            let contexts = catalog
+                .context_tables()
                 .chain([CONTACTS])
                 .map(|c| (c, format!("{prefix}-{c}")))
                 .collect();
@@ -197,7 +207,13 @@ mod aws_wiring {
     }
 
     /// A platform on DynamoDB, EventBridge and SNS, with clients built once from `sdk`.
-    pub fn aws(sdk: &aws_config::SdkConfig, settings: AwsSettings, config: Config, faults: Faults) -> (Platform, AwsParts) {
+    pub fn aws(
+        catalog: &'static Catalog,
+        sdk: &aws_config::SdkConfig,
+        settings: AwsSettings,
+        config: Config,
+        faults: Faults,
+    ) -> (Platform, AwsParts) {
         let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), settings.tables.clone());
         // The publisher retries failed entries and failed calls itself; SDK retries under it
         // would multiply the attempts (and a command's wait after its commit) by three.
@@ -208,6 +224,7 @@ mod aws_wiring {
         let sms = SnsSmsSender::new(aws_sdk_sns::Client::new(sdk), settings.sms.clone());
         let sandbox = SandboxGateway::new(config.sandbox_slow);
         let platform = super::platform(
+            catalog,
             store.clone(),
             Arc::new(publisher.clone()),
             Arc::new(sms.clone()),
@@ -230,35 +247,36 @@ mod aws_wiring {
     /// and resource names read once, clients built once, and the connections `function`
     /// will use opened now (during init, not on the first request's hot path). A missing
     /// or bad variable is logged and returned, so the runtime reports an init error.
-    pub async fn from_env(function: &str) -> Result<Platform, InitError> {
-        let platform = build_from_env(function).await;
+    pub async fn from_env(catalog: &'static Catalog, function: &str) -> Result<Platform, InitError> {
+        let platform = build_from_env(catalog, function).await;
         if let Err(e) = &platform {
             tracing::error!(function, error = %e, "init failed");
         }
         platform
     }
 
-    async fn build_from_env(function: &str) -> Result<Platform, InitError> {
+    async fn build_from_env(catalog: &'static Catalog, function: &str) -> Result<Platform, InitError> {
         let lookup = |name: &str| std::env::var(name).ok();
         let config = Config::from_lookup(lookup)?;
-        let settings = AwsSettings::from_lookup(lookup)?;
+        let settings = AwsSettings::from_lookup(catalog, lookup)?;
         let target = AwsTarget {
             endpoint: lookup("AWS_ENDPOINT_URL").filter(|v| !v.is_empty()),
         };
         let sdk = sdk_config(&target).await;
-        let (platform, parts) = aws(&sdk, settings, config, Faults::none());
+        let (platform, parts) = aws(catalog, &sdk, settings, config, Faults::none());
         // `CLINICFLOW_PRIME=off` skips the priming calls (the benchmarks use it to tell their
         // round trips apart from the rest of init).
         if lookup("CLINICFLOW_PRIME").is_some_and(|v| v.eq_ignore_ascii_case("off")) {
             return Ok(platform);
         }
-        let uses = topology::function(function).map(|f| f.uses).unwrap_or_default();
+        let uses = catalog.function(function).map(|f| f.uses).unwrap_or_default();
         futures::join!(
             async {
                 // Prime on a table the function may read, so the call is allowed.
-                let readable = topology::function(function)
+                let readable = catalog
+                    .function(function)
                     .into_iter()
-                    .flat_map(topology::permissions)
+                    .flat_map(|f| catalog.permissions(f))
                     .find_map(|g| match g.resource {
                         topology::Resource::Table(t) if g.actions.contains(&"dynamodb:GetItem") => Some(t),
                         _ => None,
@@ -367,7 +385,7 @@ mod tests {
 
     #[test]
     fn settings_name_every_table_from_its_variable() {
-        let s = AwsSettings::from_lookup(full).expect("complete");
+        let s = AwsSettings::from_lookup(crate::catalog(), full).expect("complete");
         assert_eq!(s.bus, "value-of-EVENT_BUS_NAME");
         assert_eq!(s.tables.views, "value-of-TABLE_VIEWS");
         assert!(s.tables.contexts.contains(&("checkup", "value-of-TABLE_CHECKUP".into())));
@@ -377,7 +395,8 @@ mod tests {
     #[test]
     fn a_missing_or_empty_variable_is_named() {
         for missing in ["TABLE_CHECKUP", "TABLE_PROCESSED", "EVENT_BUS_NAME"] {
-            let err = AwsSettings::from_lookup(|n| if n == missing { Some(" ".into()) } else { full(n) }).expect_err("incomplete");
+            let err = AwsSettings::from_lookup(crate::catalog(), |n| if n == missing { Some(" ".into()) } else { full(n) })
+                .expect_err("incomplete");
             assert_eq!(err.to_string(), format!("configuration variable {missing} is required"));
         }
     }

@@ -11,7 +11,15 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 
 fn platform() -> Arc<clinicflow::app::Platform> {
-    Arc::new(clinicflow::wiring::embedded(Embedded::in_memory().expect("db"), Config::default(), Faults::none()).0)
+    Arc::new(
+        clinicflow::wiring::embedded(
+            clinicflow::catalog(),
+            Embedded::in_memory().expect("db"),
+            Config::default(),
+            Faults::none(),
+        )
+        .0,
+    )
 }
 
 fn apigw_v2(method: &str, path: &str, groups: Option<&str>, body: Option<Value>) -> lambda_http::Request {

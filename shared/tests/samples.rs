@@ -18,9 +18,11 @@ use clinicflow::adapters::embedded::Embedded;
 use clinicflow::app::consumers::{self, Handled};
 use clinicflow::app::{Faults, Platform, projector, relay};
 use clinicflow::config::Config;
-use clinicflow::domain::checkup::{self, Contact, Package};
-use clinicflow::domain::{Locale, PersonName, PhoneNumber, Won, centre, payment};
+use clinicflow::contexts::payment;
+use clinicflow::domain::{Contact, Locale, PersonName, PhoneNumber, Won};
 use clinicflow::events::{Causality, EventEnvelope};
+use clinicflow::flows::checkup::centre;
+use clinicflow::flows::checkup::domain::{self as checkup, Package};
 use clinicflow::http::Claims;
 use clinicflow::ports::{Clock, Ids};
 use clinicflow::topology::{self, Trigger};
@@ -78,8 +80,12 @@ fn samples() -> Vec<(&'static topology::Function, PathBuf)> {
                 .and_then(|c| c.as_os_str().to_str())
                 .map(str::to_owned)
                 .unwrap_or_default();
-            let function = topology::function(&folder)
-                .unwrap_or_else(|| panic!("{}: folder {folder:?} is not a function in topology::FUNCTIONS", display(&path)));
+            let function = clinicflow::catalog().function(&folder).unwrap_or_else(|| {
+                panic!(
+                    "{}: folder {folder:?} is not a function in clinicflow::catalog().functions",
+                    display(&path)
+                )
+            });
             (function, path)
         })
         .collect()
@@ -102,7 +108,8 @@ fn check_http_sample(function: &topology::Function, path: &Path, raw: Value) {
     let method = request.request_context.http.method.as_str().to_owned();
     let raw_path = request.raw_path.clone().unwrap_or_default();
     let route_key = request.route_key.clone().unwrap_or_default();
-    let route = topology::routes_of(function.name)
+    let route = clinicflow::catalog()
+        .routes_of(function.name)
         .find(|r| format!("{} {}", r.method.as_str(), r.path) == route_key)
         .unwrap_or_else(|| panic!("{name}: routeKey {route_key:?} is not a route of {}", function.name));
     assert_eq!(method, route.method.as_str(), "{name}: requestContext.http.method");
@@ -164,7 +171,8 @@ fn check_event_sample(function: &topology::Function, path: &Path, raw: Value) ->
     );
     assert_eq!(event.source, envelope.source, "{name}: source must be the envelope's source");
     assert!(
-        topology::RULES
+        clinicflow::catalog()
+            .rules
             .iter()
             .any(|r| r.target == function.name && r.matches(&event.source, &event.detail_type)),
         "{name}: no rule routes {} {} to {}",
@@ -228,7 +236,8 @@ fn check_stream_sample(path: &Path, raw: Value) {
 #[test]
 fn every_function_has_a_sample() {
     let sampled: BTreeSet<&str> = samples().iter().map(|(f, _)| f.name).collect();
-    let missing: Vec<&str> = topology::FUNCTIONS
+    let missing: Vec<&str> = clinicflow::catalog()
+        .functions
         .iter()
         .map(|f| f.name)
         .filter(|n| !sampled.contains(n))
@@ -411,7 +420,8 @@ fn event_types(envelopes: &[Value]) -> BTreeSet<String> {
 #[test]
 fn every_event_type_has_exactly_one_schema_and_every_schema_an_event_type() {
     let types = event_types(&real_envelopes());
-    let routed: BTreeSet<String> = topology::RULES
+    let routed: BTreeSet<String> = clinicflow::catalog()
+        .rules
         .iter()
         .flat_map(|r| r.detail_types.iter().map(|t| (*t).to_owned()))
         .collect();
@@ -571,7 +581,7 @@ impl Ids for SampleIds {
 
 fn sample_platform() -> (Arc<Platform>, EmbeddedParts) {
     let db = Embedded::in_memory().expect("an in-memory database");
-    let (mut platform, parts) = wiring::embedded(db, Config::default(), Faults::none());
+    let (mut platform, parts) = wiring::embedded(clinicflow::catalog(), db, Config::default(), Faults::none());
     let now = DateTime::parse_from_rfc3339(SAMPLE_NOW).expect("ts").with_timezone(&Utc);
     platform.clock = Arc::new(FixedClock(now));
     platform.ids = Arc::new(SampleIds::default());
@@ -682,18 +692,41 @@ async fn every_sample_gets_from_its_function_what_its_name_promises() {
                 if rel.contains("out-of-order") {
                     assert_eq!(failed, [last.unwrap_or_default()], "{rel}: the early event is reported for a retry");
                     assert!(
-                        p.views.get(SAMPLE_BOOKING).await.expect("views").is_none(),
+                        p.views
+                            .get(&clinicflow::flows::checkup::view::view_key(SAMPLE_BOOKING))
+                            .await
+                            .expect("views")
+                            .is_none(),
                         "{rel}: nothing projected early"
                     );
                     continue;
                 }
                 assert!(failed.is_empty(), "{rel}: {failed:?}");
-                let view = p.views.get(SAMPLE_BOOKING).await.expect("views").expect("the view exists");
+                let view = p
+                    .views
+                    .get(&clinicflow::flows::checkup::view::view_key(SAMPLE_BOOKING))
+                    .await
+                    .expect("views")
+                    .expect("the view exists");
                 assert_eq!(view.body["status"], "booked", "{rel}");
                 assert_eq!(view.body["payment_status"], "paid", "{rel}");
+                for (sample, reservation) in [
+                    ("worklist-confirmed", "confirmed"),
+                    ("worklist-rejected", "rejected"),
+                    ("worklist-withdrawn", "withdrawn"),
+                ] {
+                    if rel.contains(sample) {
+                        assert_eq!(view.body["reservation_status"], reservation, "{rel}");
+                    }
+                }
                 let again = invoke(batch).await.expect("the handler answers");
                 assert!(again.batch_item_failures.is_empty(), "{rel}: a replay is harmless");
-                let replayed = p.views.get(SAMPLE_BOOKING).await.expect("views").expect("the view exists");
+                let replayed = p
+                    .views
+                    .get(&clinicflow::flows::checkup::view::view_key(SAMPLE_BOOKING))
+                    .await
+                    .expect("views")
+                    .expect("the view exists");
                 assert_eq!(replayed.revision, view.revision, "{rel}: a replay changes nothing");
             }
         }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 #[test]
 fn infra_topology_json_is_the_export_of_topology_rs() {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../infra/topology.json");
-    let expected = serde_json::to_string_pretty(&clinicflow::topology::export()).expect("serializable") + "\n";
+    let expected = serde_json::to_string_pretty(&clinicflow::catalog().export()).expect("serializable") + "\n";
     if std::env::var_os("CLINICFLOW_UPDATE_TOPOLOGY").is_some() {
         std::fs::write(&path, &expected).expect("infra/topology.json written");
         return;

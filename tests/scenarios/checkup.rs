@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clinicflow::adapters::sandbox::LedgerStatus;
 use clinicflow::app::faults::PROJECTOR;
-use clinicflow::app::projector::CheckupView;
+use clinicflow::flows::checkup::view::CheckupView;
 use clinicflow::domain::Won;
 use clinicflow_tests::{Client, LocalStack, Reply, booking, eventually, future_date, options_on, sms, start_on, wait_for_status};
 use serde_json::{Value, json};
@@ -767,7 +767,7 @@ async fn nfr_cqrs_the_status_view_is_served_from_the_view_table_alone() {
     let path = format!("/checkups/{id}");
 
     let served = alice.get(&path).await;
-    let record = stack.platform.views.get(&id).await.expect("view store").expect("the view exists");
+    let record = stack.platform.views.get(&clinicflow::flows::checkup::view::view_key(&id)).await.expect("view store").expect("the view exists");
     let stored: CheckupView = serde_json::from_value(record.body.clone()).expect("a check-up view");
     assert_eq!(stored.render(), Some(served.body.clone()), "GET returns the view record");
 
@@ -805,7 +805,7 @@ async fn nfr_cqrs_the_status_view_is_served_from_the_view_table_alone() {
     };
     assert_eq!(timeline(&view), ["booked", "cancelled"]);
     settled(&stack).await;
-    let record = stack.platform.views.get(&id).await.expect("view store").expect("the view exists");
+    let record = stack.platform.views.get(&clinicflow::flows::checkup::view::view_key(&id)).await.expect("view store").expect("the view exists");
     let stored: CheckupView = serde_json::from_value(record.body).expect("a check-up view");
     assert_eq!(stored.render(), Some(alice.get(&path).await.body));
     stack.shutdown().await;

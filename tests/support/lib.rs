@@ -223,7 +223,7 @@ pub async fn wait_for_status(client: &Client, id: &str, field: &str, status: &st
 /// Places taken for `date` (`YYYY-MM-DD`) in the basic package, read from the store.
 pub async fn basic_places_taken(stack: &LocalStack, date: &str) -> i64 {
     let date = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").expect("a date");
-    let slot = clinicflow::domain::availability::slot_key(date, clinicflow::domain::checkup::Package::Basic);
+    let slot = clinicflow::flows::checkup::availability::slot_key(date, clinicflow::flows::checkup::domain::Package::Basic);
     stack.platform.store.counter(&slot).await.expect("counter")
 }
 

@@ -136,7 +136,7 @@ impl<'a> Stack<'a> {
         };
         for (id, r) in resources {
             match kind(r) {
-                "AWS::Lambda::Function" => match tag(r, "clinicflow:function").and_then(|n| topology::function(&n)) {
+                "AWS::Lambda::Function" => match tag(r, "clinicflow:function").and_then(|n| clinicflow::catalog().function(&n)) {
                     Some(f) => {
                         if stack.functions.values().any(|n| *n == f.name) {
                             violations.push(format!("function {} is defined twice", f.name));
@@ -148,7 +148,7 @@ impl<'a> Stack<'a> {
                         tag(r, "clinicflow:function")
                     )),
                 },
-                "AWS::DynamoDB::Table" => match tag(r, "clinicflow:table").and_then(|n| topology::table(&n)) {
+                "AWS::DynamoDB::Table" => match tag(r, "clinicflow:table").and_then(|n| clinicflow::catalog().table(&n)) {
                     Some(t) => {
                         stack.tables.insert(id.clone(), t.name);
                     }
@@ -330,14 +330,15 @@ impl<'a> Stack<'a> {
             .iter()
             .map(|t| self.render(&t["Arn"]))
             .collect();
-        topology::RULES
+        clinicflow::catalog()
+            .rules
             .iter()
             .find(|rule| *pattern == rule_pattern(rule) && targets.iter().any(|t| *t == format!("alias:{}:{ALIAS}", rule.target)))
     }
 }
 
 fn rule_pattern(rule: &topology::Rule) -> Value {
-    json!({"source": [rule.source], "detail-type": rule.detail_types})
+    json!({"source": rule.sources, "detail-type": rule.detail_types})
 }
 
 fn diff<T: Ord + std::fmt::Debug + Clone>(what: &str, expected: &BTreeSet<T>, actual: &BTreeSet<T>, violations: &mut Vec<String>) {
@@ -366,11 +367,11 @@ pub fn check(template: &Value) -> Vec<String> {
 }
 
 fn check_functions(s: &Stack<'_>, v: &mut Vec<String>) {
-    let expected: BTreeSet<&str> = topology::FUNCTIONS.iter().map(|f| f.name).collect();
+    let expected: BTreeSet<&str> = clinicflow::catalog().functions.iter().map(|f| f.name).collect();
     let actual: BTreeSet<&str> = s.functions.values().copied().collect();
     diff("functions", &expected, &actual, v);
     for (id, name) in &s.functions {
-        let f = topology::function(name).expect("tagged functions are catalogued");
+        let f = clinicflow::catalog().function(name).expect("tagged functions are catalogued");
         let p = &s.resources[id]["Properties"];
         let expect = |what: &str, actual: &Value, wanted: Value, v: &mut Vec<String>| {
             let same = *actual == wanted || actual.as_str().is_some_and(|a| a == wanted.to_string().trim_matches('"'));
@@ -385,7 +386,7 @@ fn check_functions(s: &Stack<'_>, v: &mut Vec<String>) {
         expect("Timeout", &p["Timeout"], json!(f.timeout_s), v);
         expect("TracingConfig.Mode", &p["TracingConfig"]["Mode"], json!("Active"), v);
         let env = &p["Environment"]["Variables"];
-        for (variable, resource) in topology::environment() {
+        for (variable, resource) in clinicflow::catalog().environment() {
             let wanted = match resource {
                 topology::Resource::Table(t) => format!("table-name/{t}"),
                 topology::Resource::Bus => "event-bus-name".into(),
@@ -473,8 +474,9 @@ fn check_roles(s: &Stack<'_>, v: &mut Vec<String>) {
             .flat_map(|st| grants(s, st))
             .filter(|(effect, action, resource)| !(effect == "Allow" && resource == "*" && TRACING_ACTIONS.contains(&action.as_str())))
             .collect();
-        let f = topology::function(name).expect("catalogued");
-        let expected: BTreeSet<(String, String, String)> = topology::permissions(f)
+        let f = clinicflow::catalog().function(name).expect("catalogued");
+        let expected: BTreeSet<(String, String, String)> = clinicflow::catalog()
+            .permissions(f)
             .iter()
             .flat_map(|g| {
                 g.actions
@@ -551,9 +553,9 @@ fn check_rollouts(s: &Stack<'_>, v: &mut Vec<String>) {
             .filter_map(|a| s.resources.get(&a))
             .map(|a| alarm_kind(s, a))
             .collect();
-        let f = topology::function(name).expect("catalogued");
+        let f = clinicflow::catalog().function(name).expect("catalogued");
         let mut expected: BTreeSet<String> = ["Errors", "Throttles"].iter().map(|m| format!("{m} of fn:{name} (live)")).collect();
-        for rule in topology::RULES.iter().filter(|r| r.target == *name) {
+        for rule in clinicflow::catalog().rules.iter().filter(|r| r.target == *name) {
             expected.insert(format!("depth of dlq/{}", rule.name));
         }
         if f.trigger == Trigger::Stream {
@@ -620,7 +622,8 @@ fn check_api(s: &Stack<'_>, v: &mut Vec<String>) {
             ));
         }
     }
-    let expected: BTreeSet<(String, String, String, bool)> = topology::ROUTES
+    let expected: BTreeSet<(String, String, String, bool)> = clinicflow::catalog()
+        .routes
         .iter()
         .map(|r| {
             (
@@ -739,9 +742,10 @@ fn check_rules(s: &Stack<'_>, v: &mut Vec<String>) {
             }
         }
     }
-    let expected: BTreeSet<&str> = topology::RULES.iter().map(|r| r.name).collect();
+    let expected: BTreeSet<&str> = clinicflow::catalog().rules.iter().map(|r| r.name).collect();
     diff("rules", &expected, &found, v);
-    let expected: BTreeSet<(String, String)> = topology::FUNCTIONS
+    let expected: BTreeSet<(String, String)> = clinicflow::catalog()
+        .functions
         .iter()
         .filter_map(|f| match f.trigger {
             Trigger::Schedule(e) => Some((e.to_owned(), f.name.to_owned())),
@@ -783,7 +787,8 @@ fn check_streams(s: &Stack<'_>, v: &mut Vec<String>) {
             }
         }
     }
-    let expected: BTreeSet<(String, String)> = topology::STREAMS
+    let expected: BTreeSet<(String, String)> = clinicflow::catalog()
+        .streams
         .iter()
         .flat_map(|st| st.tables.iter().map(|t| ((*t).to_owned(), st.function.to_owned())))
         .collect();
@@ -793,7 +798,7 @@ fn check_streams(s: &Stack<'_>, v: &mut Vec<String>) {
 /// Rule targets are invoked asynchronously: what still fails after Lambda's retries must go
 /// to the function's failure queue, not vanish.
 fn check_async_failures(s: &Stack<'_>, v: &mut Vec<String>) {
-    for f in topology::FUNCTIONS.iter().filter(|f| f.trigger == Trigger::Events) {
+    for f in clinicflow::catalog().functions.iter().filter(|f| f.trigger == Trigger::Events) {
         let configs: Vec<&Value> = s
             .of_type("AWS::Lambda::EventInvokeConfig")
             .map(|(_, c)| c)
@@ -815,11 +820,11 @@ fn check_async_failures(s: &Stack<'_>, v: &mut Vec<String>) {
 }
 
 fn check_tables(s: &Stack<'_>, v: &mut Vec<String>) {
-    let expected: BTreeSet<&str> = topology::TABLES.iter().map(|t| t.name).collect();
+    let expected: BTreeSet<&str> = clinicflow::catalog().tables.iter().map(|t| t.name).collect();
     let actual: BTreeSet<&str> = s.tables.values().copied().collect();
     diff("tables", &expected, &actual, v);
     for (id, name) in &s.tables {
-        let t = topology::table(name).expect("tagged tables are catalogued");
+        let t = clinicflow::catalog().table(name).expect("tagged tables are catalogued");
         let r = &s.resources[id];
         let p = &r["Properties"];
         let mut problems = Vec::new();
@@ -879,7 +884,7 @@ fn check_cognito_and_interface(s: &Stack<'_>, template: &Value, v: &mut Vec<Stri
         .of_type("AWS::Cognito::UserPoolGroup")
         .filter_map(|(_, g)| g["Properties"]["GroupName"].as_str().map(str::to_owned))
         .collect();
-    let roles: BTreeSet<String> = topology::Role::ALL.iter().map(|r| r.group().to_owned()).collect();
+    let roles: BTreeSet<String> = clinicflow::catalog().roles.iter().map(|r| r.group().to_owned()).collect();
     diff("Cognito groups", &roles, &groups, v);
     let buses = s.of_type("AWS::Events::EventBus").count();
     if buses != 1 {

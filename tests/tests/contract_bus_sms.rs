@@ -18,7 +18,6 @@ use clinicflow::adapters::sns::{SmsSettings, SnsSmsSender};
 use clinicflow::domain::PhoneNumber;
 use clinicflow::events::EventEnvelope;
 use clinicflow::ports::{PublishOutcome, Publisher, SmsError, SmsMessage, SmsSender};
-use clinicflow::topology::RULES;
 use clinicflow_local::aws::bus::{self, BusQueues};
 use clinicflow_tests::moto::{moto, unique};
 use serde_json::json;
@@ -29,7 +28,7 @@ type Deliveries = BTreeMap<String, BTreeSet<String>>;
 /// How long a delivery may take to show up on the AWS side.
 const DELIVERY_DEADLINE: Duration = Duration::from_secs(15);
 
-/// One side of the contract: a bus that applies `topology::RULES`, and an SMS channel.
+/// One side of the contract: a bus that applies `clinicflow::catalog().rules`, and an SMS channel.
 enum Backend {
     Sqlite {
         bus: SqliteBus,
@@ -47,7 +46,7 @@ impl Backend {
     async fn sqlite() -> Self {
         let db = Embedded::in_memory().expect("in-memory database");
         Self::Sqlite {
-            bus: SqliteBus::new(db.clone(), RULES.to_vec()),
+            bus: SqliteBus::new(db.clone(), clinicflow::catalog().rules.clone()),
             sms: SqliteSmsOutbox::new(db),
         }
     }
@@ -55,7 +54,9 @@ impl Backend {
     async fn aws() -> Self {
         let sdk = moto().await.sdk().await;
         let name = unique("cb");
-        let queues = bus::provision(&sdk, &name, &name, RULES, 3).await.expect("bus provisioned");
+        let queues = bus::provision(&sdk, &name, &name, &clinicflow::catalog().rules, 3)
+            .await
+            .expect("bus provisioned");
         Self::Aws {
             publisher: EventBridgePublisher::new(events_client(&sdk), &name).with_retry(3, Duration::from_millis(10)),
             sqs: aws_sdk_sqs::Client::new(&sdk),
@@ -142,14 +143,18 @@ async fn drain(sqs: &aws_sdk_sqs::Client, target: &str, queue_url: &str, wait: D
 
 /// Every rule target, with nothing delivered.
 fn no_deliveries() -> Deliveries {
-    RULES.iter().map(|r| (r.target.to_owned(), BTreeSet::new())).collect()
+    clinicflow::catalog()
+        .rules
+        .iter()
+        .map(|r| (r.target.to_owned(), BTreeSet::new()))
+        .collect()
 }
 
 /// What the rules deliver of `events`.
 fn expected(events: &[EventEnvelope]) -> Deliveries {
     let mut out = no_deliveries();
     for e in events {
-        for rule in RULES.iter().filter(|r| r.matches(&e.source, &e.event_type)) {
+        for rule in clinicflow::catalog().rules.iter().filter(|r| r.matches(&e.source, &e.event_type)) {
             out.entry(rule.target.to_owned()).or_default().insert(e.id.clone());
         }
     }
@@ -313,10 +318,14 @@ contract! {
 async fn aws_bus_plumbing_redrives_exhausted_messages_and_drops_unreadable_ones() {
     let sdk = moto().await.sdk().await;
     let name = unique("cb");
-    let first = bus::provision(&sdk, &name, &name, RULES, 2).await.expect("provisioned");
-    let queues = bus::provision(&sdk, &name, &name, RULES, 2).await.expect("provisioned again");
+    let first = bus::provision(&sdk, &name, &name, &clinicflow::catalog().rules, 2)
+        .await
+        .expect("provisioned");
+    let queues = bus::provision(&sdk, &name, &name, &clinicflow::catalog().rules, 2)
+        .await
+        .expect("provisioned again");
     assert_eq!(first, queues);
-    let targets: BTreeSet<_> = RULES.iter().map(|r| r.target).collect();
+    let targets: BTreeSet<_> = clinicflow::catalog().rules.iter().map(|r| r.target).collect();
     assert_eq!(queues.queues.len(), targets.len());
 
     let sqs = aws_sdk_sqs::Client::new(&sdk);

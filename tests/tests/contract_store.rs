@@ -61,7 +61,7 @@ async fn dynamo_store_on(sdk: &aws_config::SdkConfig) -> DynamoStore {
         processed: format!("{prefix}-processed"),
     };
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), tables);
-    store.create_tables().await.expect("tables created");
+    store.create_tables(&clinicflow::catalog().tables).await.expect("tables created");
     store
 }
 
@@ -838,7 +838,7 @@ async fn dynamodb_outbox_envelope_reads_outbox_items_only() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dynamodb_create_tables_twice_is_harmless() {
     let store = dynamo_store().await;
-    store.create_tables().await.expect("created again");
+    store.create_tables(&clinicflow::catalog().tables).await.expect("created again");
     let arns = store.stream_arns().await.expect("stream arns");
     let contexts: Vec<&str> = arns.iter().map(|(c, _)| *c).collect();
     assert_eq!(

@@ -9,9 +9,9 @@ use clinicflow::adapters::sandbox::LedgerStatus;
 use clinicflow::app::consumers::{self, Handled};
 use clinicflow::app::faults::AFTER_COMMIT;
 use clinicflow::app::projector;
-use clinicflow::domain::{centre, checkup, payment};
+use clinicflow::contexts::payment;
+use clinicflow::flows::checkup::{centre, domain as checkup};
 use clinicflow::ports::Outbox;
-use clinicflow::topology::RULES;
 use clinicflow_tests::{Client, LocalStack, basic_places_taken, booking, fast_options, future_date, sms, start, wait_for_status};
 use serde_json::{Value, json};
 
@@ -94,7 +94,12 @@ async fn redelivered_events_cause_no_second_sms_refund_or_place_change() {
 
     let p = &stack.platform;
     let before_sms = sms(&stack).await.len();
-    let before_view = p.views.get(&id).await.expect("view").expect("exists");
+    let before_view = p
+        .views
+        .get(&clinicflow::flows::checkup::view::view_key(&id))
+        .await
+        .expect("view")
+        .expect("exists");
     assert_eq!(before_sms, 4, "booked, confirmed, cancelled, refunded");
 
     // Replay the whole history: every event to every consumer its rules name, and every
@@ -108,7 +113,11 @@ async fn redelivered_events_cause_no_second_sms_refund_or_place_change() {
         .expect("history");
     let mut deliveries = 0;
     for (_, event) in &history {
-        for rule in RULES.iter().filter(|r| r.matches(&event.source, &event.event_type)) {
+        for rule in clinicflow::catalog()
+            .rules
+            .iter()
+            .filter(|r| r.matches(&event.source, &event.event_type))
+        {
             let handled = consumers::dispatch(p, rule.target, event).await.expect("redelivery handled");
             assert_eq!(
                 handled,
@@ -130,7 +139,14 @@ async fn redelivered_events_cause_no_second_sms_refund_or_place_change() {
     let ledger = stack.sandbox.entries();
     assert_eq!(ledger.len(), 1);
     assert_eq!((ledger[0].status, ledger[0].refunds), (LedgerStatus::Refunded, 1));
-    assert_eq!(p.views.get(&id).await.expect("view").expect("exists"), before_view);
+    assert_eq!(
+        p.views
+            .get(&clinicflow::flows::checkup::view::view_key(&id))
+            .await
+            .expect("view")
+            .expect("exists"),
+        before_view
+    );
     stack.shutdown().await;
 }
 
@@ -374,7 +390,7 @@ async fn every_route_refuses_missing_bad_and_wrongly_scoped_tokens() {
         .issue("patient-1", &["patient".into()], 600)
         .expect("token");
     let nobody = Client::new(&stack, "nobody", &[]);
-    for route in clinicflow::topology::ROUTES {
+    for route in &clinicflow::catalog().routes {
         let path = route.path.replace("{id}", id);
         let body = (route.method == clinicflow::topology::Method::Post).then(|| json!({}));
         if route.is_public() {
@@ -396,10 +412,10 @@ async fn every_route_refuses_missing_bad_and_wrongly_scoped_tokens() {
         }
         let r = nobody.send(route.method.as_str(), &path, body.as_ref(), &[]).await;
         assert_eq!(r.status, 403, "no group: {} {}", route.method.as_str(), route.path);
-        for role in clinicflow::topology::Role::ALL {
+        for role in &clinicflow::catalog().roles {
             let client = Client::new(&stack, "someone", &[role.group()]);
             let r = client.send(route.method.as_str(), &path, body.as_ref(), &[]).await;
-            if route.roles.contains(&role) {
+            if route.roles.contains(role) {
                 assert_ne!(r.status, 403, "{} may call {} {}", role.group(), route.method.as_str(), route.path);
             } else {
                 assert_eq!(
@@ -425,7 +441,12 @@ async fn a_change_record_that_can_never_project_is_parked_and_the_feed_moves_on(
     assert!(stack.settle(Duration::from_secs(10)).await);
     // Corrupt the poisoned case's view so that its next record cannot be applied.
     let p = &stack.platform;
-    let mut record = p.views.get(&poisoned).await.expect("view").expect("exists");
+    let mut record = p
+        .views
+        .get(&clinicflow::flows::checkup::view::view_key(&poisoned))
+        .await
+        .expect("view")
+        .expect("exists");
     let revision = record.revision;
     record.body = json!("not a view");
     record.revision += 1;

@@ -146,15 +146,15 @@ impl Deployment {
     async fn on_moto(prefix: &str, refusing: &[&str]) -> Self {
         let m = moto().await;
         let sdk = m.sdk().await;
-        let settings = AwsSettings::prefixed(prefix);
+        let settings = AwsSettings::prefixed(clinicflow::catalog(), prefix);
         let admin = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), settings.tables.clone());
-        admin.create_tables().await.expect("tables");
+        admin.create_tables(&clinicflow::catalog().tables).await.expect("tables");
         let mut functions = BTreeMap::new();
         // One payment provider for all: the sandbox keeps its ledger in memory, so the
         // refund must reach the instance that took the charge.
         let mut payments = None;
-        for f in topology::FUNCTIONS {
-            let (mut platform, _parts) = wiring::aws(&sdk, settings.clone(), Config::default(), Faults::none());
+        for f in &clinicflow::catalog().functions {
+            let (mut platform, _parts) = wiring::aws(clinicflow::catalog(), &sdk, settings.clone(), Config::default(), Faults::none());
             platform.payments = payments.get_or_insert_with(|| platform.payments.clone()).clone();
             let calls = Calls::default();
             let client = aws_sdk_dynamodb::Client::from_conf(
@@ -192,7 +192,8 @@ impl Deployment {
 
     /// Calls the function serving `method path` as `sub` in `group`, like API Gateway would.
     async fn http(&self, method: &str, path: &str, sub: &str, group: &str, body: Value) -> (u16, Value) {
-        let route = topology::ROUTES
+        let route = clinicflow::catalog()
+            .routes
             .iter()
             .find(|r| r.method.as_str() == method && path_matches(r.path, path))
             .unwrap_or_else(|| panic!("no route for {method} {path}"));
@@ -232,7 +233,11 @@ impl Deployment {
                         break;
                     }
                 }
-                for rule in topology::RULES.iter().filter(|r| r.matches(&event.source, &event.event_type)) {
+                for rule in clinicflow::catalog()
+                    .rules
+                    .iter()
+                    .filter(|r| r.matches(&event.source, &event.event_type))
+                {
                     let handled = consumers::dispatch(&self.function(rule.target).platform, rule.target, event).await;
                     assert!(handled.is_ok(), "{} on {}: {handled:?}", rule.target, event.event_type);
                 }
@@ -326,7 +331,7 @@ async fn every_function_does_its_work_within_its_iam_grants() {
     for (name, f) in &d.functions {
         let calls = f.calls.lock().expect("not poisoned").clone();
         assert!(!calls.is_empty(), "{name} was never exercised");
-        let grants = topology::permissions(topology::function(name).expect("catalogued"));
+        let grants = clinicflow::catalog().permissions(clinicflow::catalog().function(name).expect("catalogued"));
         for g in &grants {
             for action in g.actions.iter().filter(|a| a.starts_with("dynamodb:")) {
                 let resource = g.resource.to_string();

@@ -61,7 +61,13 @@ async fn replaying_a_streams_history_changes_no_view_and_early_records_wait() {
     assert_eq!(staff.post_empty(&format!("/centre/checkups/{id}/confirm")).await.status, 200);
     wait_for_status(&alice, &id, "reservation", "confirmed").await;
     assert!(stack.settle(Duration::from_secs(20)).await, "settles");
-    let before = stack.platform.views.get(&id).await.expect("views").expect("the view");
+    let before = stack
+        .platform
+        .views
+        .get(&clinicflow::flows::checkup::view::view_key(&id))
+        .await
+        .expect("views")
+        .expect("the view");
 
     let records = history(&stack).await;
     let inserts = records.iter().filter(|r| r.event_name == "INSERT").count();
@@ -74,7 +80,13 @@ async fn replaying_a_streams_history_changes_no_view_and_early_records_wait() {
     for _ in 0..2 {
         assert_eq!(project_changes(&stack.platform, records.clone()).await, None);
     }
-    let after = stack.platform.views.get(&id).await.expect("views").expect("the view");
+    let after = stack
+        .platform
+        .views
+        .get(&clinicflow::flows::checkup::view::view_key(&id))
+        .await
+        .expect("views")
+        .expect("the view");
     assert_eq!(after.revision, before.revision, "a replay writes nothing");
     assert_eq!(after.body, before.body);
 
@@ -92,7 +104,13 @@ async fn replaying_a_streams_history_changes_no_view_and_early_records_wait() {
         None,
         "in order, everything applies"
     );
-    let rebuilt = fresh.platform.views.get(&id).await.expect("views").expect("the rebuilt view");
+    let rebuilt = fresh
+        .platform
+        .views
+        .get(&clinicflow::flows::checkup::view::view_key(&id))
+        .await
+        .expect("views")
+        .expect("the rebuilt view");
     assert_eq!(rebuilt.body, before.body, "a rebuild from the stream yields the same view");
     fresh.shutdown().await;
     stack.shutdown().await;

@@ -73,7 +73,7 @@ pub fn zip_metrics(zip_dir: &Path) -> anyhow::Result<Vec<Metric>> {
             .target(Target::MaxValue(ZIP_BUDGET_BYTES))
             .note("the floor itself"),
     ];
-    for f in topology::FUNCTIONS {
+    for f in &clinicflow::catalog().functions {
         metrics.push(
             Metric::new(format!("zip_bytes.{}", f.name), size(f.name)?, "bytes", floor)
                 .target(Target::MaxValue(ZIP_BUDGET_BYTES))
@@ -116,7 +116,9 @@ pub async fn spawn_metrics(options: &LambdaOptions) -> anyhow::Result<Vec<Metric
         .target(Target::MaxValue(RSS_BUDGET_BYTES)),
     ];
     for name in &options.functions {
-        let f = topology::function(name).with_context(|| format!("{name} is not a function"))?;
+        let f = clinicflow::catalog()
+            .function(name)
+            .with_context(|| format!("{name} is not a function"))?;
         let mut retried = 0;
         let mut spawns = Vec::new();
         for _ in 0..options.spawns {
@@ -206,7 +208,9 @@ fn summarize(spawns: &[Spawn]) -> Spawn {
 
 /// Whether a function's answer is the success its event should produce.
 fn check_answer(function: &str, answer: &Value) -> anyhow::Result<()> {
-    let f = topology::function(function).with_context(|| format!("{function} is not a function"))?;
+    let f = clinicflow::catalog()
+        .function(function)
+        .with_context(|| format!("{function} is not a function"))?;
     match f.trigger {
         topology::Trigger::Http => {
             let status = answer["statusCode"].as_u64().unwrap_or(0);

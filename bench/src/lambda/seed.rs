@@ -79,10 +79,10 @@ pub struct Seeder {
 impl Seeder {
     /// Creates the tables and the bus under `prefix` at the emulator `sdk` points to.
     pub async fn new(sdk: &aws_config::SdkConfig, prefix: &str, root: &Path) -> anyhow::Result<Self> {
-        let settings = AwsSettings::prefixed(prefix);
+        let settings = AwsSettings::prefixed(clinicflow::catalog(), prefix);
         let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
         DynamoStore::new(dynamodb.clone(), settings.tables.clone())
-            .create_tables()
+            .create_tables(&clinicflow::catalog().tables)
             .await
             .context("creating the tables on the emulator")?;
         aws_sdk_eventbridge::Client::new(sdk)
@@ -95,10 +95,10 @@ impl Seeder {
             daily_capacity: 100_000,
             ..Config::default()
         };
-        let (mut platform, _) = wiring::aws(sdk, settings.clone(), config.clone(), Faults::none());
+        let (mut platform, _) = wiring::aws(clinicflow::catalog(), sdk, settings.clone(), config.clone(), Faults::none());
         let published = Arc::new(Capture::default());
         platform.publisher = published.clone();
-        let (mut holding, _) = wiring::aws(sdk, settings.clone(), config, Faults::none());
+        let (mut holding, _) = wiring::aws(clinicflow::catalog(), sdk, settings.clone(), config, Faults::none());
         holding.publisher = Arc::new(Capture {
             events: Mutex::default(),
             refuse: true,
@@ -250,7 +250,11 @@ impl Seeder {
                         tokio::time::sleep(std::time::Duration::from_millis(20 * attempt)).await;
                     }
                 }
-                for rule in topology::RULES.iter().filter(|r| r.matches(&event.source, &event.event_type)) {
+                for rule in clinicflow::catalog()
+                    .rules
+                    .iter()
+                    .filter(|r| r.matches(&event.source, &event.event_type))
+                {
                     if held == Some(rule.target) {
                         routed = true;
                     } else {
@@ -286,7 +290,9 @@ impl Seeder {
 
     /// `count` Lambda payloads for one spawn of `function`, on cases of their own.
     pub async fn payloads(&self, function: &str, count: usize) -> anyhow::Result<Vec<Value>> {
-        let f = topology::function(function).with_context(|| format!("{function} is not in the topology"))?;
+        let f = clinicflow::catalog()
+            .function(function)
+            .with_context(|| format!("{function} is not in the topology"))?;
         let mut out = Vec::with_capacity(count);
         match (f.trigger, function) {
             (Trigger::Http, "checkup-book") => {

@@ -5,7 +5,7 @@ use lambda_runtime::{Error, run, service_fn};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     clinicflow::telemetry::init();
-    let platform = clinicflow::wiring::from_env("payment-refund").await?;
+    let platform = clinicflow::wiring::from_env(clinicflow::catalog(), "payment-refund").await?;
     run(service_fn(|event| {
         clinicflow::wiring::handle_eventbridge(&platform, "payment-refund", event)
     }))

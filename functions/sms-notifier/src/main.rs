@@ -5,7 +5,7 @@ use lambda_runtime::{Error, run, service_fn};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     clinicflow::telemetry::init();
-    let platform = clinicflow::wiring::from_env("sms-notifier").await?;
+    let platform = clinicflow::wiring::from_env(clinicflow::catalog(), "sms-notifier").await?;
     run(service_fn(|event| {
         clinicflow::wiring::handle_eventbridge(&platform, "sms-notifier", event)
     }))

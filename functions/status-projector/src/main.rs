@@ -7,6 +7,6 @@ use lambda_runtime::{Error, run, service_fn};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     clinicflow::telemetry::init();
-    let platform = clinicflow::wiring::from_env("status-projector").await?;
+    let platform = clinicflow::wiring::from_env(clinicflow::catalog(), "status-projector").await?;
     run(service_fn(|event| clinicflow::wiring::handle_stream(&platform, event))).await
 }

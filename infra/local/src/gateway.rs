@@ -15,7 +15,6 @@ use clinicflow::app::{AppError, Platform};
 use clinicflow::domain::FieldError;
 use clinicflow::http::auth::DevTokens;
 use clinicflow::http::{ApiError, Problem, parse_json, problem_of};
-use clinicflow::topology::Role;
 use serde::Deserialize;
 
 use crate::Backend;
@@ -32,7 +31,8 @@ struct Local {
 async fn authorizer(State(tokens): State<DevTokens>, mut request: Request, next: Next) -> Response {
     // Like API Gateway, the public routes (the health check, the OpenAPI document) have no
     // authorizer at all.
-    let public = clinicflow::topology::ROUTES
+    let public = clinicflow::catalog()
+        .routes
         .iter()
         .any(|r| r.is_public() && r.path == request.uri().path() && r.method.as_str() == request.method().as_str());
     if public {
@@ -99,8 +99,8 @@ async fn issue_token(State(s): State<Local>, headers: HeaderMap, body: axum::bod
             errors.push(FieldError::new("sub", "must be 1 to 128 characters"));
         }
         let groups = req.groups.unwrap_or_default();
-        if let Some(bad) = groups.iter().find(|g| Role::from_group(g).is_none()) {
-            let known: Vec<_> = Role::ALL.iter().map(|r| r.group()).collect();
+        if let Some(bad) = groups.iter().find(|g| clinicflow::catalog().role(g).is_none()) {
+            let known: Vec<_> = clinicflow::catalog().roles.iter().map(|r| r.group()).collect();
             errors.push(FieldError::new(
                 "groups",
                 format!("unknown group {bad:?}; known: {}", known.join(", ")),

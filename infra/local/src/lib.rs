@@ -164,7 +164,7 @@ impl LocalStack {
                     Some(dir) => Embedded::open(&dir.join("clinicflow.sqlite"))?,
                     None => Embedded::in_memory()?,
                 };
-                let (platform, parts) = wiring::embedded(db, options.config.clone(), Faults::none());
+                let (platform, parts) = wiring::embedded(clinicflow::catalog(), db, options.config.clone(), Faults::none());
                 let platform = Arc::new(platform);
                 recover(&platform).await?;
                 let tasks = workers::spawn(

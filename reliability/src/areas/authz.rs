@@ -1,9 +1,9 @@
-//! The `authz` area: every route of `topology::ROUTES` × every kind of caller, with the
+//! The `authz` area: every route of `clinicflow::catalog().routes` × every kind of caller, with the
 //! status each cell must get, and every way a token can be bad on every route.
 //!
 //! The matrix is generated, not listed. Its rows are the catalogued routes; its columns are
 //! the anonymous caller, a caller with a valid token but no role, the patient who owns the
-//! case, another patient, and a staff caller for every other member of `Role::ALL`. The
+//! case, another patient, and a staff caller for every other member of `clinicflow::catalog().roles`. The
 //! expected status follows from the route's roles and from ownership only:
 //!
 //! - a public route answers everyone `200`, whatever they present (API Gateway runs no
@@ -39,10 +39,10 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use clinicflow::domain::checkup;
+use clinicflow::flows::checkup::domain as checkup;
 use clinicflow::http::auth::{DEV_AUDIENCE, DEV_ISSUER, DevTokens};
 use clinicflow::ports::AggregateKey;
-use clinicflow::topology::{Method, ROUTES, Role, Route};
+use clinicflow::topology::{Method, Role, Route, Scope};
 use clinicflow_tests::{LocalStack, fast_options};
 use futures::future::join_all;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -115,9 +115,12 @@ fn fixture(route: &Route) -> Option<Fixture> {
 /// Does a caller with `role`, allowed on a route naming a case, act on every case (staff) or
 /// only on their own (patients)? Exhaustive on purpose: a new role must be decided here.
 fn sees_every_case(role: Role) -> bool {
-    match role {
-        Role::Patient => false,
-        Role::Centre => true,
+    match role.scope {
+        Scope::Own => false,
+        Scope::Flow => true,
+        // No route of the check-up flow is assigned per caller yet; a flow that has such a
+        // role decides its cells here.
+        Scope::Assigned => false,
     }
 }
 
@@ -148,18 +151,23 @@ fn callers(stack: &LocalStack) -> Vec<Caller> {
         },
         Caller {
             label: "patient who owns the case".into(),
-            token: Some(stack.token(OWNER, &[Role::Patient.group()])),
-            roles: vec![Role::Patient],
+            token: Some(stack.token(OWNER, &[clinicflow::topology::PATIENT.group])),
+            roles: vec![clinicflow::topology::PATIENT],
             owner: true,
         },
         Caller {
             label: "another patient".into(),
-            token: Some(stack.token("authz-other-patient", &[Role::Patient.group()])),
-            roles: vec![Role::Patient],
+            token: Some(stack.token("authz-other-patient", &[clinicflow::topology::PATIENT.group])),
+            roles: vec![clinicflow::topology::PATIENT],
             owner: false,
         },
     ];
-    for role in Role::ALL.into_iter().filter(|r| *r != Role::Patient) {
+    for role in clinicflow::catalog()
+        .roles
+        .iter()
+        .copied()
+        .filter(|r| *r != clinicflow::topology::PATIENT)
+    {
         callers.push(Caller {
             label: format!("{} staff", role.group()),
             token: Some(stack.token(&format!("authz-{}", role.group()), &[role.group()])),
@@ -244,7 +252,7 @@ struct Cases {
 
 impl Cases {
     async fn book(stack: &LocalStack, api: &Api, n: usize, report: &mut AreaReport) -> anyhow::Result<Self> {
-        let owner = stack.token(OWNER, &[Role::Patient.group()]);
+        let owner = stack.token(OWNER, &[clinicflow::topology::PATIENT.group]);
         let answers = join_all((0..n).map(|i| {
             let body = booking_for(&date_in(200 + i as i64), &SOMEONE, "tok_ok");
             let (api, owner) = (api.clone(), owner.clone());
@@ -297,7 +305,7 @@ pub async fn run(mode: Mode) -> anyhow::Result<AreaReport> {
 
     let mut untested = 0;
     let mut plan = Vec::new();
-    for route in ROUTES {
+    for route in &clinicflow::catalog().routes {
         match fixture(route) {
             Some(f) => plan.push((route, f)),
             None => {
@@ -355,7 +363,7 @@ pub async fn run(mode: Mode) -> anyhow::Result<AreaReport> {
     }
 
     let bad_cells = bad_tokens(&stack, &api, &secret, &plan, (&shared_case, &mut cases), &mut report).await?;
-    report.figure("routes", ROUTES.len() as u64);
+    report.figure("routes", clinicflow::catalog().routes.len() as u64);
     report.figure("untested routes", untested);
     report.figure("matrix cells", cells);
     report.figure("bad-token cells", bad_cells);
@@ -459,12 +467,16 @@ async fn bad_tokens(
     report: &mut AreaReport,
 ) -> anyhow::Result<u64> {
     // The control: signed by the harness exactly as the stack signs, it must be accepted.
-    let control = sign(Algorithm::HS256, &claims(OWNER, &[Role::Patient.group()], 600), secret.as_bytes())?;
+    let control = sign(
+        Algorithm::HS256,
+        &claims(OWNER, &[clinicflow::topology::PATIENT.group], 600),
+        secret.as_bytes(),
+    )?;
     let answer = api.send("GET", "/checkups", Some(&control), None).await;
     report.case(judge("control token signed with the stack's secret on GET /checkups", 200, &answer));
 
     let mut cells = 1;
-    for route in ROUTES {
+    for route in &clinicflow::catalog().routes {
         let f = plan.iter().find(|(r, _)| r == &route).map(|(_, f)| *f);
         let groups: Vec<&str> = route.roles.iter().map(|r| r.group()).collect();
         // A route that changes a case gets a booking of its own; its footprint is watched.
@@ -513,23 +525,32 @@ mod tests {
 
     #[test]
     fn every_catalogued_route_has_a_fixture() {
-        let missing: Vec<_> = ROUTES.iter().filter(|r| fixture(r).is_none()).map(|r| r.path).collect();
+        let missing: Vec<_> = clinicflow::catalog()
+            .routes
+            .iter()
+            .filter(|r| fixture(r).is_none())
+            .map(|r| r.path)
+            .collect();
         assert!(missing.is_empty(), "{missing:?}");
     }
 
     #[test]
     fn expectations_follow_roles_and_ownership() {
-        let get_case = ROUTES
+        let get_case = clinicflow::catalog()
+            .routes
             .iter()
             .find(|r| r.method == Method::Get && r.path == "/checkups/{id}")
             .expect("route");
         let f = fixture(get_case).expect("fixture");
         assert_eq!(expected(get_case, &f, &caller(false, &[], false)), 401);
         assert_eq!(expected(get_case, &f, &caller(true, &[], false)), 403);
-        assert_eq!(expected(get_case, &f, &caller(true, &[Role::Patient], true)), 200);
-        assert_eq!(expected(get_case, &f, &caller(true, &[Role::Patient], false)), 404);
-        assert_eq!(expected(get_case, &f, &caller(true, &[Role::Centre], false)), 200);
-        let public = ROUTES.iter().find(|r| r.is_public()).expect("a public route");
+        assert_eq!(expected(get_case, &f, &caller(true, &[clinicflow::topology::PATIENT], true)), 200);
+        assert_eq!(expected(get_case, &f, &caller(true, &[clinicflow::topology::PATIENT], false)), 404);
+        assert_eq!(
+            expected(get_case, &f, &caller(true, &[clinicflow::flows::checkup::CENTRE], false)),
+            200
+        );
+        let public = clinicflow::catalog().routes.iter().find(|r| r.is_public()).expect("a public route");
         let f = fixture(public).expect("fixture");
         assert_eq!(expected(public, &f, &caller(false, &[], false)), 200);
     }

@@ -32,9 +32,9 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use clinicflow::adapters::sandbox::LedgerStatus;
-use clinicflow::domain::availability::slot_key;
-use clinicflow::domain::checkup::{self, Booking, Package};
-use clinicflow::domain::notification::short_ref;
+use clinicflow::domain::short_ref;
+use clinicflow::flows::checkup::availability::slot_key;
+use clinicflow::flows::checkup::domain::{self as checkup, Booking, Package};
 use clinicflow_tests::{LocalOptions, LocalStack, fast_options};
 use futures::future::join_all;
 use serde_json::json;
@@ -594,7 +594,7 @@ async fn same_key_at_once(mode: Mode, report: &mut AreaReport, tally: &mut Tally
 
     // One booking per key, and the provider holds exactly what that booking recorded.
     let bookings: Vec<Booking> = aggregates(&parts.db, checkup::CONTEXT).await?.into_values().collect();
-    let payments: Vec<clinicflow::domain::payment::Payment> = aggregates(&parts.db, clinicflow::domain::payment::CONTEXT)
+    let payments: Vec<clinicflow::contexts::payment::Payment> = aggregates(&parts.db, clinicflow::contexts::payment::CONTEXT)
         .await?
         .into_values()
         .collect();

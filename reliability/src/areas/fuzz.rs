@@ -10,10 +10,11 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use clinicflow::domain::{centre, checkup, payment};
+use clinicflow::contexts::payment;
+use clinicflow::flows::checkup::{centre, domain as checkup};
 use clinicflow::http::PROBLEM_JSON;
 use clinicflow::http::routes::MAX_BODY_BYTES;
-use clinicflow::topology::{self, Method, NOTIFICATION, Role, Route};
+use clinicflow::topology::{Method, NOTIFICATION, Route};
 use clinicflow_tests::{LocalStack, booking, fast_options, future_date};
 use serde_json::{Value, json};
 
@@ -72,9 +73,9 @@ async fn schemathesis(
         .arg("--base-url")
         .arg(stack.url())
         .arg("--patient-token")
-        .arg(stack.token(PATIENT, &[Role::Patient.group()]))
+        .arg(stack.token(PATIENT, &[clinicflow::topology::PATIENT.group]))
         .arg("--centre-token")
-        .arg(stack.token(STAFF, &[Role::Centre.group()]))
+        .arg(stack.token(STAFF, &[clinicflow::flows::checkup::CENTRE.group]))
         .arg("--max-examples")
         .arg(max_examples.to_string())
         .arg("--out")
@@ -325,8 +326,8 @@ fn hostile_requests(route: &Route, valid: &Value) -> Vec<Hostile> {
 /// Sends every hostile request to every POST route; returns (cases, 5xx answers).
 async fn hand_made(stack: &LocalStack, report: &mut AreaReport) -> anyhow::Result<(u64, u64)> {
     let http = reqwest::Client::new();
-    let patient = stack.token(PATIENT, &[Role::Patient.group()]);
-    let staff = stack.token(STAFF, &[Role::Centre.group()]);
+    let patient = stack.token(PATIENT, &[clinicflow::topology::PATIENT.group]);
+    let staff = stack.token(STAFF, &[clinicflow::flows::checkup::CENTRE.group]);
     let date = future_date(30);
     let valid_booking = booking(&date, "basic", "tok_ok");
 
@@ -353,8 +354,12 @@ async fn hand_made(stack: &LocalStack, report: &mut AreaReport) -> anyhow::Resul
     let mut before = snapshot(stack).await?;
 
     let (mut cases, mut five_hundreds) = (0u64, 0u64);
-    for route in topology::ROUTES.iter().filter(|r| r.method == Method::Post) {
-        let token = if route.roles.contains(&Role::Patient) { &patient } else { &staff };
+    for route in clinicflow::catalog().routes.iter().filter(|r| r.method == Method::Post) {
+        let token = if route.roles.contains(&clinicflow::topology::PATIENT) {
+            &patient
+        } else {
+            &staff
+        };
         let valid = match route.path {
             "/checkups" => valid_booking.clone(),
             p if p.ends_with("/reject") => json!({"reason": "the centre is closed that day"}),
@@ -490,7 +495,7 @@ mod tests {
 
     #[test]
     fn every_post_route_gets_hostile_requests_and_names_are_tried_where_they_can_be_read() {
-        for route in topology::ROUTES.iter().filter(|r| r.method == Method::Post) {
+        for route in clinicflow::catalog().routes.iter().filter(|r| r.method == Method::Post) {
             let valid = if route.path == "/checkups" {
                 booking("2030-01-01", "basic", "tok_ok")
             } else {

@@ -18,11 +18,13 @@ use clinicflow::adapters::embedded::Embedded;
 use clinicflow::adapters::resilient::ResilientGateway;
 use clinicflow::adapters::sandbox::SandboxGateway;
 use clinicflow::app::Faults;
-use clinicflow::app::checkup::{self as usecase, BookInput, IdempotencyKey};
+use clinicflow::app::command::IdempotencyKey;
 use clinicflow::app::consumers;
 use clinicflow::config::Config;
-use clinicflow::domain::checkup::{self, Booking};
-use clinicflow::domain::{Actor, Won, payment};
+use clinicflow::contexts::payment;
+use clinicflow::domain::{Actor, Won};
+use clinicflow::flows::checkup::commands::{self as usecase, BookInput};
+use clinicflow::flows::checkup::domain::{self as checkup, Booking};
 use clinicflow::ports::{ChargeRequest, PaymentError, PaymentGateway};
 use clinicflow::wiring;
 
@@ -71,7 +73,7 @@ fn input(date: &str, package: &str) -> BookInput {
 pub async fn run(report: &mut AreaReport) -> anyhow::Result<()> {
     let config = Config::default();
     let basic = config.prices.basic;
-    let (mut p, parts) = wiring::embedded(Embedded::in_memory()?, config, Faults::none());
+    let (mut p, parts) = wiring::embedded(clinicflow::catalog(), Embedded::in_memory()?, config, Faults::none());
     let held = HoldAfterCapture {
         inner: parts.sandbox.clone(),
         amount: basic,
@@ -104,7 +106,8 @@ pub async fn run(report: &mut AreaReport) -> anyhow::Result<()> {
     }
     for booking in &bookings {
         let (pay, _) =
-            usecase::load::<payment::Payment>(&p, &clinicflow::ports::AggregateKey::new(payment::CONTEXT, &booking.payment_id)).await?;
+            clinicflow::app::load::<payment::Payment>(&p, &clinicflow::ports::AggregateKey::new(payment::CONTEXT, &booking.payment_id))
+                .await?;
         let Some(pay) = pay else {
             wrong.push("the stored booking's payment is missing".into());
             continue;

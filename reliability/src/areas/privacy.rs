@@ -33,7 +33,6 @@ use std::time::Duration;
 
 use clinicflow::domain::{PersonName, PhoneNumber};
 use clinicflow::ports::CardToken;
-use clinicflow::topology::Role;
 use clinicflow_tests::{LocalStack, fast_options};
 use regex::Regex;
 use serde_json::{Value, json};
@@ -391,7 +390,7 @@ impl<'r> Flows<'r> {
     async fn start(round: usize, report: &'r mut AreaReport) -> anyhow::Result<Self> {
         let stack = LocalStack::start(fast_options()).await?;
         let api = Api::new(&stack)?;
-        let staff = stack.token(&format!("privacy-staff-{round}"), &[Role::Centre.group()]);
+        let staff = stack.token(&format!("privacy-staff-{round}"), &[clinicflow::flows::checkup::CENTRE.group]);
         Ok(Self {
             stack,
             api,
@@ -413,8 +412,10 @@ impl<'r> Flows<'r> {
     }
 
     fn patient(&self, n: usize) -> String {
-        self.stack
-            .token(&format!("privacy-patient-{}-{n}", self.round), &[Role::Patient.group()])
+        self.stack.token(
+            &format!("privacy-patient-{}-{n}", self.round),
+            &[clinicflow::topology::PATIENT.group],
+        )
     }
 
     fn date(&mut self) -> String {
@@ -726,7 +727,7 @@ impl<'r> Flows<'r> {
             .tokens
             .issue(
                 &format!("privacy-expired-{}", self.round),
-                &[Role::Patient.group().to_owned()],
+                &[clinicflow::topology::PATIENT.group.to_owned()],
                 -600,
             )
             .unwrap_or_default();

@@ -12,9 +12,10 @@ use std::time::Duration;
 use anyhow::Context;
 use clinicflow::app::consumers::{self, Handled};
 use clinicflow::app::{AppError, faults, projector};
-use clinicflow::domain::{availability, centre, checkup, payment};
+use clinicflow::contexts::payment;
 use clinicflow::events::EventEnvelope;
-use clinicflow::topology::{NOTIFICATION, RULES};
+use clinicflow::flows::checkup::{availability, centre, domain as checkup};
+use clinicflow::topology::NOTIFICATION;
 use clinicflow_tests::{Client, LocalStack, booking, fast_options, future_date};
 use serde_json::json;
 
@@ -72,7 +73,7 @@ async fn snapshot(stack: &LocalStack, ids: &[String]) -> anyhow::Result<Snapshot
     counters.sort();
     counters.dedup();
     for id in ids {
-        views.push(stack.platform.views.get(id).await?);
+        views.push(stack.platform.views.get(&clinicflow::flows::checkup::view::view_key(id)).await?);
     }
     Ok(Snapshot {
         sms: stack.sms_sent().await?,
@@ -194,7 +195,7 @@ async fn race(stack: &LocalStack, flows_done: &AtomicBool, seed: u64) -> anyhow:
         let mut round: Vec<(&'static str, EventEnvelope, u32)> = std::mem::take(&mut retry);
         for (next, e) in batch {
             seq = next;
-            for rule in RULES.iter().filter(|r| r.matches(&e.source, &e.event_type)) {
+            for rule in clinicflow::catalog().rules.iter().filter(|r| r.matches(&e.source, &e.event_type)) {
                 round.push((rule.target, e.clone(), 0));
                 round.push((rule.target, e.clone(), 0));
             }
@@ -280,7 +281,7 @@ pub async fn run(mode: Mode) -> anyhow::Result<AreaReport> {
         .collect();
     let mut deliveries: Vec<(&str, &EventEnvelope)> = Vec::new();
     for e in &history {
-        for rule in RULES.iter().filter(|r| r.matches(&e.source, &e.event_type)) {
+        for rule in clinicflow::catalog().rules.iter().filter(|r| r.matches(&e.source, &e.event_type)) {
             deliveries.push((rule.target, e));
             deliveries.push((rule.target, e));
         }
@@ -336,8 +337,14 @@ pub async fn run(mode: Mode) -> anyhow::Result<AreaReport> {
         pending = later;
     }
     for id in &ids {
-        let stored = p.views.get(id).await?.map(|v| v.body);
-        if fresh.views.get(id).await?.map(|v| v.body) != stored {
+        let stored = p.views.get(&clinicflow::flows::checkup::view::view_key(id)).await?.map(|v| v.body);
+        if fresh
+            .views
+            .get(&clinicflow::flows::checkup::view::view_key(id))
+            .await?
+            .map(|v| v.body)
+            != stored
+        {
             report.violation(format!("the view of case {id} differs when its records arrive out of order"));
         }
     }

@@ -88,7 +88,7 @@ pub struct DynamoTables {
 }
 
 impl DynamoTables {
-    /// The physical name of a logical table of [`topology::TABLES`].
+    /// The physical name of a logical table of the catalog.
     pub fn name_of(&self, table: &str) -> Option<&str> {
         match table {
             VIEWS => Some(&self.views),
@@ -106,9 +106,10 @@ pub struct DynamoStore {
     tables: DynamoTables,
 }
 
-/// True for the context tables that have a stream (and so feed the projector and sweeper).
+/// True for the context tables that have a stream (and so feed the projector and sweeper):
+/// every one but the notifier's own.
 fn has_stream(context: &str) -> bool {
-    topology::table(context).is_some_and(|t| t.stream)
+    context != topology::NOTIFICATION
 }
 
 fn ts(t: DateTime<Utc>) -> String {
@@ -404,12 +405,12 @@ impl DynamoStore {
         }
     }
 
-    /// Creates every table of [`topology::TABLES`] that does not exist yet (on demand
+    /// Creates every table of `tables` (the catalog's) that does not exist yet (on demand
     /// capacity, the streams, the GSIs, TTL on `expires_at`) and waits until they are
     /// active. Calling it again is harmless.
-    pub async fn create_tables(&self) -> Result<(), StoreError> {
+    pub async fn create_tables(&self, tables: &[topology::Table]) -> Result<(), StoreError> {
         let mut specs = Vec::new();
-        for table in topology::TABLES {
+        for table in tables {
             let name = self
                 .tables
                 .name_of(table.name)

@@ -14,37 +14,7 @@ use std::time::Duration;
 
 /// Any command, between its commit and its publish (the first check of each command).
 pub const AFTER_COMMIT: &str = "after-commit";
-/// `checkup-book`, between its commit and its publish.
-pub const BOOK_AFTER_COMMIT: &str = "checkup-book/after-commit";
-/// `checkup-cancel`, between its commit and its publish.
-pub const CANCEL_AFTER_COMMIT: &str = "checkup-cancel/after-commit";
-/// `centre-confirm`, between its commit and its publish.
-pub const CONFIRM_AFTER_COMMIT: &str = "centre-confirm/after-commit";
-/// `centre-reject`, between its commit and its publish.
-pub const REJECT_AFTER_COMMIT: &str = "centre-reject/after-commit";
 
-/// `centre-worklist`, on entry, before it reads anything.
-pub const CENTRE_WORKLIST: &str = "centre-worklist";
-/// `centre-worklist`, its reservation staged, before its transaction.
-pub const CENTRE_WORKLIST_BEFORE_WRITE: &str = "centre-worklist/before-write";
-/// `centre-worklist`, its transaction committed, before it publishes and acknowledges.
-pub const CENTRE_WORKLIST_AFTER_WRITE: &str = "centre-worklist/after-write";
-/// `availability-release`, on entry.
-pub const AVAILABILITY_RELEASE: &str = "availability-release";
-/// `availability-release`, before the counter moves.
-pub const AVAILABILITY_RELEASE_BEFORE_WRITE: &str = "availability-release/before-write";
-/// `availability-release`, the counter moved, before it acknowledges.
-pub const AVAILABILITY_RELEASE_AFTER_WRITE: &str = "availability-release/after-write";
-/// `payment-refund`, on entry.
-pub const PAYMENT_REFUND: &str = "payment-refund";
-/// `payment-refund`, the provider refunded, before the payment records it.
-pub const PAYMENT_REFUND_BEFORE_WRITE: &str = "payment-refund/before-write";
-/// `payment-refund`, the refund recorded, before `PaymentRefunded` is published.
-pub const PAYMENT_REFUND_AFTER_WRITE: &str = "payment-refund/after-write";
-/// `sms-notifier`, on entry.
-pub const SMS_NOTIFIER: &str = "sms-notifier";
-/// `sms-notifier`, before it claims the SMS (its first write).
-pub const SMS_NOTIFIER_BEFORE_WRITE: &str = "sms-notifier/before-write";
 /// `sms-notifier`, the SMS claimed, before it is handed to the channel. Failing here is a
 /// channel refusing for a while (the claim is released, the delivery retried); crashing
 /// here leaves the claim in doubt: the delivery is dead-lettered and the SMS not sent.
@@ -52,8 +22,6 @@ pub const SMS_BEFORE_SEND: &str = "sms-notifier/before-send";
 /// `sms-notifier`, the SMS handed to the channel, before the outcome is recorded: the SMS
 /// went out but the consumer did not record it.
 pub const SMS_AFTER_SEND: &str = "sms-notifier/after-send";
-/// `sms-notifier`, the outcome and the processed mark recorded, before it acknowledges.
-pub const SMS_NOTIFIER_AFTER_WRITE: &str = "sms-notifier/after-write";
 
 /// The status-view projector, before its view write.
 pub const PROJECTOR: &str = "status-projector";
@@ -67,47 +35,41 @@ pub const PAYMENT_CHARGE: &str = "payment-gateway/charge";
 /// The payment provider's refund, with the same effects as [`PAYMENT_CHARGE`].
 pub const PAYMENT_REFUND_CALL: &str = "payment-gateway/refund";
 
-/// Every point, in saga order.
-pub const ALL: &[&str] = &[
+/// The points that belong to no one command or consumer, in saga order; the catalog adds
+/// each command's [`after_commit`] point and each consumer's [`consumer_points`]
+/// (`Catalog::failure_points`).
+pub const PLATFORM_POINTS: &[&str] = &[
     PAYMENT_CHARGE,
     AFTER_COMMIT,
-    BOOK_AFTER_COMMIT,
-    CANCEL_AFTER_COMMIT,
-    CONFIRM_AFTER_COMMIT,
-    REJECT_AFTER_COMMIT,
-    CENTRE_WORKLIST,
-    CENTRE_WORKLIST_BEFORE_WRITE,
-    CENTRE_WORKLIST_AFTER_WRITE,
-    AVAILABILITY_RELEASE,
-    AVAILABILITY_RELEASE_BEFORE_WRITE,
-    AVAILABILITY_RELEASE_AFTER_WRITE,
-    PAYMENT_REFUND,
-    PAYMENT_REFUND_BEFORE_WRITE,
     PAYMENT_REFUND_CALL,
-    PAYMENT_REFUND_AFTER_WRITE,
-    SMS_NOTIFIER,
-    SMS_NOTIFIER_BEFORE_WRITE,
     SMS_BEFORE_SEND,
     SMS_AFTER_SEND,
-    SMS_NOTIFIER_AFTER_WRITE,
     PROJECTOR,
     PROJECTOR_AFTER_WRITE,
 ];
 
-/// The points of the consumer `name` (a rule target of `topology::RULES`): on entry,
-/// before its write, after its write.
-pub fn consumer_points(name: &str) -> Option<[&'static str; 3]> {
-    match name {
-        CENTRE_WORKLIST => Some([CENTRE_WORKLIST, CENTRE_WORKLIST_BEFORE_WRITE, CENTRE_WORKLIST_AFTER_WRITE]),
-        AVAILABILITY_RELEASE => Some([
-            AVAILABILITY_RELEASE,
-            AVAILABILITY_RELEASE_BEFORE_WRITE,
-            AVAILABILITY_RELEASE_AFTER_WRITE,
-        ]),
-        PAYMENT_REFUND => Some([PAYMENT_REFUND, PAYMENT_REFUND_BEFORE_WRITE, PAYMENT_REFUND_AFTER_WRITE]),
-        SMS_NOTIFIER => Some([SMS_NOTIFIER, SMS_NOTIFIER_BEFORE_WRITE, SMS_NOTIFIER_AFTER_WRITE]),
-        _ => None,
-    }
+/// The point of command `function` between its commit and its publish.
+pub fn after_commit(function: &str) -> String {
+    format!("{function}/after-commit")
+}
+
+/// The points of consumer `function`: on entry, before its write, after its write.
+pub fn consumer_points(function: &str) -> [String; 3] {
+    [
+        function.to_owned(),
+        format!("{function}/before-write"),
+        format!("{function}/after-write"),
+    ]
+}
+
+/// The point of consumer `function` before its write.
+pub fn before_write(function: &str) -> String {
+    format!("{function}/before-write")
+}
+
+/// The point of consumer `function` after its write, before it acknowledges.
+pub fn after_write(function: &str) -> String {
+    format!("{function}/after-write")
 }
 
 /// What an armed point does to the call that reaches it.
@@ -127,7 +89,7 @@ pub enum Effect {
 #[error("injected {} at {point}", if *.crash { "crash" } else { "failure" })]
 pub struct Injected {
     /// The point.
-    pub point: &'static str,
+    pub point: String,
     /// A crash ([`Effect::Crash`]) rather than a failure ([`Effect::Fail`]).
     pub crash: bool,
 }
@@ -160,7 +122,7 @@ mod disarmed {
 
         /// Passes.
         #[inline(always)]
-        pub async fn check(&self, _point: &'static str) -> Result<(), Injected> {
+        pub async fn check(&self, _point: &str) -> Result<(), Injected> {
             Ok(())
         }
 
@@ -266,7 +228,7 @@ mod armed {
         }
 
         /// The call reaches `point`: passes, waits (a delay), or fails or crashes there.
-        pub async fn check(&self, point: &'static str) -> Result<(), Injected> {
+        pub async fn check(&self, point: &str) -> Result<(), Injected> {
             match self.take(point) {
                 None => Ok(()),
                 Some(Effect::Delay(d)) => {
@@ -277,7 +239,10 @@ mod armed {
                 Some(effect) => {
                     let crash = effect == Effect::Crash;
                     tracing::warn!(point, crash, "injected failure");
-                    Err(Injected { point, crash })
+                    Err(Injected {
+                        point: point.to_owned(),
+                        crash,
+                    })
                 }
             }
         }
@@ -298,18 +263,6 @@ mod armed {
 mod tests {
     use super::*;
 
-    #[test]
-    fn every_point_is_listed_once_and_every_consumer_has_its_points() {
-        let mut names = ALL.to_vec();
-        names.sort_unstable();
-        names.dedup();
-        assert_eq!(names.len(), ALL.len());
-        for rule in crate::topology::RULES {
-            let points = consumer_points(rule.target).expect("a consumer's points");
-            assert!(points.iter().all(|p| ALL.contains(p)), "{}", rule.target);
-        }
-    }
-
     #[tokio::test]
     async fn an_unarmed_point_passes() {
         let faults = Faults::none();
@@ -327,7 +280,7 @@ mod tests {
             assert_eq!(
                 faults.check(PROJECTOR).await,
                 Err(Injected {
-                    point: PROJECTOR,
+                    point: PROJECTOR.to_owned(),
                     crash: false
                 })
             );

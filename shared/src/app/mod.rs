@@ -1,9 +1,11 @@
-//! Use cases: load → decide → save (with the outbox, in one transaction) → publish;
-//! the saga's consumers; the status-view projector; the outbox relay and sweeper.
+//! The platform's use-case machinery, for every slice: the command runner (load → decide →
+//! commit with the outbox → publish), the consumers' dispatch and idempotent commit, the
+//! SMS notifier, the status-view projector, list queries, the outbox relay and sweeper.
 
-pub mod checkup;
+pub mod command;
 pub mod consumers;
 pub mod faults;
+pub mod notifier;
 pub mod projector;
 pub mod queries;
 pub mod relay;
@@ -14,13 +16,16 @@ use std::time::Duration;
 use crate::adapters::resilient::ResilientGateway;
 use crate::config::Config;
 use crate::domain::{DomainError, FieldError};
-use crate::ports::{AggregateStore, Clock, Ids, Outbox, PaymentError, Publisher, SmsSender, StoreError, ViewStore};
+use crate::ports::{AggregateKey, AggregateStore, Clock, Ids, Outbox, PaymentError, Publisher, SmsSender, StoreError, ViewStore};
+use crate::topology::Catalog;
 
 pub use faults::{Effect, Faults, Injected};
 
 /// The ports a use case needs, built once per process.
 #[derive(Clone)]
 pub struct Platform {
+    /// What the platform runs: every slice's functions, routes, consumers and views.
+    pub catalog: &'static Catalog,
     /// Aggregates, counters, dedup marks, idempotent responses.
     pub store: Arc<dyn AggregateStore>,
     /// The outbox's read side.
@@ -46,6 +51,14 @@ pub struct Platform {
 impl std::fmt::Debug for Platform {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Platform").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+/// Loads a stored state and its version (0 when absent).
+pub async fn load<T: serde::de::DeserializeOwned>(p: &Platform, key: &AggregateKey) -> Result<(Option<T>, u64), AppError> {
+    match p.store.load(key).await? {
+        None => Ok((None, 0)),
+        Some(stored) => Ok((Some(serde_json::from_value(stored.state)?), stored.version)),
     }
 }
 

@@ -1,15 +1,13 @@
-//! Queries on the status views: they read the view table only, never the command side.
+//! What every list and status query shares: paging with opaque cursors, the parameters a
+//! list takes, and reading views. Queries read the view table only, never the command side.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 
-use serde::Deserialize;
-
-use super::projector::{CheckupResponse, CheckupView, FLOW};
+use super::projector::View;
 use super::{AppError, Platform};
-use crate::domain::checkup::BookingStatus;
-use crate::domain::{Actor, FieldError};
+use crate::domain::FieldError;
 use crate::ports::{ViewQuery, ViewRecord};
 
 /// Largest page.
@@ -17,9 +15,9 @@ pub const MAX_PAGE: usize = 100;
 
 /// A page of views and the cursor to the next one.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Page {
+pub struct Page<T> {
     /// The views.
-    pub items: Vec<CheckupResponse>,
+    pub items: Vec<T>,
     /// Opaque cursor for the next page, if there is one.
     pub next_cursor: Option<String>,
 }
@@ -32,9 +30,9 @@ pub struct ListParams {
     pub cursor: Option<String>,
     /// Page size (1–100, default 20).
     pub limit: Option<String>,
-    /// Centre list only: date.
+    /// Staff lists only: a date.
     pub date: Option<String>,
-    /// Centre list only: booking status.
+    /// Staff lists only: a status.
     pub status: Option<String>,
 }
 
@@ -61,23 +59,21 @@ fn parse_limit(raw: Option<&str>) -> Result<usize, FieldError> {
 }
 
 /// Parses an optional parameter, collecting its error.
-fn parsed<T>(raw: Option<&str>, errors: &mut Vec<FieldError>, parse: impl Fn(&str) -> Result<T, FieldError>) -> Option<T> {
+pub fn parsed<T>(raw: Option<&str>, errors: &mut Vec<FieldError>, parse: impl Fn(&str) -> Result<T, FieldError>) -> Option<T> {
     raw.map(parse).transpose().map_err(|e| errors.push(e)).ok().flatten()
 }
 
 /// The page size and the position after which to continue.
-fn paging(params: &ListParams, errors: &mut Vec<FieldError>) -> (Option<usize>, Option<(DateTime<Utc>, String)>) {
+pub fn paging(params: &ListParams, errors: &mut Vec<FieldError>) -> (Option<usize>, Option<(DateTime<Utc>, String)>) {
     let limit = parse_limit(params.limit.as_deref()).map_err(|e| errors.push(e)).ok();
     (limit, parsed(params.cursor.as_deref(), errors, decode_cursor))
 }
 
-/// Reads the stored view in place (no copy of its JSON) and renders it.
-fn render(r: &ViewRecord) -> Result<Option<CheckupResponse>, AppError> {
-    Ok(CheckupView::deserialize(&r.body)?.into_response())
-}
-
-async fn page(p: &Platform, mut query: ViewQuery) -> Result<Page, AppError> {
+/// A page of view `V`'s rows matching `query`, each rendered by `render` (a view not
+/// ready to show, `None`, is left out), and the cursor to the next page.
+pub async fn page<V: View, T>(p: &Platform, mut query: ViewQuery, render: impl Fn(V) -> Option<T>) -> Result<Page<T>, AppError> {
     let limit = query.limit;
+    query.flow = V::NAME.into();
     query.limit = limit + 1;
     let mut rows = p.views.list(&query).await?;
     let more = rows.len() > limit;
@@ -85,72 +81,27 @@ async fn page(p: &Platform, mut query: ViewQuery) -> Result<Page, AppError> {
     let next_cursor = if more { rows.last().map(encode_cursor) } else { None };
     let mut items = Vec::with_capacity(rows.len());
     for r in &rows {
-        if let Some(v) = render(r)? {
+        // Read in place (no copy of the row's JSON).
+        if let Some(v) = render(V::deserialize(&r.body)?) {
             items.push(v);
         }
     }
     Ok(Page { items, next_cursor })
 }
 
-/// One booking's status view, for its patient or for centre staff. Another patient's
-/// booking is not found, as if it did not exist.
-pub async fn checkup(p: &Platform, actor: &Actor, is_staff: bool, id: &str) -> Result<CheckupResponse, AppError> {
-    let record = p.views.get(id).await?.filter(|r| r.flow == FLOW).ok_or(AppError::NotFound)?;
-    if !is_staff && record.owner != actor.sub {
-        return Err(AppError::NotFound);
-    }
-    render(&record)?.ok_or(AppError::NotFound)
-}
-
-/// The patient's own bookings, newest first.
-pub async fn my_checkups(p: &Platform, actor: &Actor, params: &ListParams) -> Result<Page, AppError> {
-    let mut errors = Vec::new();
+/// Refuses the filters a list does not take, each naming its parameter.
+pub fn refuse_filters(params: &ListParams, errors: &mut Vec<FieldError>) {
     if params.date.is_some() {
         errors.push(FieldError::new("date", "is not a filter of this list"));
     }
     if params.status.is_some() {
         errors.push(FieldError::new("status", "is not a filter of this list"));
     }
-    let (limit, after) = paging(params, &mut errors);
-    let Some(limit) = limit.filter(|_| errors.is_empty()) else {
-        return Err(AppError::Invalid(errors));
-    };
-    page(
-        p,
-        ViewQuery {
-            flow: FLOW.into(),
-            owner: Some(actor.sub.clone()),
-            after,
-            limit,
-            ..Default::default()
-        },
-    )
-    .await
 }
 
-/// The centre's work list, optionally for one date and one status, newest first.
-pub async fn centre_list(p: &Platform, params: &ListParams) -> Result<Page, AppError> {
-    let mut errors = Vec::new();
-    let date = parsed(params.date.as_deref(), &mut errors, |d| {
-        chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| FieldError::new("date", "must be a date in the form YYYY-MM-DD"))
-    });
-    let status = parsed(params.status.as_deref(), &mut errors, BookingStatus::parse);
-    let (limit, after) = paging(params, &mut errors);
-    let Some(limit) = limit.filter(|_| errors.is_empty()) else {
-        return Err(AppError::Invalid(errors));
-    };
-    page(
-        p,
-        ViewQuery {
-            flow: FLOW.into(),
-            date: date.map(|d| d.to_string()),
-            status: status.map(|s| s.as_str().to_owned()),
-            after,
-            limit,
-            owner: None,
-        },
-    )
-    .await
+/// Parses a `date` filter (`YYYY-MM-DD`).
+pub fn date_filter(raw: &str) -> Result<chrono::NaiveDate, FieldError> {
+    chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d").map_err(|_| FieldError::new("date", "must be a date in the form YYYY-MM-DD"))
 }
 
 #[cfg(test)]
@@ -164,7 +115,7 @@ mod tests {
             .with_timezone(&Utc);
         let r = ViewRecord {
             id: "01J".into(),
-            flow: FLOW.into(),
+            flow: "a-view".into(),
             owner: "p".into(),
             date: None,
             status: None,

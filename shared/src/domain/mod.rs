@@ -1,16 +1,51 @@
 //! The pure domain: value types parsed once at the edge, and one module per bounded
 //! context with its aggregate, commands, events and `decide`/`apply`. No I/O here.
 
-pub mod availability;
-pub mod centre;
-pub mod checkup;
-pub mod notification;
-pub mod payment;
+pub mod testing;
 
 use std::fmt;
 
 use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+
+/// An aggregate of a bounded context: the state one command decides on, alone, under its
+/// version. `decide` turns a command into events without changing anything; `apply` folds
+/// one event into the state. Both are pure; `app::command` loads, stages and commits.
+pub trait Aggregate: Serialize + DeserializeOwned + Clone + Send + Sync + Sized + 'static {
+    /// The bounded context: its table and its events' source (`clinicflow.<context>`).
+    const CONTEXT: &'static str;
+    /// What may be asked of it.
+    type Command;
+    /// What happens to it: an adjacently tagged enum (`{"type", "data"}`).
+    type Event: Serialize + DeserializeOwned + Clone + fmt::Debug + PartialEq + Send + Sync;
+    /// Why a command is refused.
+    type Error: Into<DomainError> + fmt::Debug + PartialEq;
+
+    /// Decides what `command` does to `state` (`None`: the aggregate does not exist yet).
+    /// A command whose effect already holds decides nothing.
+    fn decide(state: Option<&Self>, command: Self::Command) -> Result<Vec<Self::Event>, Self::Error>;
+
+    /// Folds one event into the state; `id` is the aggregate's id.
+    fn apply(state: Option<Self>, id: &str, event: &Self::Event) -> Option<Self>;
+}
+
+/// Who to tell about a case, and in which language.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contact {
+    /// The person's name.
+    pub name: PersonName,
+    /// The person's phone, E.164.
+    pub phone: PhoneNumber,
+    /// SMS language.
+    pub locale: Locale,
+}
+
+/// The short reference a person can quote on the phone: the last 8 characters of the id.
+pub fn short_ref(id: &str) -> &str {
+    let start = id.char_indices().rev().nth(7).map_or(0, |(i, _)| i);
+    &id[start..]
+}
 
 /// A field of a command that failed validation, named as the client sent it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

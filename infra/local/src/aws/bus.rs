@@ -104,7 +104,7 @@ pub fn queue_names(prefix: &str, target: &str) -> (String, String) {
 
 /// The event pattern of `rule`.
 fn event_pattern(rule: &Rule) -> String {
-    json!({ "source": [rule.source], "detail-type": rule.detail_types }).to_string()
+    json!({ "source": rule.sources, "detail-type": rule.detail_types }).to_string()
 }
 
 /// Creates queue `name` if absent; returns its URL and ARN.
@@ -354,8 +354,8 @@ mod tests {
     fn long_names_are_cut_to_the_limit_with_a_stable_hash() {
         let rule = Rule {
             name: "availability-release-on-checkup-end",
-            source: "clinicflow.checkup",
-            detail_types: &["CheckupCancelled"],
+            sources: vec!["clinicflow.checkup"],
+            detail_types: vec!["CheckupCancelled"],
             target: "availability-release",
         };
         let prefix = "cb-01jabcdefghjkmnpqrstvwxyz0";
@@ -370,8 +370,8 @@ mod tests {
     fn the_pattern_matches_the_rules_source_and_types() {
         let rule = Rule {
             name: "r",
-            source: "clinicflow.payment",
-            detail_types: &["PaymentRefunded", "PaymentCaptured"],
+            sources: vec!["clinicflow.payment"],
+            detail_types: vec!["PaymentRefunded", "PaymentCaptured"],
             target: "t",
         };
         let pattern: serde_json::Value = serde_json::from_str(&event_pattern(&rule)).expect("json");

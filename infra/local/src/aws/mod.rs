@@ -18,7 +18,6 @@ use clinicflow::app::{Faults, Platform};
 use clinicflow::config::Config;
 use clinicflow::events::EventEnvelope;
 use clinicflow::ports::{SmsError, SmsMessage, SmsSender};
-use clinicflow::topology;
 use clinicflow::wiring::{self, AwsParts, AwsSettings};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -76,10 +75,14 @@ impl AwsRuntime {
             endpoint: Some(endpoint.to_owned()),
         })
         .await;
-        let settings = AwsSettings::prefixed(prefix);
-        let (mut platform, parts) = wiring::aws(&sdk, settings.clone(), config, Faults::none());
-        parts.store.create_tables().await.context("creating the DynamoDB tables")?;
-        let queues = bus::provision(&sdk, &settings.bus, prefix, topology::RULES, bus_options.max_attempts)
+        let settings = AwsSettings::prefixed(clinicflow::catalog(), prefix);
+        let (mut platform, parts) = wiring::aws(clinicflow::catalog(), &sdk, settings.clone(), config, Faults::none());
+        parts
+            .store
+            .create_tables(&platform.catalog.tables)
+            .await
+            .context("creating the DynamoDB tables")?;
+        let queues = bus::provision(&sdk, &settings.bus, prefix, &clinicflow::catalog().rules, bus_options.max_attempts)
             .await
             .context("creating the event bus, rules and queues")?;
         let sent = Arc::new(Mutex::new(Vec::new()));

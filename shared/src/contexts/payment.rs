@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{DomainError, Won};
+use crate::domain::{Aggregate, DomainError, Won};
 
 /// The bounded context's name.
 pub const CONTEXT: &str = "payment";
@@ -82,53 +82,60 @@ pub enum Event {
     },
 }
 
-/// Decides a payment command. Recording a refund twice decides nothing.
-pub fn decide(state: Option<&Payment>, command: Command) -> Result<Vec<Event>, DomainError> {
-    match (state, command) {
-        (
-            None,
-            Command::Record {
-                booking_id,
-                amount,
-                provider_ref,
-            },
-        ) => Ok(vec![Event::PaymentCaptured {
-            booking_id,
-            amount,
-            provider_ref,
-        }]),
-        (Some(_), Command::Record { .. }) => Err(DomainError::IllegalTransition("payment already recorded".into())),
-        (None, Command::RecordRefund) => Err(DomainError::NotFound),
-        (Some(p), Command::RecordRefund) => match p.status {
-            PaymentStatus::Paid => Ok(vec![Event::PaymentRefunded { amount: p.amount }]),
-            PaymentStatus::Refunded => Ok(vec![]),
-            PaymentStatus::Voided => Err(DomainError::IllegalTransition("a voided payment has nothing to refund".into())),
-        },
-    }
-}
+impl Aggregate for Payment {
+    const CONTEXT: &'static str = CONTEXT;
+    type Command = Command;
+    type Event = Event;
+    type Error = DomainError;
 
-/// Applies a payment event.
-pub fn apply(state: Option<Payment>, id: &str, event: &Event) -> Option<Payment> {
-    match (state, event) {
-        (
-            None,
-            Event::PaymentCaptured {
+    /// Decides a payment command. Recording a refund twice decides nothing.
+    fn decide(state: Option<&Self>, command: Command) -> Result<Vec<Event>, DomainError> {
+        match (state, command) {
+            (
+                None,
+                Command::Record {
+                    booking_id,
+                    amount,
+                    provider_ref,
+                },
+            ) => Ok(vec![Event::PaymentCaptured {
                 booking_id,
                 amount,
                 provider_ref,
+            }]),
+            (Some(_), Command::Record { .. }) => Err(DomainError::IllegalTransition("payment already recorded".into())),
+            (None, Command::RecordRefund) => Err(DomainError::NotFound),
+            (Some(p), Command::RecordRefund) => match p.status {
+                PaymentStatus::Paid => Ok(vec![Event::PaymentRefunded { amount: p.amount }]),
+                PaymentStatus::Refunded => Ok(vec![]),
+                PaymentStatus::Voided => Err(DomainError::IllegalTransition("a voided payment has nothing to refund".into())),
             },
-        ) => Some(Payment {
-            id: id.to_owned(),
-            booking_id: booking_id.clone(),
-            amount: *amount,
-            provider_ref: provider_ref.clone(),
-            status: PaymentStatus::Paid,
-        }),
-        (Some(mut p), Event::PaymentRefunded { .. }) => {
-            p.status = PaymentStatus::Refunded;
-            Some(p)
         }
-        (state, _) => state,
+    }
+
+    /// Applies a payment event.
+    fn apply(state: Option<Self>, id: &str, event: &Event) -> Option<Self> {
+        match (state, event) {
+            (
+                None,
+                Event::PaymentCaptured {
+                    booking_id,
+                    amount,
+                    provider_ref,
+                },
+            ) => Some(Payment {
+                id: id.to_owned(),
+                booking_id: booking_id.clone(),
+                amount: *amount,
+                provider_ref: provider_ref.clone(),
+                status: PaymentStatus::Paid,
+            }),
+            (Some(mut p), Event::PaymentRefunded { .. }) => {
+                p.status = PaymentStatus::Refunded;
+                Some(p)
+            }
+            (state, _) => state,
+        }
     }
 }
 
@@ -137,7 +144,7 @@ mod tests {
     use super::*;
 
     fn paid() -> Option<Payment> {
-        let events = decide(
+        let events = Payment::decide(
             None,
             Command::Record {
                 booking_id: "b".into(),
@@ -146,15 +153,15 @@ mod tests {
             },
         )
         .expect("ok");
-        events.iter().fold(None, |s, e| apply(s, "p", e))
+        events.iter().fold(None, |s, e| Payment::apply(s, "p", e))
     }
 
     #[test]
     fn a_paid_payment_is_refunded_once() {
         let state = paid();
-        let events = decide(state.as_ref(), Command::RecordRefund).expect("refund");
+        let events = Payment::decide(state.as_ref(), Command::RecordRefund).expect("refund");
         assert_eq!(events, vec![Event::PaymentRefunded { amount: Won(10) }]);
-        let refunded = events.iter().fold(state, |s, e| apply(s, "p", e));
-        assert_eq!(decide(refunded.as_ref(), Command::RecordRefund).expect("again"), vec![]);
+        let refunded = events.iter().fold(state, |s, e| Payment::apply(s, "p", e));
+        assert_eq!(Payment::decide(refunded.as_ref(), Command::RecordRefund).expect("again"), vec![]);
     }
 }

@@ -4,7 +4,7 @@
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use super::{DomainError, FieldError, Locale, PersonName, PhoneNumber, Won};
+use crate::domain::{Aggregate, Contact, DomainError, FieldError, Won};
 
 /// The bounded context's name, used for its table and event source.
 pub const CONTEXT: &str = "checkup";
@@ -114,17 +114,6 @@ impl BookingStatus {
     }
 }
 
-/// Who to tell about the booking, and in which language.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Contact {
-    /// The patient's name.
-    pub name: PersonName,
-    /// The patient's phone, E.164.
-    pub phone: PhoneNumber,
-    /// SMS language.
-    pub locale: Locale,
-}
-
 /// The booking aggregate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Booking {
@@ -230,90 +219,99 @@ pub fn parse_reason(raw: &str) -> Result<String, FieldError> {
     Ok(reason.to_owned())
 }
 
-/// Decides what a command does to a booking. Repeating a command whose effect already
-/// holds (confirm a confirmed booking, cancel a cancelled one) decides nothing.
-pub fn decide(state: Option<&Booking>, command: Command) -> Result<Vec<Event>, DomainError> {
-    use BookingStatus::*;
-    match (state, command) {
-        (None, Command::Book(b)) => Ok(vec![Event::CheckupBooked {
-            patient_sub: b.patient_sub,
-            date: b.date,
-            package: b.package,
-            price: b.price,
-            payment_id: b.payment_id,
-            contact: b.contact,
-        }]),
-        (Some(_), Command::Book(_)) => Err(DomainError::IllegalTransition("the booking already exists".into())),
-        (None, _) => Err(DomainError::NotFound),
-        (Some(b), Command::Confirm) => match b.status {
-            Booked => Ok(vec![Event::CheckupConfirmed {}]),
-            Confirmed => Ok(vec![]),
-            other => Err(DomainError::IllegalTransition(format!(
-                "a {} booking cannot be confirmed",
-                other.as_str()
-            ))),
-        },
-        (Some(b), Command::Reject { reason }) => match b.status {
-            Booked => Ok(vec![Event::CheckupRejected { reason }]),
-            Rejected => Ok(vec![]),
-            other => Err(DomainError::IllegalTransition(format!(
-                "a {} booking cannot be rejected",
-                other.as_str()
-            ))),
-        },
-        (Some(b), Command::Cancel) => match b.status {
-            Booked | Confirmed => Ok(vec![Event::CheckupCancelled {}]),
-            Cancelled => Ok(vec![]),
-            Rejected => Err(DomainError::IllegalTransition(
-                "a rejected booking cannot be cancelled; its payment is refunded".into(),
-            )),
-        },
-    }
-}
+impl Aggregate for Booking {
+    const CONTEXT: &'static str = CONTEXT;
+    type Command = Command;
+    type Event = Event;
+    type Error = DomainError;
 
-/// Applies an event to a booking. `id` is the aggregate id the event belongs to.
-pub fn apply(state: Option<Booking>, id: &str, event: &Event) -> Option<Booking> {
-    match (state, event) {
-        (
-            None,
-            Event::CheckupBooked {
-                patient_sub,
-                date,
-                package,
-                price,
-                payment_id,
-                ..
+    /// Decides what a command does to a booking. Repeating a command whose effect already
+    /// holds (confirm a confirmed booking, cancel a cancelled one) decides nothing.
+    fn decide(state: Option<&Self>, command: Command) -> Result<Vec<Event>, DomainError> {
+        use BookingStatus::*;
+        match (state, command) {
+            (None, Command::Book(b)) => Ok(vec![Event::CheckupBooked {
+                patient_sub: b.patient_sub,
+                date: b.date,
+                package: b.package,
+                price: b.price,
+                payment_id: b.payment_id,
+                contact: b.contact,
+            }]),
+            (Some(_), Command::Book(_)) => Err(DomainError::IllegalTransition("the booking already exists".into())),
+            (None, _) => Err(DomainError::NotFound),
+            (Some(b), Command::Confirm) => match b.status {
+                Booked => Ok(vec![Event::CheckupConfirmed {}]),
+                Confirmed => Ok(vec![]),
+                other => Err(DomainError::IllegalTransition(format!(
+                    "a {} booking cannot be confirmed",
+                    other.as_str()
+                ))),
             },
-        ) => Some(Booking {
-            id: id.to_owned(),
-            patient_sub: patient_sub.clone(),
-            date: *date,
-            package: *package,
-            price: *price,
-            payment_id: payment_id.clone(),
-            status: BookingStatus::Booked,
-            reason: None,
-        }),
-        (Some(mut b), Event::CheckupConfirmed {}) => {
-            b.status = BookingStatus::Confirmed;
-            Some(b)
+            (Some(b), Command::Reject { reason }) => match b.status {
+                Booked => Ok(vec![Event::CheckupRejected { reason }]),
+                Rejected => Ok(vec![]),
+                other => Err(DomainError::IllegalTransition(format!(
+                    "a {} booking cannot be rejected",
+                    other.as_str()
+                ))),
+            },
+            (Some(b), Command::Cancel) => match b.status {
+                Booked | Confirmed => Ok(vec![Event::CheckupCancelled {}]),
+                Cancelled => Ok(vec![]),
+                Rejected => Err(DomainError::IllegalTransition(
+                    "a rejected booking cannot be cancelled; its payment is refunded".into(),
+                )),
+            },
         }
-        (Some(mut b), Event::CheckupRejected { reason }) => {
-            b.status = BookingStatus::Rejected;
-            b.reason = Some(reason.clone());
-            Some(b)
+    }
+
+    /// Applies an event to a booking. `id` is the aggregate id the event belongs to.
+    fn apply(state: Option<Self>, id: &str, event: &Event) -> Option<Self> {
+        match (state, event) {
+            (
+                None,
+                Event::CheckupBooked {
+                    patient_sub,
+                    date,
+                    package,
+                    price,
+                    payment_id,
+                    ..
+                },
+            ) => Some(Booking {
+                id: id.to_owned(),
+                patient_sub: patient_sub.clone(),
+                date: *date,
+                package: *package,
+                price: *price,
+                payment_id: payment_id.clone(),
+                status: BookingStatus::Booked,
+                reason: None,
+            }),
+            (Some(mut b), Event::CheckupConfirmed {}) => {
+                b.status = BookingStatus::Confirmed;
+                Some(b)
+            }
+            (Some(mut b), Event::CheckupRejected { reason }) => {
+                b.status = BookingStatus::Rejected;
+                b.reason = Some(reason.clone());
+                Some(b)
+            }
+            (Some(mut b), Event::CheckupCancelled {}) => {
+                b.status = BookingStatus::Cancelled;
+                Some(b)
+            }
+            (state, _) => state,
         }
-        (Some(mut b), Event::CheckupCancelled {}) => {
-            b.status = BookingStatus::Cancelled;
-            Some(b)
-        }
-        (state, _) => state,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::testing::given;
+    use crate::domain::{Locale, PersonName, PhoneNumber};
 
     fn book() -> BookCheckup {
         BookCheckup {
@@ -331,80 +329,66 @@ mod tests {
         }
     }
 
-    fn given(events: &[Event]) -> Option<Booking> {
-        events.iter().fold(None, |s, e| apply(s, "b1", e))
+    fn booked() -> Event {
+        Booking::decide(None, Command::Book(book())).expect("booked").remove(0)
     }
 
     #[test]
     fn booking_a_new_checkup_records_it_as_booked() {
-        let events = decide(None, Command::Book(book())).expect("decided");
-        let state = given(&events).expect("exists");
+        let state = given::<Booking>("b1", [])
+            .when(Command::Book(book()))
+            .then([booked()])
+            .expect("exists");
         assert_eq!(state.status, BookingStatus::Booked);
         assert_eq!(state.price, Won(100_000));
     }
 
     #[test]
     fn a_booked_checkup_can_be_confirmed_once() {
-        let booked = given(&decide(None, Command::Book(book())).expect("booked"));
-        let events = decide(booked.as_ref(), Command::Confirm).expect("confirm");
-        assert_eq!(events, vec![Event::CheckupConfirmed {}]);
-        let confirmed = given(&[
-            decide(None, Command::Book(book())).expect("b").remove(0),
-            Event::CheckupConfirmed {},
-        ]);
-        assert_eq!(decide(confirmed.as_ref(), Command::Confirm).expect("again"), vec![]);
+        given::<Booking>("b1", [booked()])
+            .when(Command::Confirm)
+            .then([Event::CheckupConfirmed {}]);
+        given::<Booking>("b1", [booked(), Event::CheckupConfirmed {}])
+            .when(Command::Confirm)
+            .then_nothing();
     }
 
     #[test]
     fn a_cancelled_checkup_cannot_be_confirmed_or_rejected() {
-        let cancelled = given(&[
-            decide(None, Command::Book(book())).expect("b").remove(0),
-            Event::CheckupCancelled {},
-        ]);
-        assert!(matches!(
-            decide(cancelled.as_ref(), Command::Confirm),
-            Err(DomainError::IllegalTransition(_))
-        ));
-        assert!(matches!(
-            decide(cancelled.as_ref(), Command::Reject { reason: "x".into() }),
-            Err(DomainError::IllegalTransition(_))
-        ));
+        let cancelled = || given::<Booking>("b1", [booked(), Event::CheckupCancelled {}]);
+        let illegal = |e: &DomainError| matches!(e, DomainError::IllegalTransition(_));
+        cancelled().when(Command::Confirm).then_refused(illegal);
+        cancelled().when(Command::Reject { reason: "x".into() }).then_refused(illegal);
     }
 
     #[test]
     fn cancelling_twice_is_harmless() {
-        let cancelled = given(&[
-            decide(None, Command::Book(book())).expect("b").remove(0),
-            Event::CheckupCancelled {},
-        ]);
-        assert_eq!(decide(cancelled.as_ref(), Command::Cancel).expect("again"), vec![]);
+        given::<Booking>("b1", [booked(), Event::CheckupCancelled {}])
+            .when(Command::Cancel)
+            .then_nothing();
     }
 
     #[test]
     fn a_confirmed_checkup_can_still_be_cancelled_but_not_rejected() {
-        let confirmed = given(&[
-            decide(None, Command::Book(book())).expect("b").remove(0),
-            Event::CheckupConfirmed {},
-        ]);
-        assert_eq!(
-            decide(confirmed.as_ref(), Command::Cancel).expect("cancel"),
-            vec![Event::CheckupCancelled {}]
-        );
-        assert!(decide(confirmed.as_ref(), Command::Reject { reason: "full".into() }).is_err());
+        let confirmed = || given::<Booking>("b1", [booked(), Event::CheckupConfirmed {}]);
+        confirmed().when(Command::Cancel).then([Event::CheckupCancelled {}]);
+        confirmed()
+            .when(Command::Reject { reason: "full".into() })
+            .then_refused(|e| matches!(e, DomainError::IllegalTransition(_)));
     }
 
     #[test]
     fn a_rejected_checkup_cannot_be_cancelled() {
-        let rejected = given(&[
-            decide(None, Command::Book(book())).expect("b").remove(0),
-            Event::CheckupRejected { reason: "r".into() },
-        ]);
-        assert!(decide(rejected.as_ref(), Command::Cancel).is_err());
+        given::<Booking>("b1", [booked(), Event::CheckupRejected { reason: "r".into() }])
+            .when(Command::Cancel)
+            .then_refused(|e| matches!(e, DomainError::IllegalTransition(_)));
     }
 
     #[test]
     fn commands_on_a_missing_booking_are_not_found() {
-        assert_eq!(decide(None, Command::Cancel), Err(DomainError::NotFound));
+        given::<Booking>("b1", [])
+            .when(Command::Cancel)
+            .then_refused(|e| *e == DomainError::NotFound);
     }
 
     #[test]

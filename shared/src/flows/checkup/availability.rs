@@ -4,7 +4,7 @@
 
 use chrono::NaiveDate;
 
-use super::checkup::Package;
+use super::domain::Package;
 
 /// The bounded context's name.
 pub const CONTEXT: &str = "availability";

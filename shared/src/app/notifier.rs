@@ -1,0 +1,347 @@
+//! The SMS notifier: one SMS per status change to the person it concerns, for every slice.
+//! A slice declares its [`Notification`]s as data (the event, whose contact, the text in
+//! Korean and English); the notifier keeps each case's contact in its own table, renders
+//! the text in the person's language and sends it at most once per event and recipient.
+
+use super::consumers::{ConsumerError, ConsumerFuture, Handled, commit_once, mark};
+use super::{Platform, faults};
+use crate::domain::{Contact, Locale, Won, short_ref};
+use crate::events::EventEnvelope;
+use crate::ports::{AggregateKey, AggregateWrite, SmsError, SmsMessage, StoreError, Transaction};
+use crate::topology::{ContactFrom, NOTIFICATION, Notification, SMS_NOTIFIER};
+
+/// The notifier's own table of whom to tell about a case.
+pub const CONTACTS: &str = NOTIFICATION;
+
+/// The notifier's handler, as the catalog registers it.
+pub fn handle<'a>(p: &'a Platform, event: &'a EventEnvelope) -> ConsumerFuture<'a> {
+    Box::pin(notify(p, event))
+}
+
+/// The notification the catalog declares for an event, if any.
+pub fn notification_of<'a>(p: &'a Platform, event: &EventEnvelope) -> Option<&'a Notification> {
+    p.catalog
+        .notifications
+        .iter()
+        .find(|n| n.source == event.source && n.event_type == event.event_type)
+}
+
+/// Sends the SMS of one event. A contact the event carries is kept for the case; a later
+/// event that overtakes it is retried until the contact is known.
+async fn notify(p: &Platform, event: &EventEnvelope) -> Result<Handled, ConsumerError> {
+    let Some(notification) = notification_of(p, event) else {
+        return Ok(Handled::Skipped);
+    };
+    if p.store.is_processed(SMS_NOTIFIER, &event.id).await? {
+        return Ok(Handled::Skipped);
+    }
+    let case = event.correlation_id.clone();
+    let contact_key = AggregateKey::new(CONTACTS, &case);
+    let mut contact_write = None;
+    let contact = match notification.contact {
+        ContactFrom::Field(field) => {
+            let carried: Contact = serde_json::from_value(event.data.get(field).cloned().unwrap_or_default())
+                .map_err(|e| ConsumerError::Permanent(format!("event {} carries no contact in `{field}`: {e}", event.id)))?;
+            let (known, version) = super::load::<Contact>(p, &contact_key).await?;
+            if known.is_none() {
+                contact_write = Some(AggregateWrite {
+                    key: contact_key.clone(),
+                    expected_version: version,
+                    new_version: 1,
+                    state: serde_json::to_value(&carried)?,
+                });
+            }
+            carried
+        }
+        ContactFrom::Case => known_contact(p, &contact_key).await?,
+    };
+    let template = match contact.locale {
+        Locale::Ko => notification.ko,
+        Locale::En => notification.en,
+    };
+    let body = render(template, event).map_err(ConsumerError::Permanent)?;
+    let message = SmsMessage {
+        key: event.id.clone(),
+        to: contact.phone.clone(),
+        body,
+    };
+    send_once(p, SMS_NOTIFIER, event, &message, contact_write).await
+}
+
+/// Fills a notification's text: `{ref}` is the case's short reference, `{field}` an event
+/// data field as it is, `{field:won}` a number of won. A placeholder the event cannot fill
+/// is an error naming it.
+pub fn render(template: &str, event: &EventEnvelope) -> Result<String, String> {
+    let mut out = String::with_capacity(template.len() + 16);
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let close = after
+            .find('}')
+            .ok_or_else(|| format!("unclosed placeholder in the text of {}", event.event_type))?;
+        let (name, format) = match after[..close].split_once(':') {
+            Some((name, format)) => (name, Some(format)),
+            None => (&after[..close], None),
+        };
+        let value = if name == "ref" {
+            short_ref(&event.correlation_id).to_owned()
+        } else {
+            let field = event
+                .data
+                .get(name)
+                .ok_or_else(|| format!("{} has no field `{name}` for its SMS", event.event_type))?;
+            match (format, field) {
+                (Some("won"), v) => Won(v.as_u64().ok_or_else(|| format!("`{name}` of {} is not won", event.event_type))?).to_string(),
+                (Some(other), _) => return Err(format!("unknown format `{other}` in the text of {}", event.event_type)),
+                (None, serde_json::Value::String(s)) => s.clone(),
+                (None, v) => v.to_string(),
+            }
+        };
+        out.push_str(&value);
+        rest = &after[close + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Where one SMS stands, kept in the notifier's table under `sms#<event id>`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum SmsRecord {
+    /// Claimed and handed to the channel; the outcome is not recorded yet.
+    Sending {
+        /// The recipient, masked.
+        to: String,
+        /// When it was claimed (absent in claims written before it was recorded).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since: Option<chrono::DateTime<chrono::Utc>>,
+    },
+    /// The channel accepted it.
+    Sent {
+        /// The recipient, masked.
+        to: String,
+        /// The channel's message id.
+        message_id: String,
+    },
+    /// The channel refused it (opted out, invalid number): not retried.
+    Refused {
+        /// The recipient, masked.
+        to: String,
+        /// Why.
+        reason: String,
+    },
+    /// A passing failure; the next delivery may claim it again.
+    Failed {
+        /// The recipient, masked.
+        to: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The key of the SMS record of an event.
+pub fn sms_record_key(event_id: &str) -> AggregateKey {
+    AggregateKey::new(CONTACTS, format!("sms#{event_id}"))
+}
+
+/// How long a claim may belong to a delivery still running: the notifier's timeout, after
+/// which its invocation is dead.
+fn claim_lease(p: &Platform) -> chrono::Duration {
+    let seconds = p.catalog.function(SMS_NOTIFIER).map_or(30, |f| f.timeout_s);
+    chrono::Duration::seconds(i64::from(seconds))
+}
+
+/// Sends an event's SMS at most once, even on a channel without deduplication (SNS): the
+/// record is claimed (`sending`) before the send and settled (`sent`, `refused`) with the
+/// processed mark after it. A redelivery that finds a claim younger than the notifier's
+/// timeout retries later: a concurrent duplicate may be sending. One that finds an older
+/// claim cannot know whether the channel got the message, so it does not send again: it
+/// fails permanently and the event lands in the dead-letter queue, where an alarm shows
+/// it. A new contact is stored with the claim, so that a booking SMS left in doubt does not
+/// silence the case's later ones.
+pub(crate) async fn send_once(
+    p: &Platform,
+    consumer: &str,
+    event: &EventEnvelope,
+    message: &SmsMessage,
+    contact_write: Option<AggregateWrite>,
+) -> Result<Handled, ConsumerError> {
+    let key = sms_record_key(&event.id);
+    let to = message.to.masked();
+    let (record, version) = super::load::<SmsRecord>(p, &key).await?;
+    let write = |version: u64, record: &SmsRecord| -> Result<AggregateWrite, ConsumerError> {
+        Ok(AggregateWrite {
+            key: key.clone(),
+            expected_version: version,
+            new_version: version + 1,
+            state: serde_json::to_value(record)?,
+        })
+    };
+    let settle = |version: u64, record: SmsRecord| -> Result<Transaction, ConsumerError> {
+        Ok(Transaction {
+            writes: vec![write(version, &record)?],
+            processed: mark(consumer, event),
+            ..Default::default()
+        })
+    };
+    match record {
+        Some(SmsRecord::Sent { .. } | SmsRecord::Refused { .. }) => {
+            // Settled by an earlier delivery whose processed mark was then lost: mark now.
+            let tx = Transaction {
+                writes: contact_write.into_iter().collect(),
+                processed: mark(consumer, event),
+                ..Default::default()
+            };
+            return commit_once(p, &faults::after_write(consumer), tx).await.map(|_| Handled::Skipped);
+        }
+        // Another delivery of the same event may be sending it right now (at-least-once
+        // delivery runs duplicates concurrently): wait for it while it may still be alive.
+        Some(SmsRecord::Sending { since: Some(since), .. }) if p.clock.now() - since < claim_lease(p) => {
+            return Err(ConsumerError::Retryable("another delivery is sending this SMS".into()));
+        }
+        Some(SmsRecord::Sending { .. }) => {
+            return Err(ConsumerError::Permanent(format!(
+                "the SMS of event {} was handed to the channel by a delivery that did not finish; not sending it again",
+                event.id
+            )));
+        }
+        Some(SmsRecord::Failed { .. }) | None => {}
+    }
+    let claim = Transaction {
+        writes: std::iter::once(write(
+            version,
+            &SmsRecord::Sending {
+                to: to.clone(),
+                since: Some(p.clock.now()),
+            },
+        )?)
+        .chain(contact_write)
+        .collect(),
+        ..Default::default()
+    };
+    p.faults.check(&faults::before_write(consumer)).await?;
+    match p.store.commit(claim).await {
+        Ok(()) => {}
+        Err(StoreError::VersionConflict(_)) => return Err(ConsumerError::Retryable("another delivery is sending this SMS".into())),
+        Err(e) => return Err(e.into()),
+    }
+    let claimed = version + 1;
+    let sent = match p.faults.check(faults::SMS_BEFORE_SEND).await {
+        Ok(()) => p.sms.send(message).await,
+        Err(injected) if injected.crash => return Err(injected.into()),
+        Err(injected) => Err(SmsError::Transient(injected.to_string())),
+    };
+    let outcome = match sent {
+        Ok(message_id) => {
+            tracing::info!(to = %to, message_id = %message_id, "sms sent");
+            p.faults.check(faults::SMS_AFTER_SEND).await?;
+            SmsRecord::Sent { to, message_id }
+        }
+        // An opted-out or invalid number will not become valid by retrying: record and move on.
+        Err(SmsError::Refused(reason)) => {
+            tracing::warn!(to = %to, reason = %reason, "sms refused by the channel");
+            SmsRecord::Refused { to, reason }
+        }
+        Err(SmsError::Transient(reason)) => {
+            let failed = Transaction {
+                writes: vec![write(
+                    claimed,
+                    &SmsRecord::Failed {
+                        to,
+                        reason: reason.clone(),
+                    },
+                )?],
+                ..Default::default()
+            };
+            if let Err(e) = p.store.commit(failed).await {
+                tracing::warn!(error = %e, "could not release the SMS claim");
+            }
+            return Err(ConsumerError::Retryable(reason));
+        }
+    };
+    commit_once(p, &faults::after_write(consumer), settle(claimed, outcome)?).await
+}
+
+async fn known_contact(p: &Platform, key: &AggregateKey) -> Result<Contact, ConsumerError> {
+    let (contact, _) = super::load::<Contact>(p, key).await?;
+    contact.ok_or_else(|| ConsumerError::Retryable(format!("contact for case {} not known yet", key.id)))
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+
+    use super::*;
+    use crate::app::consumers::dispatch;
+    use crate::flows::checkup::test_support::{event, platform};
+
+    fn booked() -> EventEnvelope {
+        event(
+            "e1",
+            "CheckupBooked",
+            1,
+            serde_json::json!({
+                "patient_sub": "p1", "date": "2027-06-01", "package": "basic", "price": 100000,
+                "payment_id": "pay1", "contact": {"name": "홍길동", "phone": "+821012345678", "locale": "ko"}
+            }),
+        )
+    }
+
+    async fn claimed(p: &Platform, event_id: &str, since: Option<chrono::DateTime<Utc>>) {
+        let state = serde_json::to_value(SmsRecord::Sending {
+            to: "+8210****5678".into(),
+            since,
+        })
+        .expect("json");
+        let write = AggregateWrite {
+            key: sms_record_key(event_id),
+            expected_version: 0,
+            new_version: 1,
+            state,
+        };
+        p.store
+            .commit(Transaction {
+                writes: vec![write],
+                ..Default::default()
+            })
+            .await
+            .expect("claimed");
+    }
+
+    #[tokio::test]
+    async fn a_duplicate_that_finds_a_fresh_claim_waits_and_one_that_finds_an_old_claim_is_dead_lettered() {
+        let (p, sms) = platform();
+        claimed(&p, "e1", Some(Utc::now())).await;
+        assert!(matches!(
+            dispatch(&p, "sms-notifier", &booked()).await,
+            Err(ConsumerError::Retryable(_))
+        ));
+
+        let (p, _) = platform();
+        claimed(&p, "e1", Some(Utc::now() - chrono::Duration::hours(1))).await;
+        assert!(matches!(
+            dispatch(&p, "sms-notifier", &booked()).await,
+            Err(ConsumerError::Permanent(_))
+        ));
+
+        let (p, _) = platform();
+        claimed(&p, "e1", None).await;
+        assert!(matches!(
+            dispatch(&p, "sms-notifier", &booked()).await,
+            Err(ConsumerError::Permanent(_))
+        ));
+        assert!(sms.sent().is_empty(), "a claim is never sent again");
+    }
+
+    #[cfg(feature = "failpoints")]
+    #[tokio::test]
+    async fn a_booking_sms_left_in_doubt_does_not_silence_the_later_ones() {
+        let (p, sms) = platform();
+        p.faults.arm(faults::SMS_BEFORE_SEND, crate::app::Effect::Crash, Some(1));
+        assert!(dispatch(&p, "sms-notifier", &booked()).await.is_err());
+        let confirmed = event("e2", "CheckupConfirmed", 2, serde_json::json!({}));
+        assert_eq!(dispatch(&p, "sms-notifier", &confirmed).await, Ok(Handled::Applied));
+        assert_eq!(sms.sent().len(), 1);
+    }
+}

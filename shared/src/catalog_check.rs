@@ -1,0 +1,224 @@
+//! The catalog's self-check: what a slice forgot or contradicts, each problem naming the
+//! slice and the place. [`check`] looks at the catalog alone; [`check_files`] at what the
+//! repository must hold for it (each function's entry point, each event's schema and
+//! sample, each route in the OpenAPI document).
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use crate::topology::{Catalog, PUBLIC_PATHS, Route, Trigger};
+
+/// Who declared a part: its slice, or the platform.
+fn owner(catalog: &Catalog, function: &str) -> String {
+    match catalog.slice_of(function) {
+        Some(s) => format!("slice {}", s.name),
+        None => "the platform".to_owned(),
+    }
+}
+
+fn route_name(r: &Route) -> String {
+    format!("route {} {}", r.method.as_str(), r.path)
+}
+
+/// Every `(source, type)` some slice emits.
+fn emitted(catalog: &Catalog) -> BTreeSet<(&'static str, &'static str)> {
+    catalog
+        .slices
+        .iter()
+        .flat_map(|s| s.events)
+        .flat_map(|e| e.types.iter().map(move |t| (e.source, *t)))
+        .collect()
+}
+
+fn duplicates<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut seen = BTreeSet::new();
+    names.into_iter().filter(|n| !seen.insert(*n)).collect()
+}
+
+/// The catalog's problems, as sentences naming the slice and the place.
+pub fn check(catalog: &Catalog) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut say = |p: String| problems.push(p);
+
+    for (what, names) in [
+        ("slice", catalog.slices.iter().map(|s| s.name).collect::<Vec<_>>()),
+        ("function", catalog.functions.iter().map(|f| f.name).collect()),
+        ("rule", catalog.rules.iter().map(|r| r.name).collect()),
+        ("table", catalog.tables.iter().map(|t| t.name).collect()),
+        ("role", catalog.roles.iter().map(|r| r.group).collect()),
+        ("consumer", catalog.consumers.iter().map(|(n, _)| *n).collect()),
+        ("view", catalog.projections.iter().map(|p| p.view).collect()),
+    ] {
+        for d in duplicates(names) {
+            say(format!("the catalog has two of {what} {d}"));
+        }
+    }
+    let routes: Vec<String> = catalog.routes.iter().map(route_name).collect();
+    for d in duplicates(routes.iter().map(String::as_str)) {
+        say(format!("the catalog has two of {d}"));
+    }
+
+    for f in &catalog.functions {
+        let who = owner(catalog, f.name);
+        match f.trigger {
+            Trigger::Http if catalog.routes_of(f.name).next().is_none() => {
+                say(format!("{who}: function {} is triggered by HTTP but serves no route", f.name));
+            }
+            Trigger::Events => {
+                if catalog.consumer(f.name).is_none() {
+                    say(format!(
+                        "{who}: function {} is triggered by events but has no consumer handler",
+                        f.name
+                    ));
+                }
+                if !catalog.rules.iter().any(|r| r.target == f.name) {
+                    say(format!("{who}: function {} is triggered by events but no rule targets it", f.name));
+                }
+            }
+            Trigger::Stream if !catalog.streams.iter().any(|s| s.function == f.name) => {
+                say(format!("{who}: function {} is triggered by a stream but has none", f.name));
+            }
+            _ => {}
+        }
+        for t in f.uses.reads.iter().chain(f.uses.writes) {
+            if catalog.table(t).is_none() {
+                say(format!("{who}: function {} uses table {t}, which no slice declares", f.name));
+            }
+        }
+    }
+
+    for r in &catalog.routes {
+        let who = owner(catalog, r.function);
+        match catalog.function(r.function) {
+            Some(f) if f.trigger == Trigger::Http => {}
+            _ => say(format!(
+                "{who}: {} is served by {}, which is not an HTTP function",
+                route_name(r),
+                r.function
+            )),
+        }
+        if r.is_public() != PUBLIC_PATHS.contains(&r.path) {
+            say(format!("{who}: {} must require a role unless it is a public path", route_name(r)));
+        }
+        for role in r.roles {
+            if catalog.role(role.group) != Some(*role) {
+                say(format!(
+                    "{who}: {} allows role {}, which no slice declares",
+                    route_name(r),
+                    role.group
+                ));
+            }
+        }
+    }
+    for role in &catalog.roles {
+        if !catalog.routes.iter().any(|r| r.roles.contains(role)) {
+            say(format!("role {} has no authorization cell: no route allows it", role.group));
+        }
+    }
+
+    let emitted = emitted(catalog);
+    for rule in &catalog.rules {
+        let who = owner(catalog, rule.target);
+        for source in &rule.sources {
+            for t in &rule.detail_types {
+                if !emitted.contains(&(*source, *t)) {
+                    say(format!(
+                        "{who}: consumer {} subscribes (rule {}) to {t} from {source}, which no slice emits",
+                        rule.target, rule.name
+                    ));
+                }
+            }
+        }
+        if catalog.consumer(rule.target).is_none() {
+            say(format!(
+                "{who}: rule {} targets {}, which has no consumer handler",
+                rule.name, rule.target
+            ));
+        }
+    }
+    for slice in &catalog.slices {
+        for n in slice.notifications {
+            if !emitted.contains(&(n.source, n.event_type)) {
+                say(format!(
+                    "slice {}: a notification waits for {} from {}, which no slice emits",
+                    slice.name, n.event_type, n.source
+                ));
+            }
+        }
+        for p in slice.projections {
+            for c in p.contexts {
+                if !catalog.context_tables().any(|t| t == *c) {
+                    say(format!(
+                        "slice {}: view {} folds context {c}, which has no streamed table",
+                        slice.name, p.view
+                    ));
+                }
+            }
+        }
+    }
+    problems
+}
+
+/// What the repository at `root` lacks for the catalog: an entry point per function
+/// (`functions/<name>/`), a schema (`docs/events/<Type>.schema.json`) and a sample (in
+/// `events/`) per event type, and an OpenAPI operation per route (`docs/openapi.json`).
+pub fn check_files(catalog: &Catalog, root: &Path) -> Vec<String> {
+    let mut problems = Vec::new();
+    for f in &catalog.functions {
+        if !root.join("functions").join(f.name).join("Cargo.toml").is_file() {
+            problems.push(format!(
+                "{}: function {} has no deployable entry (functions/{}/)",
+                owner(catalog, f.name),
+                f.name,
+                f.name
+            ));
+        }
+    }
+    let samples = read_all(&root.join("events"));
+    for slice in &catalog.slices {
+        for e in slice.events {
+            for t in e.types {
+                if !root.join("docs").join("events").join(format!("{t}.schema.json")).is_file() {
+                    problems.push(format!(
+                        "slice {}: event {t} has no schema (docs/events/{t}.schema.json)",
+                        slice.name
+                    ));
+                }
+                if !samples.iter().any(|s| s.contains(&format!("\"{t}\""))) {
+                    problems.push(format!("slice {}: event {t} has no sample under events/", slice.name));
+                }
+            }
+        }
+    }
+    let openapi: serde_json::Value = std::fs::read_to_string(root.join("docs").join("openapi.json"))
+        .ok()
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or_default();
+    for r in &catalog.routes {
+        let method = r.method.as_str().to_lowercase();
+        if openapi["paths"][r.path][&method].is_null() {
+            problems.push(format!(
+                "{}: {} has no entry in docs/openapi.json",
+                owner(catalog, r.function),
+                route_name(r)
+            ));
+        }
+    }
+    problems
+}
+
+fn read_all(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(read_all(&path));
+        } else if let Ok(text) = std::fs::read_to_string(&path) {
+            out.push(text);
+        }
+    }
+    out
+}

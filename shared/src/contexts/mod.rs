@@ -1,0 +1,3 @@
+//! Bounded contexts shared by several flows.
+
+pub mod payment;
