@@ -1,4 +1,4 @@
-//! Lambda entry point of `checkup-book`: serves its routes from `clinicflow::topology`.
+//! Lambda entry point of `checkup-book`: serves its routes from the catalog (`clinicflow::catalog()`).
 
 use std::sync::Arc;
 

@@ -1,4 +1,4 @@
-//! Lambda entry point of `sms-notifier`: consumes the events its rule in `clinicflow::topology` routes to it.
+//! Lambda entry point of `sms-notifier`: consumes the events its rules in the catalog route to it.
 
 use lambda_runtime::{Error, run, service_fn};
 

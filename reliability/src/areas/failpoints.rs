@@ -342,7 +342,7 @@ async fn reservation_received(stack: &LocalStack, id: &str) -> bool {
     stack
         .platform
         .views
-        .get(id)
+        .get(&clinicflow::flows::checkup::view::view_key(id))
         .await
         .ok()
         .flatten()

@@ -97,7 +97,7 @@ async fn received(stack: &LocalStack, id: &str) -> bool {
         let status = stack
             .platform
             .views
-            .get(id)
+            .get(&clinicflow::flows::checkup::view::view_key(id))
             .await
             .ok()
             .flatten()

@@ -1,5 +1,7 @@
-//! The pure domain: value types parsed once at the edge, and one module per bounded
-//! context with its aggregate, commands, events and `decide`/`apply`. No I/O here.
+//! The platform's pure domain: value types parsed once at the edge (phone, name, money,
+//! dates), the [`Aggregate`] trait every slice's aggregates implement, and given/when/then
+//! for their tests ([`testing`]). The aggregates themselves live in their slices
+//! (`flows/<flow>/`) and shared contexts (`contexts/`). No I/O here.
 
 pub mod testing;
 

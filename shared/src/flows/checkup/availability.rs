@@ -1,13 +1,11 @@
 //! Availability: each date has a capacity per package. A booking takes its place in the
 //! same transaction that stores it; cancel and reject give it back. The count itself lives
-//! in the store as a bounded counter, moved only by conditional updates.
+//! in the store as a bounded counter in the `checkup` table (the key's prefix names the
+//! table), moved only by conditional updates.
 
 use chrono::NaiveDate;
 
 use super::domain::Package;
-
-/// The bounded context's name.
-pub const CONTEXT: &str = "availability";
 
 /// The counter key of a date and package: `checkup#2026-12-01#basic`.
 pub fn slot_key(date: NaiveDate, package: Package) -> String {
