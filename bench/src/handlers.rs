@@ -51,6 +51,7 @@ use clinicflow::config::Config;
 use clinicflow::domain::{Actor, parse_future_date, today_in_korea};
 use clinicflow::events::EventEnvelope;
 use clinicflow::flows::checkup::commands::{self as usecase, BookInput};
+use clinicflow::flows::checkup::config::CheckupConfig;
 use clinicflow::ports::Transaction;
 use clinicflow::wiring;
 use criterion::measurement::WallTime;
@@ -278,7 +279,7 @@ impl Samples {
         let date = input.date.clone().context("the book sample has no date")?;
         // A sample date that has passed (or is beyond the horizon) moves to a month ahead,
         // in the booking and in the centre's list alike.
-        if parse_future_date("date", &date, Utc::now(), config.booking_horizon_days).is_err() {
+        if parse_future_date("date", &date, Utc::now(), config.slice::<CheckupConfig>().booking_horizon_days).is_err() {
             let moved = (today_in_korea(Utc::now()) + chrono::Days::new(30)).to_string();
             book = book.replace(&date, &moved);
             centre_list = centre_list.replace(&date, &moved);
@@ -314,10 +315,9 @@ impl Samples {
 
 /// The configuration of every platform: the default, with places that never run out.
 fn bench_config() -> Config {
-    Config {
-        daily_capacity: 1_000_000_000,
-        ..Config::default()
-    }
+    let mut config = Config::default();
+    config.slice_mut::<CheckupConfig>().daily_capacity = 1_000_000_000;
+    config
 }
 
 /// A fresh platform on the in-memory adapters.
@@ -336,7 +336,7 @@ impl Ctx {
             store,
             Arc::new(publisher.clone()),
             Arc::new(MemorySms::new()),
-            &sandbox,
+            Arc::new(sandbox.clone()),
             config.clone(),
             Faults::none(),
         );

@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
 use chrono::{DateTime, Utc};
-use clinicflow::config::Config;
+use clinicflow::flows::checkup::config::CheckupConfig;
 use clinicflow_local::{LocalOptions, LocalStack};
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
@@ -548,9 +548,10 @@ async fn measure(shape: Shape) -> anyhow::Result<Measured> {
     let stack = LocalStack::start(LocalOptions {
         listen: ([127, 0, 0, 1], 0).into(),
         data_dir: Some(dir.path().to_path_buf()),
-        config: Config {
-            daily_capacity: 1_000_000,
-            ..defaults.config.clone()
+        config: {
+            let mut config = defaults.config.clone();
+            config.slice_mut::<CheckupConfig>().daily_capacity = 1_000_000;
+            config
         },
         ..defaults
     })

@@ -335,7 +335,7 @@ pub fn scratch() -> Platform {
         Memory::new(),
         Arc::new(MemoryPublisher::new()),
         Arc::new(MemorySms::new()),
-        &SandboxGateway::default(),
+        Arc::new(SandboxGateway::default()),
         clinicflow::config::Config::default(),
         Faults::none(),
     )

@@ -87,6 +87,17 @@ pub fn check(catalog: &Catalog) -> Vec<String> {
         }
     }
 
+    for s in &catalog.slices {
+        for c in s.consumers {
+            if !s.functions.iter().any(|f| f.name == c.function && f.trigger == Trigger::Events) {
+                say(format!(
+                    "slice {}: consumer {} is not one of the slice's event-triggered functions",
+                    s.name, c.function
+                ));
+            }
+        }
+    }
+
     for r in &catalog.routes {
         let who = owner(catalog, r.function);
         match catalog.function(r.function) {

@@ -1,11 +1,14 @@
 //! Configuration from the environment, read once at init. A bad value is a clear init
-//! error naming the variable, never a panic.
+//! error naming the variable, never a panic. The platform's own settings are here; each
+//! slice declares its own ([`SliceConfig`]), read only by that slice's functions, so that a
+//! bad value of one flow's variable never stops another flow's function.
 
+use std::any::Any;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::adapters::resilient::BreakerConfig;
-use crate::domain::Won;
-use crate::flows::checkup::domain::PriceList;
+use crate::app::resilience::BreakerConfig;
+use crate::topology::Catalog;
 
 /// A variable that is set but unusable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -19,15 +22,106 @@ pub struct ConfigError {
     pub reason: String,
 }
 
+/// Reads a variable: the environment, or a map in tests.
+pub type Lookup<'a> = dyn Fn(&str) -> Option<String> + 'a;
+
+/// Reads a whole number from `name`, `default` when unset, refused outside `min..=max`.
+pub fn number(lookup: &Lookup<'_>, name: &str, default: u64, min: u64, max: u64) -> Result<u64, ConfigError> {
+    match lookup(name) {
+        None => Ok(default),
+        Some(raw) => match raw.trim().parse::<u64>() {
+            Ok(v) if (min..=max).contains(&v) => Ok(v),
+            _ => Err(ConfigError {
+                name: name.into(),
+                value: raw,
+                reason: format!("must be a whole number from {min} to {max}"),
+            }),
+        },
+    }
+}
+
+/// A slice's own settings: read by its loader from its own variables (`CHECKUP_*`), and
+/// found by its handlers with [`Config::slice`]. Unloaded, a slice's settings are its
+/// defaults.
+pub trait SliceConfig: Any + Send + Sync + std::fmt::Debug + Clone + PartialEq + Default {}
+
+/// A slice's loader: reads its variables into `configs`.
+pub type LoadFn = fn(&Lookup<'_>, &mut SliceConfigs) -> Result<(), ConfigError>;
+
+trait Erased: Any + Send + Sync + std::fmt::Debug {
+    fn clone_box(&self) -> Box<dyn Erased>;
+    fn same(&self, other: &dyn Erased) -> bool;
+    fn as_any(&self) -> &dyn Any;
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+}
+
+impl<T: SliceConfig> Erased for T {
+    fn clone_box(&self) -> Box<dyn Erased> {
+        Box::new(self.clone())
+    }
+
+    fn same(&self, other: &dyn Erased) -> bool {
+        other.as_any().downcast_ref::<T>() == Some(self)
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}
+
+/// The slices' settings, one value per type.
+#[derive(Debug, Default)]
+pub struct SliceConfigs(BTreeMap<&'static str, Box<dyn Erased>>);
+
+impl Clone for SliceConfigs {
+    fn clone(&self) -> Self {
+        Self(self.0.iter().map(|(k, v)| (*k, v.clone_box())).collect())
+    }
+}
+
+impl PartialEq for SliceConfigs {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.len() == other.0.len() && self.0.iter().all(|(k, v)| other.0.get(k).is_some_and(|o| v.same(o.as_ref())))
+    }
+}
+
+impl Eq for SliceConfigs {}
+
+impl SliceConfigs {
+    /// The settings of type `T`: as loaded, or its defaults.
+    pub fn get<T: SliceConfig>(&self) -> T {
+        self.0
+            .get(std::any::type_name::<T>())
+            .and_then(|v| v.as_any().downcast_ref::<T>())
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The settings of type `T` to change (its defaults first if none were loaded).
+    pub fn get_mut<T: SliceConfig>(&mut self) -> &mut T {
+        let entry = self.0.entry(std::any::type_name::<T>()).or_insert_with(|| Box::new(T::default()));
+        if entry.as_any().downcast_ref::<T>().is_none() {
+            *entry = Box::new(T::default());
+        }
+        match entry.as_any_mut().downcast_mut::<T>() {
+            Some(v) => v,
+            None => unreachable!("the entry of {} holds a {0}", std::any::type_name::<T>()),
+        }
+    }
+
+    /// Sets the settings of type `T`.
+    pub fn set<T: SliceConfig>(&mut self, value: T) {
+        self.0.insert(std::any::type_name::<T>(), Box::new(value));
+    }
+}
+
 /// Everything the use cases read from configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    /// Places per date and package (`CHECKUP_DAILY_CAPACITY`, default 20).
-    pub daily_capacity: i64,
-    /// Package prices in KRW (`CHECKUP_PRICE_BASIC`, `_STANDARD`, `_PREMIUM`).
-    pub prices: PriceList,
-    /// How far ahead a check-up can be booked (`CHECKUP_BOOKING_HORIZON_DAYS`, default 365).
-    pub booking_horizon_days: i64,
     /// Payment provider timeout and breaker (`PAYMENT_TIMEOUT_MS` default 2000,
     /// `PAYMENT_BREAKER_FAILURES` default 3, `PAYMENT_BREAKER_COOLDOWN_MS` default 30000).
     pub payment: BreakerConfig,
@@ -36,51 +130,33 @@ pub struct Config {
     /// Age after which the sweeper republishes an unpublished outbox event
     /// (`OUTBOX_GRACE_MS`, default 60000).
     pub outbox_grace: Duration,
+    /// The slices' own settings.
+    pub slices: SliceConfigs,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Self {
-            daily_capacity: 20,
-            prices: PriceList::default(),
-            booking_horizon_days: 365,
             payment: BreakerConfig::default(),
             sandbox_slow: Duration::from_secs(30),
             outbox_grace: Duration::from_secs(60),
+            slices: SliceConfigs::default(),
         }
     }
 }
 
 impl Config {
-    /// Reads the process environment.
+    /// The platform's settings from the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
-    /// Reads configuration through `lookup` (the environment, or a map in tests).
+    /// The platform's settings through `lookup` (the environment, or a map in tests); the
+    /// slices' settings stay at their defaults.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let d = Self::default();
-        let num = |name: &str, default: u64, min: u64, max: u64| -> Result<u64, ConfigError> {
-            match lookup(name) {
-                None => Ok(default),
-                Some(raw) => match raw.trim().parse::<u64>() {
-                    Ok(v) if (min..=max).contains(&v) => Ok(v),
-                    _ => Err(ConfigError {
-                        name: name.into(),
-                        value: raw,
-                        reason: format!("must be a whole number from {min} to {max}"),
-                    }),
-                },
-            }
-        };
+        let num = |name: &str, default: u64, min: u64, max: u64| number(&lookup, name, default, min, max);
         Ok(Self {
-            daily_capacity: num("CHECKUP_DAILY_CAPACITY", d.daily_capacity as u64, 0, 100_000)? as i64,
-            prices: PriceList {
-                basic: Won(num("CHECKUP_PRICE_BASIC", d.prices.basic.0, 0, 100_000_000)?),
-                standard: Won(num("CHECKUP_PRICE_STANDARD", d.prices.standard.0, 0, 100_000_000)?),
-                premium: Won(num("CHECKUP_PRICE_PREMIUM", d.prices.premium.0, 0, 100_000_000)?),
-            },
-            booking_horizon_days: num("CHECKUP_BOOKING_HORIZON_DAYS", d.booking_horizon_days as u64, 1, 3650)? as i64,
             payment: BreakerConfig {
                 timeout: Duration::from_millis(num("PAYMENT_TIMEOUT_MS", d.payment.timeout.as_millis() as u64, 1, 60_000)?),
                 failure_threshold: num("PAYMENT_BREAKER_FAILURES", d.payment.failure_threshold.into(), 1, 1000)? as u32,
@@ -93,7 +169,37 @@ impl Config {
             },
             sandbox_slow: Duration::from_millis(num("PAYMENT_SANDBOX_SLOW_MS", d.sandbox_slow.as_millis() as u64, 0, 600_000)?),
             outbox_grace: Duration::from_millis(num("OUTBOX_GRACE_MS", d.outbox_grace.as_millis() as u64, 0, 86_400_000)?),
+            slices: SliceConfigs::default(),
         })
+    }
+
+    /// The settings of Lambda function `function`: the platform's and its own slice's, and
+    /// no other slice's.
+    pub fn for_function(catalog: &Catalog, function: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut config = Self::from_lookup(&lookup)?;
+        if let Some(slice) = catalog.slice_of(function) {
+            (slice.config)(&lookup, &mut config.slices)?;
+        }
+        Ok(config)
+    }
+
+    /// The settings of a process that runs every function (the local runtime).
+    pub fn for_catalog(catalog: &Catalog, lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut config = Self::from_lookup(&lookup)?;
+        for slice in &catalog.slices {
+            (slice.config)(&lookup, &mut config.slices)?;
+        }
+        Ok(config)
+    }
+
+    /// A slice's settings, as loaded or its defaults.
+    pub fn slice<T: SliceConfig>(&self) -> T {
+        self.slices.get()
+    }
+
+    /// A slice's settings to change (tests, the local runtime's options).
+    pub fn slice_mut<T: SliceConfig>(&mut self) -> &mut T {
+        self.slices.get_mut()
     }
 }
 
@@ -108,20 +214,24 @@ mod tests {
 
     #[test]
     fn a_bad_value_names_the_variable() {
-        let err = Config::from_lookup(|k| (k == "CHECKUP_DAILY_CAPACITY").then(|| "lots".to_owned())).expect_err("invalid");
-        assert_eq!(err.name, "CHECKUP_DAILY_CAPACITY");
-        assert!(err.to_string().contains("CHECKUP_DAILY_CAPACITY"));
+        let err = Config::from_lookup(|k| (k == "PAYMENT_TIMEOUT_MS").then(|| "soon".to_owned())).expect_err("invalid");
+        assert_eq!(err.name, "PAYMENT_TIMEOUT_MS");
+        assert!(err.to_string().contains("PAYMENT_TIMEOUT_MS"));
     }
 
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+    struct Knob(u64);
+    impl SliceConfig for Knob {}
+
     #[test]
-    fn capacity_and_prices_come_from_the_environment() {
-        let c = Config::from_lookup(|k| match k {
-            "CHECKUP_DAILY_CAPACITY" => Some("7".into()),
-            "CHECKUP_PRICE_PREMIUM" => Some("990000".into()),
-            _ => None,
-        })
-        .expect("valid");
-        assert_eq!(c.daily_capacity, 7);
-        assert_eq!(c.prices.premium, Won(990_000));
+    fn a_slices_settings_are_its_defaults_until_set_and_compare_by_value() {
+        let mut a = Config::default();
+        assert_eq!(a.slice::<Knob>(), Knob(0));
+        a.slice_mut::<Knob>().0 = 7;
+        assert_eq!(a.slice::<Knob>(), Knob(7));
+        let mut b = a.clone();
+        assert_eq!(a, b);
+        b.slices.set(Knob(8));
+        assert_ne!(a, b);
     }
 }

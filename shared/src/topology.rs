@@ -456,6 +456,8 @@ pub struct Slice {
     pub projections: &'static [crate::app::projector::Projection],
     /// The SMS its status changes send.
     pub notifications: &'static [Notification],
+    /// Reads its own settings, only in its own functions (and the local runtime).
+    pub config: crate::config::LoadFn,
 }
 
 /// The whole platform: the slices and the platform's own parts, assembled once.

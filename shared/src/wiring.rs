@@ -12,12 +12,11 @@ use aws_lambda_events::eventbridge::EventBridgeEvent;
 use lambda_runtime::LambdaEvent;
 
 use crate::adapters::resilient::ResilientGateway;
-use crate::adapters::sandbox::SandboxGateway;
 use crate::app::consumers::{self, ConsumerError, Handled};
 use crate::app::{Faults, Platform};
 use crate::config::{Config, ConfigError};
 use crate::events::EventEnvelope;
-use crate::ports::{AggregateStore, Outbox, Publisher, SmsSender, StoreError, SystemClock, UlidIds, ViewStore};
+use crate::ports::{AggregateStore, Outbox, PaymentGateway, Publisher, SmsSender, StoreError, SystemClock, UlidIds, ViewStore};
 use crate::topology::Catalog;
 
 /// Why a process could not start.
@@ -34,14 +33,14 @@ pub enum InitError {
     Missing(String),
 }
 
-/// A platform on one store (aggregates, outbox and views), a bus, an SMS channel and the
-/// sandbox payment provider behind the breaker, on the system clock and ULIDs.
+/// A platform on one store (aggregates, outbox and views), a bus, an SMS channel and a
+/// payment provider behind the breaker, on the system clock and ULIDs.
 pub fn platform<S>(
     catalog: &'static Catalog,
     store: S,
     publisher: Arc<dyn Publisher>,
     sms: Arc<dyn SmsSender>,
-    sandbox: &SandboxGateway,
+    provider: Arc<dyn PaymentGateway>,
     config: Config,
     faults: Faults,
 ) -> Platform
@@ -55,7 +54,7 @@ where
         views: Arc::new(store),
         publisher,
         sms,
-        payments: Arc::new(ResilientGateway::new(Arc::new(sandbox.clone()), config.payment)),
+        payments: Arc::new(ResilientGateway::new(provider, config.payment)),
         clock: Arc::new(SystemClock),
         ids: Arc::new(UlidIds),
         config,
@@ -99,7 +98,7 @@ mod embedded_wiring {
             db.clone(),
             Arc::new(bus.clone()),
             Arc::new(sms.clone()),
-            &sandbox,
+            Arc::new(sandbox.clone()),
             config,
             faults,
         );
@@ -122,11 +121,12 @@ mod aws_wiring {
     use crate::adapters::aws::{AwsTarget, sdk_config};
     use crate::adapters::dynamodb::{DynamoStore, DynamoTables, outbox_envelope};
     use crate::adapters::eventbridge::EventBridgePublisher;
-    use crate::adapters::sandbox::SandboxGateway;
+    use crate::adapters::sandbox::{SandboxGateway, StoredSandbox};
     use crate::adapters::sns::{SmsSettings, SnsSmsSender};
     use crate::app::notifier::CONTACTS;
     use crate::app::{Faults, Platform, projector};
     use crate::config::Config;
+    use crate::contexts::payment;
     use crate::topology::{self, Catalog};
 
     /// Where a deployment's resources are, from the environment that SAM or CDK sets.
@@ -200,13 +200,17 @@ mod aws_wiring {
         pub publisher: EventBridgePublisher,
         /// The SMS sender.
         pub sms: SnsSmsSender,
-        /// The sandbox payment provider.
+        /// An in-memory sandbox payment provider, for a runtime that stands in for the
+        /// provider itself (the local runtime); the platform's own keeps its ledger in the
+        /// store.
         pub sandbox: SandboxGateway,
         /// The settings.
         pub settings: AwsSettings,
     }
 
-    /// A platform on DynamoDB, EventBridge and SNS, with clients built once from `sdk`.
+    /// A platform on DynamoDB, EventBridge and SNS, with clients built once from `sdk`. Its
+    /// sandbox payment provider keeps its ledger in the payment context's table, so that a
+    /// charge one function takes can be voided or refunded by another.
     pub fn aws(
         catalog: &'static Catalog,
         sdk: &aws_config::SdkConfig,
@@ -223,12 +227,13 @@ mod aws_wiring {
         let publisher = EventBridgePublisher::new(aws_sdk_eventbridge::Client::from_conf(events), settings.bus.clone());
         let sms = SnsSmsSender::new(aws_sdk_sns::Client::new(sdk), settings.sms.clone());
         let sandbox = SandboxGateway::new(config.sandbox_slow);
+        let ledger = StoredSandbox::new(Arc::new(store.clone()), payment::CONTEXT, config.sandbox_slow);
         let platform = super::platform(
             catalog,
             store.clone(),
             Arc::new(publisher.clone()),
             Arc::new(sms.clone()),
-            &sandbox,
+            Arc::new(ledger),
             config,
             faults,
         );
@@ -257,7 +262,7 @@ mod aws_wiring {
 
     async fn build_from_env(catalog: &'static Catalog, function: &str) -> Result<Platform, InitError> {
         let lookup = |name: &str| std::env::var(name).ok();
-        let config = Config::from_lookup(lookup)?;
+        let config = Config::for_function(catalog, function, lookup)?;
         let settings = AwsSettings::from_lookup(catalog, lookup)?;
         let target = AwsTarget {
             endpoint: lookup("AWS_ENDPOINT_URL").filter(|v| !v.is_empty()),

@@ -227,7 +227,8 @@ fn every_function_is_granted_what_its_uses_name_and_nothing_else() {
             .map(|g| g.resource.to_string())
             .collect()
     };
-    assert_eq!(on("dynamodb:GetItem"), ["table/checkup", "table/processed"]);
+    // The payment table too: the sandbox provider keeps its ledger there on AWS.
+    assert_eq!(on("dynamodb:GetItem"), ["table/checkup", "table/payment", "table/processed"]);
     assert_eq!(on("dynamodb:PutItem"), ["table/checkup", "table/payment", "table/processed"]);
     assert_eq!(on("events:PutEvents"), ["event-bus"]);
     assert!(on("sns:Publish").is_empty() && on("dynamodb:Query").is_empty());
@@ -291,4 +292,17 @@ fn the_export_lists_everything_the_templates_must_build() {
     assert_eq!(count("tables"), c.tables.len());
     assert_eq!(export["rules"][0]["pattern"]["detail-type"][0], "CheckupBooked");
     assert_eq!(export["functions"][0]["environment"]["TABLE_CHECKUP"], "table/checkup");
+}
+
+#[test]
+fn a_consumer_without_its_function_is_named() {
+    let c = mutated(|s| s.functions = leak(s.functions.iter().copied().filter(|f| f.name != "payment-refund").collect()));
+    assert_named(
+        &problems(&c),
+        &[
+            "slice checkup",
+            "consumer payment-refund",
+            "not one of the slice's event-triggered functions",
+        ],
+    );
 }

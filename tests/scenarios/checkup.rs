@@ -430,7 +430,7 @@ async fn fr7_a_cancelled_booking_has_its_payment_refunded_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fr8_a_cancelled_booking_is_marked_cancelled_and_gives_its_place_back() {
     let mut options = options_on(ON).await;
-    options.config.daily_capacity = 1;
+    clinicflow_tests::set_daily_capacity(&mut options, 1);
     let stack = LocalStack::start(options).await.expect("local stack starts");
     let alice = patient(&stack, "alice");
     let bob = patient(&stack, "bob");

@@ -237,3 +237,22 @@ pub async fn sms(stack: &LocalStack) -> Vec<Value> {
         .map(|s| serde_json::to_value(s).expect("json"))
         .collect()
 }
+
+/// The price of the basic package on `stack`, from the check-up flow's settings.
+pub fn basic_price(stack: &LocalStack) -> u64 {
+    stack
+        .platform
+        .config
+        .slice::<clinicflow::flows::checkup::config::CheckupConfig>()
+        .prices
+        .basic
+        .0
+}
+
+/// Sets the check-up flow's places per date and package on `options`.
+pub fn set_daily_capacity(options: &mut LocalOptions, places: i64) {
+    options
+        .config
+        .slice_mut::<clinicflow::flows::checkup::config::CheckupConfig>()
+        .daily_capacity = places;
+}

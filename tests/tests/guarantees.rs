@@ -153,7 +153,7 @@ async fn redelivered_events_cause_no_second_sms_refund_or_place_change() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_concurrent_bookings_for_the_last_ten_places_yield_exactly_ten() {
     let mut options = fast_options();
-    options.config.daily_capacity = 20;
+    clinicflow_tests::set_daily_capacity(&mut options, 20);
     let stack = LocalStack::start(options).await.expect("stack");
     let date = future_date(50);
     let first = Client::new(&stack, "early-bird", &["patient"]);
@@ -177,7 +177,7 @@ async fn two_hundred_concurrent_bookings_for_the_last_ten_places_yield_exactly_t
     assert_eq!(full, 190, "every other contender is told the day is full: {statuses:?}");
     assert_eq!(basic_places_taken(&stack, &date).await, 20);
     // No money is kept for a booking that does not exist.
-    let price = stack.platform.config.prices.basic.0;
+    let price = clinicflow_tests::basic_price(&stack);
     assert_eq!(stack.sandbox.kept().0, 20 * price);
     assert!(stack.sandbox.entries().iter().all(|e| e.status != LedgerStatus::Refunded));
     stack.shutdown().await;

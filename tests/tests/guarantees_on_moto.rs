@@ -79,7 +79,7 @@ async fn redelivered_events_cause_no_second_sms_refund_or_place_change() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forty_concurrent_bookings_for_the_last_five_places_yield_exactly_five() {
     let mut options = options_on(On::Moto).await;
-    options.config.daily_capacity = 5;
+    clinicflow_tests::set_daily_capacity(&mut options, 5);
     let stack = LocalStack::start(options).await.expect("stack");
     let date = future_date(50);
     let contenders: Vec<_> = (0..40)
@@ -96,7 +96,7 @@ async fn forty_concurrent_bookings_for_the_last_five_places_yield_exactly_five()
     assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 5, "{statuses:?}");
     assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 35, "{statuses:?}");
     assert_eq!(basic_places_taken(&stack, &date).await, 5);
-    let price = stack.platform.config.prices.basic.0;
+    let price = clinicflow_tests::basic_price(&stack);
     assert_eq!(stack.sandbox.kept().0, 5 * price, "no money kept for a booking that does not exist");
     assert!(stack.sandbox.entries().iter().all(|e| e.status != LedgerStatus::Refunded));
     stack.shutdown().await;

@@ -19,8 +19,11 @@ use axum::body::Body;
 use axum::http::Request;
 use chrono::Utc;
 use clinicflow::adapters::dynamodb::DynamoStore;
+use clinicflow::adapters::resilient::ResilientGateway;
+use clinicflow::adapters::sandbox::StoredSandbox;
 use clinicflow::app::{Faults, Platform, consumers, projector, relay};
 use clinicflow::config::Config;
+use clinicflow::contexts::payment;
 use clinicflow::events::EventEnvelope;
 use clinicflow::http::Claims;
 use clinicflow::ports::{PublishOutcome, Publisher};
@@ -150,12 +153,8 @@ impl Deployment {
         let admin = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), settings.tables.clone());
         admin.create_tables(&clinicflow::catalog().tables).await.expect("tables");
         let mut functions = BTreeMap::new();
-        // One payment provider for all: the sandbox keeps its ledger in memory, so the
-        // refund must reach the instance that took the charge.
-        let mut payments = None;
         for f in &clinicflow::catalog().functions {
             let (mut platform, _parts) = wiring::aws(clinicflow::catalog(), &sdk, settings.clone(), Config::default(), Faults::none());
-            platform.payments = payments.get_or_insert_with(|| platform.payments.clone()).clone();
             let calls = Calls::default();
             let client = aws_sdk_dynamodb::Client::from_conf(
                 aws_sdk_dynamodb::config::Builder::from(&sdk)
@@ -166,6 +165,11 @@ impl Deployment {
                     .build(),
             );
             let store = Arc::new(DynamoStore::new(client, settings.tables.clone()));
+            // Each function has its own provider, as each Lambda has its own process: the
+            // sandbox's ledger is in the payment table, read and written through this
+            // function's recorded client, so its calls are held to the function's grants too.
+            let ledger = StoredSandbox::new(store.clone(), payment::CONTEXT, Config::default().sandbox_slow);
+            platform.payments = Arc::new(ResilientGateway::new(Arc::new(ledger), Config::default().payment));
             platform.store = store.clone();
             platform.outbox = store.clone();
             platform.views = store;
@@ -326,6 +330,12 @@ async fn every_function_does_its_work_within_its_iam_grants() {
         .http("GET", &format!("/checkups/{rejected}"), patient, "patient", Value::Null)
         .await;
     assert_eq!(mine["status"], "rejected", "the swept events reached the view: {mine:#}");
+    // checkup-book took the charges, payment-refund refunded them on its own platform: the
+    // provider's ledger is in the store, not in the booking function's memory.
+    for id in [rejected, cancelled] {
+        let (_, view) = d.http("GET", &format!("/checkups/{id}"), patient, "patient", Value::Null).await;
+        assert_eq!(view["payment"]["status"], "refunded", "{view:#}");
+    }
 
     let mut denied = Vec::new();
     for (name, f) in &d.functions {

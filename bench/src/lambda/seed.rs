@@ -18,6 +18,7 @@ use clinicflow::adapters::dynamodb::DynamoStore;
 use clinicflow::app::{Faults, Platform, consumers, projector};
 use clinicflow::config::Config;
 use clinicflow::events::EventEnvelope;
+use clinicflow::flows::checkup::config::CheckupConfig;
 use clinicflow::http::Claims;
 use clinicflow::ports::{PublishOutcome, Publisher};
 use clinicflow::topology::{self, Trigger};
@@ -91,10 +92,8 @@ impl Seeder {
             .send()
             .await
             .context("creating the event bus on the emulator")?;
-        let config = Config {
-            daily_capacity: 100_000,
-            ..Config::default()
-        };
+        let mut config = Config::default();
+        config.slice_mut::<CheckupConfig>().daily_capacity = 100_000;
         let (mut platform, _) = wiring::aws(clinicflow::catalog(), sdk, settings.clone(), config.clone(), Faults::none());
         let published = Arc::new(Capture::default());
         platform.publisher = published.clone();

@@ -32,7 +32,7 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     clinicflow::telemetry::init();
     let args = Args::parse();
-    let mut config = Config::from_env().context("reading configuration")?;
+    let mut config = Config::for_catalog(clinicflow::catalog(), |name| std::env::var(name).ok()).context("reading configuration")?;
     if std::env::var_os("OUTBOX_GRACE_MS").is_none() {
         config.outbox_grace = LocalOptions::default().config.outbox_grace;
     }

@@ -94,7 +94,7 @@ struct Tally {
 /// decisions, and a breaker opened by the harness's own CPU starvation would only blur it.
 fn options(capacity: i64) -> LocalOptions {
     let mut options = fast_options();
-    options.config.daily_capacity = capacity;
+    clinicflow_tests::set_daily_capacity(&mut options, capacity);
     options.config.payment.timeout = Duration::from_secs(60);
     options.config.payment.failure_threshold = 1_000_000;
     options
@@ -205,7 +205,7 @@ async fn last_places(mode: Mode, report: &mut AreaReport, tally: &mut Tally) -> 
     }
 
     // Money: kept for each stored booking, released for every refused contender.
-    let price = stack.platform.config.prices.basic.0;
+    let price = clinicflow_tests::basic_price(&stack);
     let mut kept_for_refused = 0;
     let mut captured_for_stored: BTreeMap<String, u32> = BTreeMap::new();
     for entry in stack.sandbox.entries() {

@@ -72,7 +72,7 @@ fn input(date: &str, package: &str) -> BookInput {
 /// Stages the race once; one case, a violation per broken promise.
 pub async fn run(report: &mut AreaReport) -> anyhow::Result<()> {
     let config = Config::default();
-    let basic = config.prices.basic;
+    let basic = config.slice::<clinicflow::flows::checkup::config::CheckupConfig>().prices.basic;
     let (mut p, parts) = wiring::embedded(clinicflow::catalog(), Embedded::in_memory()?, config, Faults::none());
     let held = HoldAfterCapture {
         inner: parts.sandbox.clone(),

@@ -1,68 +1,27 @@
-//! Timeout and circuit breaker around a payment provider (the seeds' Feign + Hystrix):
-//! a slow or failing provider turns into fast `CircuitOpen` errors for a cool-down, then
-//! one trial call decides whether the circuit closes again.
+//! The payment provider behind the platform's timeout and circuit breaker
+//! ([`crate::app::resilience`]): a slow or failing provider turns into fast `CircuitOpen`
+//! errors for a cool-down, then one trial call decides whether the circuit closes again.
+//! Compensations (void, refund) are timed but never refused by the breaker.
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
 use crate::app::faults::{self, Faults};
+pub use crate::app::resilience::{BreakerConfig, BreakerState};
+use crate::app::resilience::{CircuitBreaker, Guarded};
 use crate::domain::Won;
 use crate::ports::{ChargeRequest, PaymentError, PaymentGateway};
-
-/// Breaker settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BreakerConfig {
-    /// Longest wait for the provider.
-    pub timeout: Duration,
-    /// Consecutive failures that open the circuit.
-    pub failure_threshold: u32,
-    /// How long the circuit stays open before a trial call.
-    pub cool_down: Duration,
-}
-
-impl Default for BreakerConfig {
-    fn default() -> Self {
-        Self {
-            timeout: Duration::from_millis(2000),
-            failure_threshold: 3,
-            cool_down: Duration::from_secs(30),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    Closed { failures: u32 },
-    Open { until: Instant },
-    HalfOpen,
-}
-
-/// A breaker's state as seen from outside, for health checks and tests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BreakerState {
-    /// Calls go through.
-    Closed,
-    /// Calls fail fast.
-    Open,
-    /// One trial call is in flight.
-    HalfOpen,
-}
 
 /// A payment provider behind a timeout and a circuit breaker.
 pub struct ResilientGateway {
     inner: Arc<dyn PaymentGateway>,
-    config: BreakerConfig,
-    state: Mutex<State>,
+    breaker: CircuitBreaker,
 }
 
 impl std::fmt::Debug for ResilientGateway {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ResilientGateway")
-            .field("config", &self.config)
-            .field("state", &self.state())
-            .finish()
+        f.debug_struct("ResilientGateway").field("breaker", &self.breaker).finish()
     }
 }
 
@@ -71,74 +30,46 @@ impl ResilientGateway {
     pub fn new(inner: Arc<dyn PaymentGateway>, config: BreakerConfig) -> Self {
         Self {
             inner,
-            config,
-            state: Mutex::new(State::Closed { failures: 0 }),
+            breaker: CircuitBreaker::new(config),
         }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The breaker's state now.
     pub fn state(&self) -> BreakerState {
-        match *self.lock() {
-            State::Closed { .. } => BreakerState::Closed,
-            State::Open { until } if Instant::now() >= until => BreakerState::HalfOpen,
-            State::Open { .. } => BreakerState::Open,
-            State::HalfOpen => BreakerState::HalfOpen,
-        }
-    }
-
-    /// Admits a call, or says how long until the circuit may close.
-    fn admit(&self) -> Result<(), PaymentError> {
-        let mut state = self.lock();
-        match *state {
-            State::Closed { .. } => Ok(()),
-            State::Open { until } => {
-                let now = Instant::now();
-                if now >= until {
-                    *state = State::HalfOpen;
-                    Ok(())
-                } else {
-                    Err(PaymentError::CircuitOpen { retry_after: until - now })
-                }
-            }
-            State::HalfOpen => Err(PaymentError::CircuitOpen {
-                retry_after: Duration::from_secs(1),
-            }),
-        }
-    }
-
-    fn record(&self, healthy: bool) {
-        let mut state = self.lock();
-        *state = match (*state, healthy) {
-            (_, true) => State::Closed { failures: 0 },
-            (State::Closed { failures }, false) if failures + 1 < self.config.failure_threshold => State::Closed { failures: failures + 1 },
-            (_, false) => State::Open {
-                until: Instant::now() + self.config.cool_down,
-            },
-        };
+        self.breaker.state()
     }
 
     async fn call<T, F>(&self, f: F) -> Result<T, PaymentError>
     where
         F: std::future::Future<Output = Result<T, PaymentError>> + Send,
     {
-        self.admit()?;
-        let result = match tokio::time::timeout(self.config.timeout, f).await {
-            Ok(r) => r,
-            Err(_) => Err(PaymentError::Timeout),
-        };
         // A decline is the provider working as it should.
-        self.record(matches!(result, Ok(_) | Err(PaymentError::Declined(_))));
-        match result {
-            Err(PaymentError::Timeout | PaymentError::Unavailable(_)) if matches!(*self.lock(), State::Open { .. }) => {
+        let healthy = |r: &Result<T, PaymentError>| matches!(r, Ok(_) | Err(PaymentError::Declined(_)));
+        match self.breaker.call(f, healthy).await {
+            Ok(v) => Ok(v),
+            Err(Guarded::Open { retry_after }) => Err(PaymentError::CircuitOpen { retry_after }),
+            // The failure that opened the circuit is already answered as an open circuit.
+            Err(Guarded::TimedOut | Guarded::Failed(PaymentError::Timeout | PaymentError::Unavailable(_))) if self.breaker.is_open() => {
                 Err(PaymentError::CircuitOpen {
-                    retry_after: self.config.cool_down,
+                    retry_after: self.breaker.config().cool_down,
                 })
             }
-            other => other,
+            Err(Guarded::TimedOut) => Err(PaymentError::Timeout),
+            Err(Guarded::Failed(e)) => Err(e),
+        }
+    }
+
+    /// A compensation (void, refund) is not refused by the breaker, nor does it move it: it
+    /// must be tried, and its caller retries it; an open circuit would only exhaust the
+    /// retries of a refund while the provider is already back.
+    async fn compensate<F>(&self, f: F) -> Result<(), PaymentError>
+    where
+        F: std::future::Future<Output = Result<(), PaymentError>> + Send,
+    {
+        match self.breaker.timed(f).await {
+            Ok(()) => Ok(()),
+            Err(Guarded::Failed(e)) => Err(e),
+            Err(Guarded::TimedOut | Guarded::Open { .. }) => Err(PaymentError::Timeout),
         }
     }
 }
@@ -161,26 +92,13 @@ impl ResilientGateway {
         ))
         .await
     }
-
-    /// A compensation (void, refund) is not refused by the breaker, nor does it move it: it
-    /// must be tried, and its caller retries it; an open circuit would only exhaust the
-    /// retries of a refund while the provider is already back.
-    async fn compensate<F>(&self, f: F) -> Result<(), PaymentError>
-    where
-        F: std::future::Future<Output = Result<(), PaymentError>> + Send,
-    {
-        match tokio::time::timeout(self.config.timeout, f).await {
-            Ok(r) => r,
-            Err(_) => Err(PaymentError::Timeout),
-        }
-    }
 }
 
 /// A provider call through a failure point: failing is the provider down; crashing is the
 /// call done and its answer lost; a delay is the provider slow.
 async fn provider<T>(
     faults: &Faults,
-    point: &'static str,
+    point: &str,
     call: impl std::future::Future<Output = Result<T, PaymentError>> + Send,
 ) -> Result<T, PaymentError> {
     match faults.check(point).await {
@@ -211,6 +129,8 @@ impl PaymentGateway for ResilientGateway {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
     use crate::adapters::sandbox::SandboxGateway;
     use crate::ports::CardToken;
 

@@ -9,6 +9,7 @@ pub mod notifier;
 pub mod projector;
 pub mod queries;
 pub mod relay;
+pub mod resilience;
 
 use std::sync::Arc;
 use std::time::Duration;

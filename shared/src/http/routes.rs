@@ -108,9 +108,25 @@ pub struct Access {
 }
 
 impl Access {
-    /// May the caller see a case owned by `owner`?
+    /// May the caller see a case owned by `owner`? Staff of the flow see every case; a
+    /// person, their own. A caller who sees only what is assigned to them sees no case by
+    /// ownership: the handler asks [`Access::assigned`] with the case's assignee.
     pub fn sees(&self, owner: &str) -> bool {
-        self.scope != Scope::Own || self.claims.sub == owner
+        match self.scope {
+            Scope::Flow => true,
+            Scope::Own => self.claims.sub == owner,
+            Scope::Assigned => false,
+        }
+    }
+
+    /// May the caller act on a case assigned to `assignee` (a doctor's patient, a test
+    /// site's application)? Staff of the flow may; an assigned caller only on their own.
+    pub fn assigned(&self, assignee: &str) -> bool {
+        match self.scope {
+            Scope::Flow => true,
+            Scope::Assigned => self.claims.sub == assignee,
+            Scope::Own => false,
+        }
     }
 
     /// The caller as a domain actor.
@@ -208,4 +224,31 @@ pub fn router(platform: Arc<Platform>, function: Option<&str>) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(problems_only))
         .with_state(platform)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn access(sub: &str, scope: Scope) -> Access {
+        Access {
+            claims: Claims {
+                sub: sub.into(),
+                groups: vec![],
+            },
+            scope,
+        }
+    }
+
+    #[test]
+    fn each_scope_sees_what_it_should_and_nothing_more() {
+        let person = access("p1", Scope::Own);
+        assert!(person.sees("p1") && !person.sees("p2"));
+        assert!(!person.assigned("p1"));
+        let doctor = access("d1", Scope::Assigned);
+        assert!(doctor.assigned("d1") && !doctor.assigned("d2"));
+        assert!(!doctor.sees("p1"), "an assigned caller sees no case by ownership");
+        let staff = access("s1", Scope::Flow);
+        assert!(staff.sees("p1") && staff.assigned("d1"));
+    }
 }

@@ -13,6 +13,7 @@ use std::time::Duration;
 use anyhow::Context;
 use aws_sdk_sqs::types::QueueAttributeName;
 use clinicflow::adapters::aws::{AwsTarget, sdk_config};
+use clinicflow::adapters::resilient::ResilientGateway;
 use clinicflow::app::consumers::{self, ConsumerError};
 use clinicflow::app::{Faults, Platform};
 use clinicflow::config::Config;
@@ -76,6 +77,7 @@ impl AwsRuntime {
         })
         .await;
         let settings = AwsSettings::prefixed(clinicflow::catalog(), prefix);
+        let config_payment = config.payment;
         let (mut platform, parts) = wiring::aws(clinicflow::catalog(), &sdk, settings.clone(), config, Faults::none());
         parts
             .store
@@ -85,6 +87,10 @@ impl AwsRuntime {
         let queues = bus::provision(&sdk, &settings.bus, prefix, &clinicflow::catalog().rules, bus_options.max_attempts)
             .await
             .context("creating the event bus, rules and queues")?;
+        // The local runtime stands in for the payment provider itself, in its own memory
+        // (as in the embedded mode), so that tests read its ledger as they read a real
+        // provider's dashboard; the deployed functions keep it in the payment table.
+        platform.payments = Arc::new(ResilientGateway::new(Arc::new(parts.sandbox.clone()), config_payment));
         let sent = Arc::new(Mutex::new(Vec::new()));
         platform.sms = Arc::new(RecordingSms {
             inner: platform.sms.clone(),

@@ -2,6 +2,7 @@
 //! transaction), cancel, and the centre's confirm and reject.
 
 use super::centre::{self, Reservation};
+use super::config::CheckupConfig;
 use super::domain::{self as checkup, BookCheckup, Booking, Package};
 use super::view::CheckupView;
 use super::{availability, faults};
@@ -51,7 +52,7 @@ fn validate(p: &Platform, input: &BookInput) -> Result<ValidBooking, AppError> {
     let mut errors = Vec::new();
     let now = p.clock.now();
     let date = required("date", &input.date, &mut errors).and_then(|d| {
-        parse_future_date("date", d, now, p.config.booking_horizon_days)
+        parse_future_date("date", d, now, p.config.slice::<CheckupConfig>().booking_horizon_days)
             .map_err(|e| errors.push(e))
             .ok()
     });
@@ -105,7 +106,8 @@ pub async fn book(
     }
     let valid = validate(p, &input)?;
     let slot = availability::slot_key(valid.date, valid.package);
-    let capacity = p.config.daily_capacity;
+    let settings = p.config.slice::<CheckupConfig>();
+    let capacity = settings.daily_capacity;
     let no_place = || AppError::Conflict(format!("no places left for {} on {}", valid.package.as_str(), valid.date));
     if p.store.counter(&slot).await? >= capacity {
         return Err(no_place());
@@ -113,7 +115,7 @@ pub async fn book(
 
     let booking_id = p.ids.new_id();
     let payment_id = p.ids.new_id();
-    let price = p.config.prices.price(valid.package);
+    let price = settings.prices.price(valid.package);
     // With an Idempotency-Key, a retried request reuses the provider's idempotency key, so
     // a crash after charging never charges twice. The key covers the request's body too: a
     // different request under the same key is charged on its own (and voided below when

@@ -7,6 +7,7 @@
 pub mod availability;
 pub mod centre;
 pub mod commands;
+pub mod config;
 pub mod consumers;
 pub mod domain;
 pub mod queries;
@@ -83,7 +84,8 @@ pub const FUNCTIONS: &[Function] = &[
         trigger: Trigger::Http,
         description: "book a check-up: validate, take payment, store booking, place and event",
         uses: Uses {
-            reads: &[CHECKUP],
+            // The payment table too: the sandbox provider's ledger lives there on AWS.
+            reads: &[CHECKUP, PAYMENT],
             writes: &[CHECKUP, PAYMENT],
             processed: true,
             bus: true,
@@ -243,6 +245,7 @@ pub static SLICE: Slice = Slice {
     consumers: CONSUMERS,
     projections: &[projection::<view::CheckupView>(&[CHECKUP, PAYMENT, RESERVATIONS])],
     notifications: texts::NOTIFICATIONS,
+    config: config::load,
 };
 
 /// Helpers for the tests of the flow's consumers and of the platform's notifier on it.
@@ -266,7 +269,7 @@ pub(crate) mod test_support {
             Memory::new(),
             Arc::new(MemoryPublisher::new()),
             Arc::new(sms.clone()),
-            &SandboxGateway::default(),
+            Arc::new(SandboxGateway::default()),
             Config::default(),
             Faults::none(),
         );
