@@ -85,8 +85,11 @@ pub async fn aggregates<T: DeserializeOwned>(db: &Embedded, context: &'static st
     decode(context, db.all_aggregates(context).await?)
 }
 
+/// The aggregates among a context table's rows: their ids are ULIDs, while a context's own
+/// records are `kind#…` (the payment context's `case#<id>`, the SMS records).
 fn decode<T: DeserializeOwned>(context: &str, rows: Vec<(String, Stored)>) -> anyhow::Result<BTreeMap<String, T>> {
     rows.into_iter()
+        .filter(|(id, _)| !id.contains('#'))
         .map(|(id, s)| {
             Ok((
                 id,

@@ -349,7 +349,7 @@ fn checkup_events() -> Vec<checkup::Event> {
 fn payment_events() -> Vec<payment::Event> {
     let all = vec![
         payment::Event::PaymentCaptured {
-            booking_id: ulid::Ulid::new().to_string(),
+            case_id: ulid::Ulid::new().to_string(),
             amount: Won(250_000),
             provider_ref: "sandbox_ch_0001".into(),
         },

@@ -13,8 +13,9 @@ use crate::domain::DomainError;
 use crate::events::EventEnvelope;
 use crate::ports::{ProcessedMark, StoreError, Transaction};
 
-/// A consumer's handler, as a slice registers it in the catalog.
-pub type ConsumerFn = for<'a> fn(&'a Platform, &'a EventEnvelope) -> ConsumerFuture<'a>;
+/// A consumer's handler, as a slice registers it in the catalog: the platform, the name it
+/// is registered under (its dedup marks and failure points), and the event.
+pub type ConsumerFn = for<'a> fn(&'a Platform, &'a str, &'a EventEnvelope) -> ConsumerFuture<'a>;
 
 /// What a consumer's handler returns.
 pub type ConsumerFuture<'a> = Pin<Box<dyn Future<Output = Result<Handled, ConsumerError>> + Send + 'a>>;
@@ -88,7 +89,7 @@ pub async fn dispatch(p: &Platform, target: &str, event: &EventEnvelope) -> Resu
     p.faults.check(target).await?;
     let span = tracing::info_span!("consume", consumer = target, event_id = %event.id, event_type = %event.event_type, correlation_id = %event.correlation_id);
     async {
-        let result = handle(p, event).await;
+        let result = handle(p, target, event).await;
         match &result {
             Ok(h) => tracing::debug!(?h, "event handled"),
             Err(e) => tracing::warn!(error = %e, "event failed"),

@@ -14,7 +14,7 @@ use crate::topology::{ContactFrom, NOTIFICATION, Notification, SMS_NOTIFIER};
 pub const CONTACTS: &str = NOTIFICATION;
 
 /// The notifier's handler, as the catalog registers it.
-pub fn handle<'a>(p: &'a Platform, event: &'a EventEnvelope) -> ConsumerFuture<'a> {
+pub fn handle<'a>(p: &'a Platform, _consumer: &'a str, event: &'a EventEnvelope) -> ConsumerFuture<'a> {
     Box::pin(notify(p, event))
 }
 

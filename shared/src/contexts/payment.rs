@@ -1,9 +1,17 @@
-//! Payment: taken synchronously before a booking exists, voided if the booking could not
-//! be stored, refunded when the booking is cancelled or rejected.
+//! The payment context, shared by the flows that take money: a payment is taken
+//! synchronously before the case exists (voided if the case could not be stored), recorded
+//! with the case in one transaction, and refunded once when the flow says the case ended.
+//! It knows cases, not flows: a flow records its payment with [`record`] and subscribes
+//! [`refund`] to the events that end its cases.
 
 use serde::{Deserialize, Serialize};
 
+use crate::app::command::{Loaded, Work, load, load_state};
+use crate::app::consumers::{ConsumerError, ConsumerFuture, Handled, commit_once, mark};
+use crate::app::{AppError, Platform, faults};
 use crate::domain::{Aggregate, DomainError, Won};
+use crate::events::EventEnvelope;
+use crate::ports::{AggregateKey, AggregateWrite, PaymentError};
 
 /// The bounded context's name.
 pub const CONTEXT: &str = "payment";
@@ -14,7 +22,7 @@ pub const CONTEXT: &str = "payment";
 pub enum PaymentStatus {
     /// The money was taken.
     Paid,
-    /// The authorization was released before any booking existed.
+    /// The authorization was released before any case existed.
     Voided,
     /// The money was given back.
     Refunded,
@@ -36,8 +44,8 @@ impl PaymentStatus {
 pub struct Payment {
     /// Payment id.
     pub id: String,
-    /// The booking it pays for (the case).
-    pub booking_id: String,
+    /// The case it pays for (its correlation id).
+    pub case_id: String,
     /// Amount.
     pub amount: Won,
     /// The provider's reference.
@@ -51,8 +59,8 @@ pub struct Payment {
 pub enum Command {
     /// Record a payment the provider approved.
     Record {
-        /// The booking.
-        booking_id: String,
+        /// The case.
+        case_id: String,
         /// Amount.
         amount: Won,
         /// Provider reference.
@@ -68,8 +76,8 @@ pub enum Command {
 pub enum Event {
     /// The provider approved and took the payment.
     PaymentCaptured {
-        /// The booking.
-        booking_id: String,
+        /// The case.
+        case_id: String,
         /// Amount.
         amount: Won,
         /// Provider reference.
@@ -94,12 +102,12 @@ impl Aggregate for Payment {
             (
                 None,
                 Command::Record {
-                    booking_id,
+                    case_id,
                     amount,
                     provider_ref,
                 },
             ) => Ok(vec![Event::PaymentCaptured {
-                booking_id,
+                case_id,
                 amount,
                 provider_ref,
             }]),
@@ -119,13 +127,13 @@ impl Aggregate for Payment {
             (
                 None,
                 Event::PaymentCaptured {
-                    booking_id,
+                    case_id,
                     amount,
                     provider_ref,
                 },
             ) => Some(Payment {
                 id: id.to_owned(),
-                booking_id: booking_id.clone(),
+                case_id: case_id.clone(),
                 amount: *amount,
                 provider_ref: provider_ref.clone(),
                 status: PaymentStatus::Paid,
@@ -139,6 +147,90 @@ impl Aggregate for Payment {
     }
 }
 
+/// Which payment a case has: kept beside the payment, written in the same transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CasePayment {
+    /// The payment's id.
+    pub payment_id: String,
+}
+
+fn case_key(case_id: &str) -> AggregateKey {
+    AggregateKey::new(CONTEXT, format!("case#{case_id}"))
+}
+
+/// Stages payment `payment_id` of case `case_id` (taken by the provider as `provider_ref`)
+/// in the command's work, with the record that finds it by case.
+pub fn record(work: &mut Work<'_>, case_id: &str, payment_id: &str, amount: Won, provider_ref: &str) -> Result<(), AppError> {
+    work.decide(
+        Loaded::<Payment>::absent(payment_id),
+        Command::Record {
+            case_id: case_id.to_owned(),
+            amount,
+            provider_ref: provider_ref.to_owned(),
+        },
+    )?;
+    work.write(AggregateWrite {
+        key: case_key(case_id),
+        expected_version: 0,
+        new_version: 1,
+        state: serde_json::to_value(CasePayment {
+            payment_id: payment_id.to_owned(),
+        })?,
+    });
+    Ok(())
+}
+
+/// The payment of case `case_id`, if one was recorded.
+pub async fn of_case(p: &Platform, case_id: &str) -> Result<Option<Loaded<Payment>>, AppError> {
+    let (found, _) = load_state::<CasePayment>(p, &case_key(case_id)).await?;
+    match found {
+        None => Ok(None),
+        Some(c) => Ok(Some(load::<Payment>(p, &c.payment_id).await?)),
+    }
+}
+
+/// The refund consumer, for a flow to register under its function with the events that end
+/// its cases: refunds the payment of the event's case once, whatever redelivers it.
+pub fn refund<'a>(p: &'a Platform, consumer: &'a str, event: &'a EventEnvelope) -> ConsumerFuture<'a> {
+    Box::pin(refund_case(p, consumer, event))
+}
+
+async fn refund_case(p: &Platform, consumer: &str, event: &EventEnvelope) -> Result<Handled, ConsumerError> {
+    if p.store.is_processed(consumer, &event.id).await? {
+        return Ok(Handled::Skipped);
+    }
+    let case = &event.correlation_id;
+    let Some(loaded) = of_case(p, case).await? else {
+        return Err(ConsumerError::Permanent(format!("case {case} has no payment to refund")));
+    };
+    let Some(pay) = loaded.state.clone() else {
+        return Err(ConsumerError::Permanent(format!("the payment of case {case} is missing")));
+    };
+    // A refusal by the domain (a voided payment) is permanent: decided here.
+    let events = Payment::decide(Some(&pay), Command::RecordRefund)?;
+    if !events.is_empty() {
+        // The provider's idempotency key is the payment id: any redelivery, of this event or
+        // of another ending the same case, refunds at most once.
+        p.payments
+            .refund_with_faults(&p.faults, &pay.provider_ref, pay.amount, &format!("refund-{}", pay.id))
+            .await
+            .map_err(|e| match e {
+                PaymentError::Declined(why) => ConsumerError::Permanent(format!("refund refused: {why}")),
+                other => ConsumerError::Retryable(other.to_string()),
+            })?;
+    }
+    let mut work = Work::new(p, event.caused());
+    work.stage(loaded, &events)?;
+    let mut tx = work.into_transaction();
+    tx.processed = mark(consumer, event);
+    p.faults.check(&faults::before_write(consumer)).await?;
+    let handled = commit_once(p, &faults::after_write(consumer), tx).await?;
+    if handled == Handled::Applied {
+        tracing::info!(correlation_id = %case, payment_id = %pay.id, "payment refunded");
+    }
+    Ok(handled)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,7 +239,7 @@ mod tests {
         let events = Payment::decide(
             None,
             Command::Record {
-                booking_id: "b".into(),
+                case_id: "b".into(),
                 amount: Won(10),
                 provider_ref: "r".into(),
             },

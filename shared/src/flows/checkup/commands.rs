@@ -9,7 +9,7 @@ use super::{availability, faults};
 use crate::app::command::{self, Accepted, Decided, Idempotency, Work, replay};
 use crate::app::projector;
 use crate::app::{AppError, Platform};
-use crate::contexts::payment::{self, Payment};
+use crate::contexts::payment;
 use crate::domain::{Actor, Contact, FieldError, Locale, PersonName, PhoneNumber, parse_future_date};
 use crate::ports::{AggregateKey, CardToken, ChargeRequest, CounterMove, PaymentGateway, StoreError};
 
@@ -148,14 +148,7 @@ pub async fn book(
             contact: valid.contact,
         }),
     )?;
-    work.decide(
-        command::Loaded::<Payment>::absent(&payment_id),
-        payment::Command::Record {
-            booking_id: booking_id.clone(),
-            amount: price,
-            provider_ref: provider_ref.clone(),
-        },
-    )?;
+    payment::record(&mut work, &booking_id, &payment_id, price, &provider_ref)?;
     work.counter(CounterMove {
         key: slot,
         delta: 1,

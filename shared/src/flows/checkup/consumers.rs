@@ -1,5 +1,6 @@
-//! The check-up saga's consumers: the centre's work list, the place given back, and the
-//! payment refunded when a booking ends. Each is idempotent on the event id.
+//! The check-up saga's own consumers: the centre's work list, and the place given back when a
+//! booking ends (the payment context's `refund` gives the money back). Each is idempotent
+//! on the event id.
 
 use super::centre::{self, Reservation};
 use super::domain::{self as checkup, Booking};
@@ -7,29 +8,18 @@ use super::{availability, faults};
 use crate::app::Platform;
 use crate::app::command::{self, Work};
 use crate::app::consumers::{ConsumerError, ConsumerFuture, Handled, commit_once, mark};
-use crate::contexts::payment::{self, Payment};
 use crate::domain::Aggregate;
 use crate::events::EventEnvelope;
-use crate::ports::{CounterMove, PaymentError, Transaction};
+use crate::ports::{CounterMove, Transaction};
 
 /// `centre-worklist`'s handler.
-pub fn centre_worklist<'a>(p: &'a Platform, event: &'a EventEnvelope) -> ConsumerFuture<'a> {
+pub fn centre_worklist<'a>(p: &'a Platform, _consumer: &'a str, event: &'a EventEnvelope) -> ConsumerFuture<'a> {
     Box::pin(worklist(p, event))
 }
 
 /// `availability-release`'s handler.
-pub fn availability_release<'a>(p: &'a Platform, event: &'a EventEnvelope) -> ConsumerFuture<'a> {
+pub fn availability_release<'a>(p: &'a Platform, _consumer: &'a str, event: &'a EventEnvelope) -> ConsumerFuture<'a> {
     Box::pin(release(p, event))
-}
-
-/// `payment-refund`'s handler.
-pub fn payment_refund<'a>(p: &'a Platform, event: &'a EventEnvelope) -> ConsumerFuture<'a> {
-    Box::pin(refund(p, event))
-}
-
-async fn booking_of(p: &Platform, event: &EventEnvelope) -> Result<Booking, ConsumerError> {
-    let booking = command::load::<Booking>(p, &event.aggregate_id).await?.state;
-    booking.ok_or_else(|| ConsumerError::Retryable(format!("booking {} not found yet", event.aggregate_id)))
 }
 
 /// The booking a cancel or reject event ends, unless `consumer` already handled the event.
@@ -41,7 +31,10 @@ async fn ended_booking(p: &Platform, consumer: &str, event: &EventEnvelope) -> R
     if !ends || p.store.is_processed(consumer, &event.id).await? {
         return Ok(None);
     }
-    booking_of(p, event).await.map(Some)
+    let booking = command::load::<Booking>(p, &event.aggregate_id).await?.state;
+    booking
+        .map(Some)
+        .ok_or_else(|| ConsumerError::Retryable(format!("booking {} not found yet", event.aggregate_id)))
 }
 
 /// Puts a booking on the centre's work list; withdraws a cancelled one.
@@ -84,43 +77,6 @@ async fn release(p: &Platform, event: &EventEnvelope) -> Result<Handled, Consume
     };
     p.faults.check(faults::AVAILABILITY_RELEASE_BEFORE_WRITE).await?;
     commit_once(p, faults::AVAILABILITY_RELEASE_AFTER_WRITE, tx).await
-}
-
-/// Refunds the payment of a cancelled or rejected booking, once.
-async fn refund(p: &Platform, event: &EventEnvelope) -> Result<Handled, ConsumerError> {
-    const NAME: &str = faults::PAYMENT_REFUND;
-    let Some(booking) = ended_booking(p, NAME, event).await? else {
-        return Ok(Handled::Skipped);
-    };
-    let loaded = command::load::<Payment>(p, &booking.payment_id).await?;
-    let Some(pay) = loaded.state.clone() else {
-        return Err(ConsumerError::Permanent(format!(
-            "payment {} of booking {} is missing",
-            booking.payment_id, booking.id
-        )));
-    };
-    let events = Payment::decide(Some(&pay), payment::Command::RecordRefund)?;
-    if !events.is_empty() {
-        // The provider's idempotency key is the payment id: any redelivery, of this event or
-        // of another ending the same booking, refunds at most once.
-        p.payments
-            .refund_with_faults(&p.faults, &pay.provider_ref, pay.amount, &format!("refund-{}", pay.id))
-            .await
-            .map_err(|e| match e {
-                PaymentError::Declined(why) => ConsumerError::Permanent(format!("refund refused: {why}")),
-                other => ConsumerError::Retryable(other.to_string()),
-            })?;
-    }
-    let mut work = Work::new(p, event.caused());
-    work.stage(loaded, &events)?;
-    let mut tx = work.into_transaction();
-    tx.processed = mark(NAME, event);
-    p.faults.check(faults::PAYMENT_REFUND_BEFORE_WRITE).await?;
-    let handled = commit_once(p, faults::PAYMENT_REFUND_AFTER_WRITE, tx).await?;
-    if handled == Handled::Applied {
-        tracing::info!(booking_id = %booking.id, "payment refunded");
-    }
-    Ok(handled)
 }
 
 #[cfg(test)]

@@ -174,7 +174,7 @@ pub const FUNCTIONS: &[Function] = &[
         trigger: Trigger::Events,
         description: "refunds a cancelled or rejected booking's payment",
         uses: Uses {
-            reads: &[CHECKUP, PAYMENT],
+            reads: &[PAYMENT],
             writes: &[PAYMENT],
             processed: true,
             bus: true,
@@ -212,7 +212,7 @@ pub const CONSUMERS: &[Consumer] = &[
             sources: SOURCE,
             detail_types: &["CheckupCancelled", "CheckupRejected"],
         }],
-        handle: consumers::payment_refund,
+        handle: payment::refund,
     },
 ];
 
