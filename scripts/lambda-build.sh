@@ -31,15 +31,15 @@ export CARGO_PROFILE_RELEASE_PANIC=abort
 
 # Only the function packages: building clinicflow-local or the tests in the same run would
 # unify their features (SQLite, failure points) into every function.
-# The failure points (clinicflow's `failpoints` feature) are for tests only: refuse to build
-# if anything brings them into these packages.
-if ! features="$(cargo tree --locked -e normal,build,features -i clinicflow "${packages[@]}")"; then
-  echo "error: could not resolve the features of clinicflow in ${packages[*]}" >&2
+# The failure points (the platform's `failpoints` feature, which `clinicflow` forwards) are
+# for tests only: refuse to build if anything brings them into these packages.
+if ! features="$(cargo tree --locked -e normal,build,features -i clinicflow-platform "${packages[@]}")"; then
+  echo "error: could not resolve the features of clinicflow-platform in ${packages[*]}" >&2
   exit 1
 fi
-if grep -q 'clinicflow feature "failpoints"' <<<"$features"; then
-  echo "error: clinicflow's failpoints feature reaches a Lambda function; what enables it:" >&2
-  grep -A3 'clinicflow feature "failpoints"' <<<"$features" >&2
+if grep -q 'clinicflow-platform feature "failpoints"' <<<"$features"; then
+  echo "error: the platform's failpoints feature reaches a Lambda function; what enables it:" >&2
+  grep -A3 'clinicflow-platform feature "failpoints"' <<<"$features" >&2
   exit 1
 fi
 if [ -n "$native_dir" ]; then

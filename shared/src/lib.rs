@@ -1,21 +1,12 @@
-//! clinicflow: a serverless, event-driven clinic platform. This crate is everything but the
-//! entry points: the platform (ports and adapters, the command runner, consumers, projector,
-//! notifier, HTTP edge, catalog model, wiring), which names no flow, and the flows, each a
-//! [`topology::Slice`] that plugs into it, assembled into one [`catalog`].
+//! clinicflow: a serverless, event-driven clinic platform. This crate is the platform
+//! ([`clinicflow_platform`], re-exported here module by module, which names no flow) with the
+//! flows, each a [`topology::Slice`] in [`flows`], and the contexts they share
+//! ([`contexts`]), assembled into one [`catalog`].
 
-pub mod adapters;
-pub mod app;
-mod catalog_check;
-pub mod config;
+pub use clinicflow_platform::{adapters, app, config, domain, events, http, ports, telemetry, topology, wiring};
+
 pub mod contexts;
-pub mod domain;
-pub mod events;
 pub mod flows;
-pub mod http;
-pub mod ports;
-pub mod telemetry;
-pub mod topology;
-pub mod wiring;
 
 use std::sync::LazyLock;
 

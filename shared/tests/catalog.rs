@@ -306,3 +306,10 @@ fn a_consumer_without_its_function_is_named() {
         ],
     );
 }
+
+#[test]
+fn the_stored_payment_ledger_lives_in_the_payment_contexts_table() {
+    use clinicflow::adapters::sandbox::LEDGER_CONTEXT;
+    assert_eq!(LEDGER_CONTEXT, clinicflow::contexts::payment::CONTEXT);
+    assert!(catalog().table(LEDGER_CONTEXT).is_some_and(|t| t.stream));
+}

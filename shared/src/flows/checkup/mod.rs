@@ -10,6 +10,8 @@ pub mod commands;
 pub mod config;
 pub mod consumers;
 pub mod domain;
+#[cfg(test)]
+mod notifier_tests;
 pub mod queries;
 pub mod routes;
 pub mod texts;

@@ -25,7 +25,7 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// The OpenAPI 3.1 document of the whole API (`docs/openapi.json`), served at
 /// [`crate::topology::OPENAPI_PATH`].
-pub const OPENAPI_JSON: &str = include_str!("../../../docs/openapi.json");
+pub const OPENAPI_JSON: &str = include_str!("../../../../docs/openapi.json");
 
 /// The state every handler gets: the platform.
 pub type AppState = Arc<Platform>;

@@ -2,8 +2,8 @@
 //! events it decides or the error it refuses with. Every slice's domain tests read so.
 //!
 //! ```
-//! # use clinicflow::domain::testing::given;
-//! # fn demo<A: clinicflow::domain::Aggregate>(history: Vec<A::Event>, command: A::Command) {
+//! # use clinicflow_platform::domain::testing::given;
+//! # fn demo<A: clinicflow_platform::domain::Aggregate>(history: Vec<A::Event>, command: A::Command) {
 //! given::<A>("id", history).when(command).then_nothing();
 //! # }
 //! ```

@@ -86,7 +86,13 @@ impl EventEnvelope {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::flows::checkup::domain::Event;
+
+    /// An adjacently tagged event enum, as every slice's.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(tag = "type", content = "data")]
+    enum Event {
+        CheckupRejected { reason: String },
+    }
 
     #[test]
     fn a_domain_event_round_trips_through_the_envelope() {

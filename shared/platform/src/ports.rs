@@ -281,7 +281,7 @@ pub struct ChargeRequest {
     pub card_token: CardToken,
     /// Amount.
     pub amount: Won,
-    /// Our reference (the booking id).
+    /// Our reference (the case id).
     pub reference: String,
 }
 
@@ -312,7 +312,7 @@ pub trait PaymentGateway: Send + Sync {
     /// the same live charge (a retry after a crash never charges twice); once that charge is
     /// voided, the key starts a new one.
     async fn charge(&self, request: &ChargeRequest) -> Result<String, PaymentError>;
-    /// Releases a payment taken for a booking that could not be stored.
+    /// Releases a payment taken for a case that could not be stored.
     async fn void(&self, provider_ref: &str, idempotency_key: &str) -> Result<(), PaymentError>;
     /// Refunds a payment; the same key refunds once.
     async fn refund(&self, provider_ref: &str, amount: Won, idempotency_key: &str) -> Result<(), PaymentError>;

@@ -29,7 +29,7 @@ use crate::ports::{AggregateKey, AggregateStore, AggregateWrite, ChargeRequest, 
 pub enum LedgerStatus {
     /// Taken.
     Captured,
-    /// Released before a booking existed.
+    /// Released before its case existed.
     Voided,
     /// Given back.
     Refunded,
@@ -40,7 +40,7 @@ pub enum LedgerStatus {
 pub struct LedgerEntry {
     /// Provider reference.
     pub provider_ref: String,
-    /// Our reference (booking id).
+    /// Our reference (the case id).
     pub reference: String,
     /// Amount.
     pub amount: Won,
@@ -217,6 +217,9 @@ impl PaymentGateway for SandboxGateway {
         Ok(())
     }
 }
+
+/// The context whose table holds the stored ledger: the payment context's.
+pub const LEDGER_CONTEXT: &str = "payment";
 
 /// The sandbox provider with its ledger in the store: `sandbox#<provider ref>` holds an
 /// entry, `sandbox-key#<key>` the charge an idempotency key took, `sandbox-refund#<key>`

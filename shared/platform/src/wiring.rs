@@ -121,12 +121,11 @@ mod aws_wiring {
     use crate::adapters::aws::{AwsTarget, sdk_config};
     use crate::adapters::dynamodb::{DynamoStore, DynamoTables, outbox_envelope};
     use crate::adapters::eventbridge::EventBridgePublisher;
-    use crate::adapters::sandbox::{SandboxGateway, StoredSandbox};
+    use crate::adapters::sandbox::{self, SandboxGateway, StoredSandbox};
     use crate::adapters::sns::{SmsSettings, SnsSmsSender};
     use crate::app::notifier::CONTACTS;
     use crate::app::{Faults, Platform, projector};
     use crate::config::Config;
-    use crate::contexts::payment;
     use crate::topology::{self, Catalog};
 
     /// Where a deployment's resources are, from the environment that SAM or CDK sets.
@@ -227,7 +226,7 @@ mod aws_wiring {
         let publisher = EventBridgePublisher::new(aws_sdk_eventbridge::Client::from_conf(events), settings.bus.clone());
         let sms = SnsSmsSender::new(aws_sdk_sns::Client::new(sdk), settings.sms.clone());
         let sandbox = SandboxGateway::new(config.sandbox_slow);
-        let ledger = StoredSandbox::new(Arc::new(store.clone()), payment::CONTEXT, config.sandbox_slow);
+        let ledger = StoredSandbox::new(Arc::new(store.clone()), sandbox::LEDGER_CONTEXT, config.sandbox_slow);
         let platform = super::platform(
             catalog,
             store.clone(),
@@ -377,32 +376,5 @@ pub async fn handle_eventbridge(
             Err(e.into())
         }
         Err(e @ ConsumerError::Retryable(_)) => Err(e.into()),
-    }
-}
-
-#[cfg(all(test, feature = "aws"))]
-mod tests {
-    use super::*;
-
-    fn full(name: &str) -> Option<String> {
-        Some(format!("value-of-{name}"))
-    }
-
-    #[test]
-    fn settings_name_every_table_from_its_variable() {
-        let s = AwsSettings::from_lookup(crate::catalog(), full).expect("complete");
-        assert_eq!(s.bus, "value-of-EVENT_BUS_NAME");
-        assert_eq!(s.tables.views, "value-of-TABLE_VIEWS");
-        assert!(s.tables.contexts.contains(&("checkup", "value-of-TABLE_CHECKUP".into())));
-        assert!(s.tables.contexts.contains(&("notification", "value-of-TABLE_NOTIFICATION".into())));
-    }
-
-    #[test]
-    fn a_missing_or_empty_variable_is_named() {
-        for missing in ["TABLE_CHECKUP", "TABLE_PROCESSED", "EVENT_BUS_NAME"] {
-            let err = AwsSettings::from_lookup(crate::catalog(), |n| if n == missing { Some(" ".into()) } else { full(n) })
-                .expect_err("incomplete");
-            assert_eq!(err.to_string(), format!("configuration variable {missing} is required"));
-        }
     }
 }
