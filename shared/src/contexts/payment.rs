@@ -17,8 +17,9 @@ use crate::ports::{AggregateKey, AggregateWrite, PaymentError};
 pub const CONTEXT: &str = "payment";
 
 /// Where a payment stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr, strum::VariantNames)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum PaymentStatus {
     /// The money was taken.
     Paid,
@@ -31,11 +32,7 @@ pub enum PaymentStatus {
 impl PaymentStatus {
     /// The wire name.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Paid => "paid",
-            Self::Voided => "voided",
-            Self::Refunded => "refunded",
-        }
+        self.into()
     }
 }
 

@@ -191,9 +191,21 @@ impl From<PhoneNumber> for String {
     }
 }
 
+/// Parses the wire name of an enum (as `strum` derives it, the same as serde's), refusing
+/// with `field` and every accepted name.
+pub fn parse_wire<T: std::str::FromStr + strum::VariantNames>(field: &str, raw: &str) -> Result<T, FieldError> {
+    raw.parse().map_err(|_| {
+        let names: Vec<String> = T::VARIANTS.iter().map(|v| format!("\"{v}\"")).collect();
+        FieldError::new(field, format!("must be one of {}", names.join(", ")))
+    })
+}
+
 /// The language of the SMS a person receives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, strum::EnumString, strum::IntoStaticStr, strum::VariantNames,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum Locale {
     /// Korean, the default.
     #[default]
@@ -205,11 +217,7 @@ pub enum Locale {
 impl Locale {
     /// Parses `ko` or `en`.
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
-        match raw {
-            "ko" => Ok(Self::Ko),
-            "en" => Ok(Self::En),
-            _ => Err(FieldError::new("locale", "must be \"ko\" or \"en\"")),
-        }
+        parse_wire("locale", raw)
     }
 }
 

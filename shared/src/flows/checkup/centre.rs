@@ -9,8 +9,9 @@ use crate::domain::{Aggregate, DomainError};
 pub const CONTEXT: &str = "centre";
 
 /// Where a booking stands on the centre's work list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr, strum::VariantNames)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum ReservationStatus {
     /// On the work list, waiting for staff.
     Received,
@@ -25,12 +26,7 @@ pub enum ReservationStatus {
 impl ReservationStatus {
     /// The wire name.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Received => "received",
-            Self::Confirmed => "confirmed",
-            Self::Rejected => "rejected",
-            Self::Withdrawn => "withdrawn",
-        }
+        self.into()
     }
 }
 

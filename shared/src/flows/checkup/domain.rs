@@ -4,14 +4,15 @@
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{Aggregate, Contact, DomainError, FieldError, Won};
+use crate::domain::{Aggregate, Contact, DomainError, FieldError, Won, parse_wire};
 
 /// The bounded context's name, used for its table and event source.
 pub const CONTEXT: &str = "checkup";
 
 /// The check-up packages a centre offers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::EnumString, strum::IntoStaticStr, strum::VariantNames)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum Package {
     /// Basic check-up.
     Basic,
@@ -27,21 +28,12 @@ impl Package {
 
     /// Parses `basic`, `standard` or `premium`.
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
-        match raw {
-            "basic" => Ok(Self::Basic),
-            "standard" => Ok(Self::Standard),
-            "premium" => Ok(Self::Premium),
-            _ => Err(FieldError::new("package", "must be one of \"basic\", \"standard\", \"premium\"")),
-        }
+        parse_wire("package", raw)
     }
 
     /// The wire name.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Basic => "basic",
-            Self::Standard => "standard",
-            Self::Premium => "premium",
-        }
+        self.into()
     }
 }
 
@@ -78,8 +70,9 @@ impl PriceList {
 }
 
 /// The status a patient sees.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::EnumString, strum::IntoStaticStr, strum::VariantNames)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum BookingStatus {
     /// Paid, waiting for the centre.
     Booked,
@@ -94,23 +87,12 @@ pub enum BookingStatus {
 impl BookingStatus {
     /// The wire name.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Booked => "booked",
-            Self::Confirmed => "confirmed",
-            Self::Rejected => "rejected",
-            Self::Cancelled => "cancelled",
-        }
+        self.into()
     }
 
     /// Parses a wire name.
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
-        match raw {
-            "booked" => Ok(Self::Booked),
-            "confirmed" => Ok(Self::Confirmed),
-            "rejected" => Ok(Self::Rejected),
-            "cancelled" => Ok(Self::Cancelled),
-            _ => Err(FieldError::new("status", "must be one of booked, confirmed, rejected, cancelled")),
-        }
+        parse_wire("status", raw)
     }
 }
 
