@@ -91,7 +91,7 @@ mod tests {
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     #[serde(tag = "type", content = "data")]
     enum Event {
-        CheckupRejected { reason: String },
+        SampleRejected { reason: String },
     }
 
     #[test]
@@ -102,22 +102,22 @@ mod tests {
         };
         let env = EventEnvelope::wrap(
             "e1".into(),
-            "checkup",
+            "sample",
             "b1",
             2,
             &causality,
             Utc::now(),
-            &Event::CheckupRejected { reason: "full".into() },
+            &Event::SampleRejected { reason: "full".into() },
         )
         .expect("wrap");
-        assert_eq!(env.event_type, "CheckupRejected");
-        assert_eq!(env.source, "clinicflow.checkup");
+        assert_eq!(env.event_type, "SampleRejected");
+        assert_eq!(env.source, "clinicflow.sample");
         assert_eq!(
             env.decode::<Event>().expect("decode"),
-            Event::CheckupRejected { reason: "full".into() }
+            Event::SampleRejected { reason: "full".into() }
         );
         let json = serde_json::to_value(&env).expect("json");
-        assert_eq!(json["type"], "CheckupRejected");
+        assert_eq!(json["type"], "SampleRejected");
         assert_eq!(json["data"]["reason"], "full");
     }
 }

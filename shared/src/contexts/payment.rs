@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::app::command::{Loaded, Work, load, load_state};
+use crate::app::command::{Loaded, Work, load};
 use crate::app::consumers::{ConsumerError, ConsumerFuture, Handled, commit_once, mark};
 use crate::app::{AppError, Platform, faults};
 use crate::domain::{Aggregate, DomainError, Won};
@@ -179,7 +179,7 @@ pub fn record(work: &mut Work<'_>, case_id: &str, payment_id: &str, amount: Won,
 
 /// The payment of case `case_id`, if one was recorded.
 pub async fn of_case(p: &Platform, case_id: &str) -> Result<Option<Loaded<Payment>>, AppError> {
-    let (found, _) = load_state::<CasePayment>(p, &case_key(case_id)).await?;
+    let (found, _) = crate::app::load::<CasePayment>(p, &case_key(case_id)).await?;
     match found {
         None => Ok(None),
         Some(c) => Ok(Some(load::<Payment>(p, &c.payment_id).await?)),

@@ -909,8 +909,8 @@ mod tests {
 
     fn slots() -> Vec<Slot> {
         vec![
-            Slot::Aggregate("checkup/b1".into()),
-            Slot::Counter("checkup#2026-12-01#basic".into()),
+            Slot::Aggregate("sample/b1".into()),
+            Slot::Counter("sample#2026-12-01#basic".into()),
             Slot::Processed,
             Slot::Idempotency,
             Slot::Event("e1".into()),
@@ -926,11 +926,11 @@ mod tests {
         let slots = slots();
         assert_eq!(
             cancellation_error(&slots, &reasons_with(0, "ConditionalCheckFailed")),
-            StoreError::VersionConflict("checkup/b1".into())
+            StoreError::VersionConflict("sample/b1".into())
         );
         assert_eq!(
             cancellation_error(&slots, &reasons_with(1, "ConditionalCheckFailed")),
-            StoreError::CounterExhausted("checkup#2026-12-01#basic".into())
+            StoreError::CounterExhausted("sample#2026-12-01#basic".into())
         );
         assert_eq!(
             cancellation_error(&slots, &reasons_with(2, "ConditionalCheckFailed")),
@@ -951,14 +951,14 @@ mod tests {
         let reasons = [Some("TransactionConflict"), Some("ConditionalCheckFailed"), None, None, None];
         assert_eq!(
             cancellation_error(&slots(), &reasons),
-            StoreError::CounterExhausted("checkup#2026-12-01#basic".into())
+            StoreError::CounterExhausted("sample#2026-12-01#basic".into())
         );
     }
 
     #[test]
     fn a_transaction_conflict_is_a_version_conflict() {
         let error = cancellation_error(&slots(), &reasons_with(1, "TransactionConflict"));
-        assert_eq!(error, StoreError::VersionConflict("checkup#2026-12-01#basic".into()));
+        assert_eq!(error, StoreError::VersionConflict("sample#2026-12-01#basic".into()));
         assert!(error.is_retryable());
     }
 
@@ -980,10 +980,10 @@ mod tests {
 
     #[test]
     fn missing_reasons_are_a_conflict_when_aggregates_were_written() {
-        assert_eq!(cancellation_error(&slots(), &[]), StoreError::VersionConflict("checkup/b1".into()));
+        assert_eq!(cancellation_error(&slots(), &[]), StoreError::VersionConflict("sample/b1".into()));
         assert_eq!(
             cancellation_error(&slots(), &[None, Some("None")]),
-            StoreError::VersionConflict("checkup/b1".into())
+            StoreError::VersionConflict("sample/b1".into())
         );
         let without_writes = [Slot::Processed, Slot::Event("e1".into())];
         assert!(matches!(cancellation_error(&without_writes, &[]), StoreError::Unavailable(_)));
@@ -992,8 +992,8 @@ mod tests {
     fn envelope() -> EventEnvelope {
         EventEnvelope {
             id: "01J0000000000000000000000E".into(),
-            event_type: "CheckupBooked".into(),
-            source: "clinicflow.checkup".into(),
+            event_type: "SampleBooked".into(),
+            source: "clinicflow.sample".into(),
             aggregate_id: "b1".into(),
             version: 1,
             correlation_id: "b1".into(),
@@ -1027,7 +1027,7 @@ mod tests {
         );
         assert_eq!(outbox_envelope(aggregate).expect("not an event"), None);
         assert_eq!(
-            outbox_envelope(image("counter#checkup#d#basic", vec![("value", n(3))])).expect("not an event"),
+            outbox_envelope(image("counter#sample#d#basic", vec![("value", n(3))])).expect("not an event"),
             None
         );
     }
@@ -1043,7 +1043,7 @@ mod tests {
     fn a_view_round_trips_through_its_item() {
         let view = ViewRecord {
             id: "b1".into(),
-            flow: "checkup".into(),
+            flow: "sample".into(),
             owner: "patient-1".into(),
             date: Some("2026-12-01".into()),
             status: None,
@@ -1054,7 +1054,7 @@ mod tests {
             body: serde_json::json!({"status": "booked", "n": 1.5}),
         };
         let item = view_item(&view).expect("item");
-        assert_eq!(item.get("date_key"), Some(&s("checkup#2026-12-01")));
+        assert_eq!(item.get("date_key"), Some(&s("sample#2026-12-01")));
         assert_eq!(item.get("order_key"), Some(&s("2026-01-02T03:04:05.123456Z#b1")));
         assert!(!item.contains_key("status"));
         assert_eq!(view_from_item(item).expect("view"), view);

@@ -279,7 +279,7 @@ mod tests {
         EventEnvelope {
             id: id.to_owned(),
             event_type: event_type.to_owned(),
-            source: "clinicflow.checkup".to_owned(),
+            source: "clinicflow.sample".to_owned(),
             aggregate_id: "b1".to_owned(),
             version: 1,
             correlation_id: "c1".to_owned(),
@@ -290,7 +290,7 @@ mod tests {
     }
 
     fn events(n: usize, padding: usize) -> Vec<EventEnvelope> {
-        (0..n).map(|i| event(&format!("e{i}"), "CheckupBooked", padding)).collect()
+        (0..n).map(|i| event(&format!("e{i}"), "SampleBooked", padding)).collect()
     }
 
     fn ids(events: &[EventEnvelope]) -> Vec<String> {
@@ -372,7 +372,7 @@ mod tests {
         let calls = Arc::new(Mutex::new(Vec::new()));
         let rule = accept_all(calls.clone());
         let mut events = events(2, 10);
-        events.insert(1, event("huge", "CheckupBooked", MAX_BATCH_BYTES));
+        events.insert(1, event("huge", "SampleBooked", MAX_BATCH_BYTES));
         let outcome = publisher(client(RuleMode::MatchAny, &[&rule])).publish(&events).await;
         assert_eq!(outcome.published, ["e0", "e1"]);
         assert_eq!(outcome.failed.len(), 1);
@@ -462,14 +462,14 @@ mod tests {
                 .entries(PutEventsResultEntry::builder().event_id("x").build())
                 .build()
         });
-        let e = event("e0", "CheckupBooked", 0);
+        let e = event("e0", "SampleBooked", 0);
         publisher(client(RuleMode::MatchAny, &[&rule]))
             .publish(std::slice::from_ref(&e))
             .await;
         let seen = seen.lock().expect("lock").clone();
         assert_eq!(seen.len(), 1);
-        assert_eq!(seen[0].source(), Some("clinicflow.checkup"));
-        assert_eq!(seen[0].detail_type(), Some("CheckupBooked"));
+        assert_eq!(seen[0].source(), Some("clinicflow.sample"));
+        assert_eq!(seen[0].detail_type(), Some("SampleBooked"));
         assert_eq!(seen[0].event_bus_name(), Some("bus"));
         assert_eq!(
             seen[0].time().map(|t| t.to_millis().ok()),

@@ -366,8 +366,8 @@ mod tests {
     fn event(id: &str, occurred_at: DateTime<Utc>) -> EventEnvelope {
         EventEnvelope {
             id: id.into(),
-            event_type: "CheckupBooked".into(),
-            source: "clinicflow.checkup".into(),
+            event_type: "SampleBooked".into(),
+            source: "clinicflow.sample".into(),
             aggregate_id: "b1".into(),
             version: 1,
             correlation_id: "b1".into(),

@@ -452,8 +452,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_stored_charge_is_refunded_once_by_another_instance() {
-        let (booking, refunder) = stored();
-        let r = booking.charge(&req("tok_ok", "k1")).await.expect("charged");
+        let (taker, refunder) = stored();
+        let r = taker.charge(&req("tok_ok", "k1")).await.expect("charged");
         assert_eq!(
             refunder.charge(&req("tok_ok", "k1")).await.expect("replayed"),
             r,
@@ -461,8 +461,8 @@ mod tests {
         );
         refunder.refund(&r, Won(1000), "e1").await.expect("refund");
         refunder.refund(&r, Won(1000), "e1").await.expect("again");
-        booking.refund(&r, Won(1000), "e2").await.expect("another key, already refunded");
-        let entry = booking.entry(&r).await.expect("read").expect("kept");
+        taker.refund(&r, Won(1000), "e2").await.expect("another key, already refunded");
+        let entry = taker.entry(&r).await.expect("read").expect("kept");
         assert_eq!((entry.status, entry.refunds), (LedgerStatus::Refunded, 1));
     }
 

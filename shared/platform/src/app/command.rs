@@ -6,7 +6,6 @@
 
 use std::future::Future;
 
-use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
 use super::{AppError, Platform, faults, relay};
@@ -59,11 +58,6 @@ pub async fn load<A: Aggregate>(p: &Platform, id: &str) -> Result<Loaded<A>, App
         state,
         version,
     })
-}
-
-/// Loads any stored state of `key` (not only aggregates: a consumer's own records).
-pub async fn load_state<T: DeserializeOwned>(p: &Platform, key: &AggregateKey) -> Result<(Option<T>, u64), AppError> {
-    super::load(p, key).await
 }
 
 /// What one command or consumer step will commit: the aggregates it decided on, with their
@@ -193,12 +187,7 @@ where
             Err(Commit::Race) => continue,
             Err(Commit::IdempotencyKeyTaken) => {
                 let key = idempotency.ok_or_else(|| AppError::Internal("idempotency race without a key".into()))?;
-                return match p.store.idempotency(&key.scope, &key.key.key).await? {
-                    Some(first) => replay(first, &key.key),
-                    None => Err(AppError::Conflict(
-                        "a request with this Idempotency-Key is being processed; retry".into(),
-                    )),
-                };
+                return replay(first_answer(p, key).await?, &key.key);
             }
             Err(Commit::Failed(e)) => return Err(e),
         }
@@ -215,16 +204,6 @@ pub enum Commit {
     IdempotencyKeyTaken,
     /// Anything else.
     Failed(AppError),
-}
-
-impl From<Commit> for AppError {
-    fn from(c: Commit) -> Self {
-        match c {
-            Commit::Race => StoreError::VersionConflict("aggregate".into()).into(),
-            Commit::IdempotencyKeyTaken => StoreError::IdempotencyKeyTaken.into(),
-            Commit::Failed(e) => e,
-        }
-    }
 }
 
 /// Commits `tx`, then publishes its events. `function` names its after-commit failure
@@ -301,6 +280,15 @@ impl Idempotency {
             format!("{}:{}:{}", self.scope, self.key.key, self.key.request_hash).as_bytes(),
         ))
     }
+}
+
+/// The answer stored by the request that won a race on `key`; a `Conflict` to retry while
+/// that request has not stored it yet.
+pub async fn first_answer(p: &Platform, key: &Idempotency) -> Result<IdempotencyRecord, AppError> {
+    p.store
+        .idempotency(&key.scope, &key.key.key)
+        .await?
+        .ok_or_else(|| AppError::Conflict("a request with this Idempotency-Key is being processed; retry".into()))
 }
 
 /// The first answer to a key, if the request is the same; a different request under the

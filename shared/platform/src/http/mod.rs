@@ -290,7 +290,7 @@ mod tests {
 
     #[test]
     fn cognito_groups_are_read_in_every_shape_api_gateway_sends() {
-        assert_eq!(parse_groups("[patient centre]"), vec!["patient", "centre"]);
+        assert_eq!(parse_groups("[patient staff]"), vec!["patient", "staff"]);
         assert_eq!(parse_groups(r#"["patient"]"#), vec!["patient"]);
         assert_eq!(parse_groups("patient"), vec!["patient"]);
         assert!(parse_groups("[]").is_empty());

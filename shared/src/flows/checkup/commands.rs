@@ -182,17 +182,11 @@ pub async fn book(
             let key = idempotency
                 .as_ref()
                 .ok_or_else(|| AppError::Internal("idempotency race without a key".into()))?;
-            return match p.store.idempotency(&key.scope, &key.key.key).await? {
-                Some(first) => {
-                    if first.request_hash != key.key.request_hash {
-                        void().await;
-                    }
-                    replay(first, &key.key)
-                }
-                None => Err(AppError::Conflict(
-                    "a request with this Idempotency-Key is being processed; retry".into(),
-                )),
-            };
+            let first = command::first_answer(p, key).await?;
+            if first.request_hash != key.key.request_hash {
+                void().await;
+            }
+            return replay(first, &key.key);
         }
         Err(StoreError::CounterExhausted(_)) => {
             void().await;

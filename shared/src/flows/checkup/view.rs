@@ -216,19 +216,10 @@ pub struct ReservationStatus {
 mod tests {
     use super::*;
     use crate::app::projector::{Fold, fold};
+    use crate::flows::checkup::test_support;
 
     fn event(event_type: &str, version: u64) -> EventEnvelope {
-        EventEnvelope {
-            id: format!("e{version}"),
-            event_type: event_type.into(),
-            source: "clinicflow.checkup".into(),
-            aggregate_id: "b1".into(),
-            version,
-            correlation_id: "b1".into(),
-            causation_id: "r1".into(),
-            occurred_at: Utc::now(),
-            data: serde_json::json!({}),
-        }
+        test_support::event(&format!("e{version}"), event_type, version, serde_json::json!({}))
     }
 
     fn booked() -> EventEnvelope {
