@@ -88,12 +88,23 @@ fn an_event_without_a_schema_or_a_sample_is_named() {
         events.push(Emits {
             source: "clinicflow.checkup",
             types: &["CheckupRescheduled"],
+            schema: <clinicflow::flows::checkup::domain::Event as schemars::JsonSchema>::json_schema,
         });
         s.events = leak(events);
     });
     let found = problems(&c);
     assert_named(&found, &["slice checkup", "CheckupRescheduled", "no schema"]);
     assert_named(&found, &["slice checkup", "CheckupRescheduled", "no sample"]);
+}
+
+#[test]
+fn an_event_variant_the_slice_does_not_declare_is_named() {
+    let c = mutated(|s| {
+        let mut events = s.events.to_vec();
+        events[0].types = &["CheckupBooked", "CheckupConfirmed", "CheckupRejected"];
+        s.events = leak(events);
+    });
+    assert_named(&problems(&c), &["slice checkup", "variant CheckupCancelled", "does not declare"]);
 }
 
 #[test]

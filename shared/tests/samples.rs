@@ -438,6 +438,37 @@ fn every_event_type_has_exactly_one_schema_and_every_schema_an_event_type() {
     assert_eq!(on_disk, types, "docs/events/*.schema.json must be one per domain event type");
 }
 
+/// `docs/events/<Type>.schema.json` is what `events::schema` generates from the Rust event
+/// types (schemars). Regenerate with
+/// `CLINICFLOW_UPDATE_SCHEMAS=1 cargo test -p clinicflow --test samples`.
+#[test]
+fn the_schemas_are_generated_from_the_rust_types() {
+    let generated = clinicflow::events::schema::catalog_documents(clinicflow::catalog()).expect("schemas");
+    let update = std::env::var_os("CLINICFLOW_UPDATE_SCHEMAS").is_some();
+    let mut stale = Vec::new();
+    for (t, doc) in &generated {
+        let path = schema_path(t);
+        let expected = clinicflow::events::schema::to_text(doc);
+        if update {
+            fs::write(&path, &expected).unwrap_or_else(|e| panic!("{}: {e}", display(&path)));
+        } else if fs::read_to_string(&path).ok().as_deref() != Some(expected.as_str()) {
+            stale.push(display(&path));
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "not the schemas of the Rust types: {stale:?}; regenerate them with\n  \
+         CLINICFLOW_UPDATE_SCHEMAS=1 cargo test -p clinicflow --test samples"
+    );
+    let declared: BTreeSet<String> = clinicflow::catalog()
+        .slices
+        .iter()
+        .flat_map(|s| s.events)
+        .flat_map(|e| e.types.iter().map(|t| (*t).to_owned()))
+        .collect();
+    assert_eq!(generated.keys().cloned().collect::<BTreeSet<_>>(), declared);
+}
+
 #[test]
 fn the_schemas_accept_the_envelopes_the_rust_types_produce() {
     let envelopes = real_envelopes();

@@ -127,6 +127,31 @@ pub fn check(catalog: &Catalog) -> Vec<String> {
         }
     }
 
+    for slice in &catalog.slices {
+        for e in slice.events {
+            match crate::events::schema::types_of(e.schema) {
+                Err(why) => say(format!(
+                    "slice {}: the event type of {} has no usable schema: {why}",
+                    slice.name, e.source
+                )),
+                Ok(variants) => {
+                    for t in e.types.iter().filter(|t| !variants.iter().any(|v| v == *t)) {
+                        say(format!(
+                            "slice {}: event {t} from {} has no schema: it is not a variant of the event type",
+                            slice.name, e.source
+                        ));
+                    }
+                    for v in variants.iter().filter(|v| !e.types.contains(&v.as_str())) {
+                        say(format!(
+                            "slice {}: the event type of {} has variant {v}, which the slice does not declare",
+                            slice.name, e.source
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
     let emitted = emitted(catalog);
     for rule in &catalog.rules {
         let who = owner(catalog, rule.target);
@@ -171,8 +196,8 @@ pub fn check(catalog: &Catalog) -> Vec<String> {
 }
 
 /// What the repository at `root` lacks for the catalog: an entry point per function
-/// (`functions/<name>/`), a schema (`docs/events/<Type>.schema.json`) and a sample (in
-/// `events/`) per event type, and an OpenAPI operation per route (`docs/openapi.json`).
+/// (`functions/<name>/`), a schema (`docs/events/<Type>.schema.json`, the one generated
+/// from the Rust types) and a sample (in `events/`) per event type, and an OpenAPI operation per route (`docs/openapi.json`).
 pub fn check_files(catalog: &Catalog, root: &Path) -> Vec<String> {
     let mut problems = Vec::new();
     for f in &catalog.functions {
@@ -186,14 +211,22 @@ pub fn check_files(catalog: &Catalog, root: &Path) -> Vec<String> {
         }
     }
     let samples = read_all(&root.join("events"));
+    let schemas = crate::events::schema::catalog_documents(catalog).unwrap_or_default();
     for slice in &catalog.slices {
         for e in slice.events {
             for t in e.types {
-                if !root.join("docs").join("events").join(format!("{t}.schema.json")).is_file() {
-                    problems.push(format!(
+                let path = root.join("docs").join("events").join(format!("{t}.schema.json"));
+                match (std::fs::read_to_string(&path), schemas.get(*t)) {
+                    (Err(_), _) => problems.push(format!(
                         "slice {}: event {t} has no schema (docs/events/{t}.schema.json)",
                         slice.name
-                    ));
+                    )),
+                    (Ok(text), Some(doc)) if text != crate::events::schema::to_text(doc) => problems.push(format!(
+                        "slice {}: docs/events/{t}.schema.json is not the schema of the Rust types \
+                         (CLINICFLOW_UPDATE_SCHEMAS=1 cargo test -p clinicflow --test samples writes it)",
+                        slice.name
+                    )),
+                    _ => {}
                 }
                 if !samples.iter().any(|s| s.contains(&format!("\"{t}\""))) {
                     problems.push(format!("slice {}: event {t} has no sample under events/", slice.name));

@@ -3,26 +3,33 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
+pub mod schema;
+
 /// An event with its identity, ordering and causality. `id` is every consumer's
 /// idempotency key; `correlation_id` is the case; `version` orders one aggregate's events.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct EventEnvelope {
-    /// ULID, unique per event.
+    /// The event's id (a ULID), unique per event; every consumer's idempotency key.
+    #[schemars(regex(pattern = schema::ULID_PATTERN))]
     pub id: String,
-    /// Event name (`CheckupBooked`); the EventBridge `DetailType`.
+    /// The event's name; the EventBridge `DetailType`.
     #[serde(rename = "type")]
     pub event_type: String,
-    /// `clinicflow.<context>`; the EventBridge `Source`.
+    /// The bounded context, `clinicflow.<context>`; the EventBridge `Source`.
     pub source: String,
-    /// The aggregate the event belongs to.
+    /// The aggregate the event belongs to (a ULID).
+    #[schemars(regex(pattern = schema::ULID_PATTERN))]
     pub aggregate_id: String,
-    /// The aggregate's version after this event.
+    /// The aggregate's version after this event; orders one aggregate's events.
+    #[schemars(range(min = 1))]
     pub version: u64,
-    /// The case this event belongs to.
+    /// The case this event belongs to (a ULID), carried through every step of its saga.
+    #[schemars(regex(pattern = schema::ULID_PATTERN))]
     pub correlation_id: String,
-    /// The request or event that caused it.
+    /// The API request id or the event id that caused this event.
+    #[schemars(length(min = 1, max = 128))]
     pub causation_id: String,
-    /// When it happened.
+    /// When it happened, RFC 3339 in UTC.
     pub occurred_at: DateTime<Utc>,
     /// The event's own fields.
     pub data: serde_json::Value,

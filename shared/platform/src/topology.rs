@@ -427,12 +427,16 @@ pub const PLATFORM_TABLES: &[Table] = &[
 ];
 
 /// The events a slice emits from one source.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub struct Emits {
     /// `clinicflow.<context>`.
     pub source: &'static str,
     /// Event types.
     pub types: &'static [&'static str],
+    /// The JSON Schema of the aggregate's event enum (`<Event as JsonSchema>::json_schema`),
+    /// one variant per type: `docs/events/<Type>.schema.json` is generated from it
+    /// ([`crate::events::schema`]).
+    pub schema: crate::events::schema::SchemaFn,
 }
 
 /// Everything one flow is, as the platform consumes it.

@@ -68,21 +68,23 @@ pub enum Command {
 }
 
 /// Payment events.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", content = "data")]
 pub enum Event {
     /// The provider approved and took the payment.
     PaymentCaptured {
-        /// The case.
+        /// The case the payment belongs to.
+        #[schemars(regex(pattern = crate::events::schema::ULID_PATTERN))]
         case_id: String,
-        /// Amount.
+        /// The amount taken, in won.
         amount: Won,
-        /// Provider reference.
+        /// The payment provider's reference for the charge.
+        #[schemars(length(min = 1))]
         provider_ref: String,
     },
     /// The provider refunded it.
     PaymentRefunded {
-        /// Amount refunded.
+        /// The amount refunded, in won.
         amount: Won,
     },
 }

@@ -37,7 +37,6 @@
 //! back to the [`StoreError`] of the item that refused.
 
 use std::collections::HashMap;
-use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -130,46 +129,90 @@ fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
-fn expiry(now: DateTime<Utc>, ttl: chrono::Duration) -> AttributeValue {
-    n((now + ttl).timestamp())
+fn expiry(now: DateTime<Utc>, ttl: chrono::Duration) -> i64 {
+    (now + ttl).timestamp()
 }
 
-fn encode<T: Serialize>(value: &T, what: &str) -> Result<AttributeValue, StoreError> {
-    serde_dynamo::to_attribute_value(value).map_err(|_| StoreError::Corrupt(format!("{what}: cannot be encoded")))
+/// Encodes one item through serde_dynamo.
+fn to_item<T: Serialize>(value: &T, what: &str) -> Result<Attrs, StoreError> {
+    serde_dynamo::to_item(value).map_err(|_| StoreError::Corrupt(format!("{what}: cannot be encoded")))
 }
 
-/// Decodes without echoing serde's message, which may quote stored (personal) data.
-fn decode<T: DeserializeOwned>(value: impl Into<serde_dynamo::AttributeValue>, what: &str) -> Result<T, StoreError> {
-    serde_dynamo::from_attribute_value(value.into()).map_err(|_| StoreError::Corrupt(format!("{what}: cannot be decoded")))
+/// Decodes one item through serde_dynamo, without echoing serde's message, which may
+/// quote stored (personal) data.
+fn from_item<T: DeserializeOwned>(item: impl Into<serde_dynamo::Item>, what: &str) -> Result<T, StoreError> {
+    serde_dynamo::from_item(item.into()).map_err(|_| StoreError::Corrupt(format!("{what}: cannot be decoded")))
 }
 
-fn take(item: &mut Attrs, name: &str, what: &str) -> Result<AttributeValue, StoreError> {
-    item.remove(name)
-        .ok_or_else(|| StoreError::Corrupt(format!("{what}: missing {name}")))
-}
+/// The items of the layout above, one type each, encoded and decoded by serde_dynamo.
+/// Field names are the attribute names (`pk` is [`PK`], `expires_at` is [`TTL_ATTRIBUTE`],
+/// held together by a test).
+mod item {
+    use serde::{Deserialize, Serialize};
 
-fn string(item: &Attrs, name: &str, what: &str) -> Result<String, StoreError> {
-    match item.get(name) {
-        Some(AttributeValue::S(v)) => Ok(v.clone()),
-        Some(_) => Err(StoreError::Corrupt(format!("{what}: {name} is not a string"))),
-        None => Err(StoreError::Corrupt(format!("{what}: missing {name}"))),
+    use crate::events::EventEnvelope;
+    use crate::ports::IdempotencyRecord;
+
+    /// An aggregate's state and version.
+    #[derive(Debug, Serialize, Deserialize)]
+    pub(super) struct Aggregate {
+        pub pk: String,
+        pub version: u64,
+        pub state: serde_json::Value,
     }
-}
 
-fn optional_string(item: &Attrs, name: &str, what: &str) -> Result<Option<String>, StoreError> {
-    match item.get(name) {
-        None | Some(AttributeValue::Null(_)) => Ok(None),
-        Some(_) => string(item, name, what).map(Some),
+    /// A bounded counter (written by `ADD`, only read as an item).
+    #[derive(Debug, Deserialize)]
+    pub(super) struct Counter {
+        pub value: i64,
     }
-}
 
-fn number<T: FromStr>(item: &Attrs, name: &str, what: &str) -> Result<T, StoreError> {
-    match item.get(name) {
-        Some(AttributeValue::N(v)) => v
-            .parse()
-            .map_err(|_| StoreError::Corrupt(format!("{what}: {name} is out of range"))),
-        Some(_) => Err(StoreError::Corrupt(format!("{what}: {name} is not a number"))),
-        None => Err(StoreError::Corrupt(format!("{what}: missing {name}"))),
+    /// An outbox event; `pending` and `pending_at` only until it is published.
+    #[derive(Debug, Serialize, Deserialize)]
+    pub(super) struct Event {
+        pub pk: String,
+        pub envelope: EventEnvelope,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub pending: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub pending_at: Option<String>,
+        pub occurred_at: String,
+    }
+
+    /// A consumer's dedup mark.
+    #[derive(Debug, Serialize)]
+    pub(super) struct Processed {
+        pub pk: String,
+        pub at: String,
+        pub expires_at: i64,
+    }
+
+    /// An idempotent response.
+    #[derive(Debug, Serialize, Deserialize)]
+    pub(super) struct Idempotency {
+        pub pk: String,
+        pub record: IdempotencyRecord,
+        pub expires_at: i64,
+    }
+
+    /// A status view with the keys of its indexes.
+    #[derive(Debug, Serialize, Deserialize)]
+    pub(super) struct View {
+        pub pk: String,
+        pub flow: String,
+        pub owner: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub date: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub status: Option<String>,
+        pub created_at: String,
+        pub revision: u64,
+        pub body: serde_json::Value,
+        pub owner_key: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub date_key: Option<String>,
+        pub flow_key: String,
+        pub order_key: String,
     }
 }
 
@@ -294,60 +337,49 @@ fn cancellation_error(slots: &[Slot], reasons: &[Option<&str>]) -> StoreError {
 /// item, `None` for any other item (aggregate, counter), [`StoreError::Corrupt`] for an
 /// outbox item that cannot be decoded.
 pub fn outbox_envelope(image: serde_dynamo::Item) -> Result<Option<EventEnvelope>, StoreError> {
-    let mut image = image.into_inner();
     let is_event = matches!(image.get(PK), Some(serde_dynamo::AttributeValue::S(pk)) if pk.starts_with("event#"));
     if !is_event {
         return Ok(None);
     }
-    let envelope = image
-        .remove("envelope")
-        .ok_or_else(|| StoreError::Corrupt("outbox item: missing envelope".to_owned()))?;
-    decode(envelope, "outbox item").map(Some)
+    envelope_from_item(image).map(Some)
 }
 
 fn view_item(view: &ViewRecord) -> Result<Attrs, StoreError> {
-    let what = format!("view {}", view.id);
     let created_at = ts(view.created_at);
-    let mut item = Attrs::from([
-        (PK.to_owned(), s(&view.id)),
-        ("flow".to_owned(), s(&view.flow)),
-        ("owner".to_owned(), s(&view.owner)),
-        ("created_at".to_owned(), s(&created_at)),
-        ("revision".to_owned(), n(view.revision)),
-        ("body".to_owned(), encode(&view.body, &what)?),
-        ("owner_key".to_owned(), s(format!("{}#{}", view.flow, view.owner))),
-        ("flow_key".to_owned(), s(&view.flow)),
-        (ORDER_KEY.to_owned(), s(order_key(view.created_at, &view.id))),
-    ]);
-    if let Some(date) = &view.date {
-        item.insert("date".to_owned(), s(date));
-        item.insert("date_key".to_owned(), s(format!("{}#{date}", view.flow)));
-    }
-    if let Some(status) = &view.status {
-        item.insert("status".to_owned(), s(status));
-    }
-    Ok(item)
+    let item = item::View {
+        pk: view.id.clone(),
+        flow: view.flow.clone(),
+        owner: view.owner.clone(),
+        date: view.date.clone(),
+        status: view.status.clone(),
+        revision: view.revision,
+        body: view.body.clone(),
+        owner_key: format!("{}#{}", view.flow, view.owner),
+        date_key: view.date.as_ref().map(|date| format!("{}#{date}", view.flow)),
+        flow_key: view.flow.clone(),
+        order_key: order_key(view.created_at, &view.id),
+        created_at,
+    };
+    to_item(&item, &format!("view {}", view.id))
 }
 
-fn view_from_item(mut item: Attrs) -> Result<ViewRecord, StoreError> {
-    let id = string(&item, PK, "view")?;
-    let what = format!("view {id}");
-    let body = take(&mut item, "body", &what)?;
+fn view_from_item(item: Attrs) -> Result<ViewRecord, StoreError> {
+    let item: item::View = from_item(item, "view")?;
+    let what = format!("view {}", item.pk);
     Ok(ViewRecord {
-        flow: string(&item, "flow", &what)?,
-        owner: string(&item, "owner", &what)?,
-        date: optional_string(&item, "date", &what)?,
-        status: optional_string(&item, "status", &what)?,
-        created_at: parse_ts(&string(&item, "created_at", &what)?, &what)?,
-        revision: number(&item, "revision", &what)?,
-        body: decode(body, &what)?,
-        id,
+        created_at: parse_ts(&item.created_at, &what)?,
+        id: item.pk,
+        flow: item.flow,
+        owner: item.owner,
+        date: item.date,
+        status: item.status,
+        revision: item.revision,
+        body: item.body,
     })
 }
 
-fn envelope_from_item(mut item: Attrs) -> Result<EventEnvelope, StoreError> {
-    let envelope = take(&mut item, "envelope", "outbox item")?;
-    decode(envelope, "outbox item")
+fn envelope_from_item(item: impl Into<serde_dynamo::Item>) -> Result<EventEnvelope, StoreError> {
+    from_item::<item::Event>(item, "outbox item").map(|e| e.envelope)
 }
 
 fn key_element(name: &str, key_type: KeyType) -> Result<KeySchemaElement, StoreError> {
@@ -577,11 +609,14 @@ impl DynamoStore {
         let mut slots = Vec::with_capacity(count);
         for w in &tx.writes {
             let name = format!("{}/{}", w.key.context, w.key.id);
-            let item = Attrs::from([
-                (PK.to_owned(), s(aggregate_pk(&w.key.id))),
-                ("version".to_owned(), n(w.new_version)),
-                ("state".to_owned(), encode(&w.state, &format!("aggregate {name}"))?),
-            ]);
+            let item = to_item(
+                &item::Aggregate {
+                    pk: aggregate_pk(&w.key.id),
+                    version: w.new_version,
+                    state: w.state.clone(),
+                },
+                &format!("aggregate {name}"),
+            )?;
             let mut put = Put::builder().table_name(self.context_table(w.key.context)?).set_item(Some(item));
             put = if w.expected_version == 0 {
                 put.condition_expression("attribute_not_exists(#pk)")
@@ -617,32 +652,41 @@ impl DynamoStore {
             slots.push(Slot::Counter(m.key.clone()));
         }
         if let Some(p) = &tx.processed {
-            let item = Attrs::from([
-                (PK.to_owned(), s(processed_pk(&p.consumer, &p.event_id))),
-                ("at".to_owned(), s(ts(now))),
-                (TTL_ATTRIBUTE.to_owned(), expiry(now, PROCESSED_TTL)),
-            ]);
+            let item = to_item(
+                &item::Processed {
+                    pk: processed_pk(&p.consumer, &p.event_id),
+                    at: ts(now),
+                    expires_at: expiry(now, PROCESSED_TTL),
+                },
+                "processed mark",
+            )?;
             items.push(self.put_new(&self.tables.processed, item)?);
             slots.push(Slot::Processed);
         }
         if let Some(record) = &tx.idempotency {
-            let item = Attrs::from([
-                (PK.to_owned(), s(idempotency_pk(&record.scope, &record.key))),
-                ("record".to_owned(), encode(record, "idempotency record")?),
-                (TTL_ATTRIBUTE.to_owned(), expiry(now, IDEMPOTENCY_TTL)),
-            ]);
+            let item = to_item(
+                &item::Idempotency {
+                    pk: idempotency_pk(&record.scope, &record.key),
+                    record: record.clone(),
+                    expires_at: expiry(now, IDEMPOTENCY_TTL),
+                },
+                "idempotency record",
+            )?;
             items.push(self.put_new(&self.tables.processed, item)?);
             slots.push(Slot::Idempotency);
         }
         for e in &tx.outbox {
             let occurred_at = ts(e.occurred_at);
-            let item = Attrs::from([
-                (PK.to_owned(), s(event_pk(&e.id))),
-                ("envelope".to_owned(), encode(e, &format!("event {}", e.id))?),
-                (PENDING.to_owned(), s(PENDING)),
-                (PENDING_AT.to_owned(), s(format!("{occurred_at}#{}", e.id))),
-                ("occurred_at".to_owned(), s(occurred_at)),
-            ]);
+            let item = to_item(
+                &item::Event {
+                    pk: event_pk(&e.id),
+                    envelope: e.clone(),
+                    pending: Some(PENDING.to_owned()),
+                    pending_at: Some(format!("{occurred_at}#{}", e.id)),
+                    occurred_at,
+                },
+                &format!("event {}", e.id),
+            )?;
             items.push(self.put_new(self.event_table(e)?, item)?);
             slots.push(Slot::Event(e.id.clone()));
         }
@@ -706,7 +750,7 @@ impl DynamoStore {
                 ("#pk", PK),
             ])))
             .expression_attribute_values(":now", s(ts(now)))
-            .expression_attribute_values(":ttl", expiry(now, PUBLISHED_TTL))
+            .expression_attribute_values(":ttl", n(expiry(now, PUBLISHED_TTL)))
             .send()
             .await;
         match result {
@@ -721,14 +765,13 @@ impl DynamoStore {
 impl AggregateStore for DynamoStore {
     async fn load(&self, key: &AggregateKey) -> Result<Option<Stored>, StoreError> {
         let table = self.context_table(key.context)?;
-        let Some(mut item) = self.get(table, aggregate_pk(&key.id), "GetItem").await? else {
+        let Some(item) = self.get(table, aggregate_pk(&key.id), "GetItem").await? else {
             return Ok(None);
         };
-        let what = format!("aggregate {}/{}", key.context, key.id);
-        let state = take(&mut item, "state", &what)?;
+        let item: item::Aggregate = from_item(item, &format!("aggregate {}/{}", key.context, key.id))?;
         Ok(Some(Stored {
-            version: number(&item, "version", &what)?,
-            state: decode(state, &what)?,
+            version: item.version,
+            state: item.state,
         }))
     }
 
@@ -752,7 +795,7 @@ impl AggregateStore for DynamoStore {
     async fn counter(&self, key: &str) -> Result<i64, StoreError> {
         let table = self.counter_table(key)?;
         match self.get(table, counter_pk(key), "GetItem").await? {
-            Some(item) => number(&item, "value", &format!("counter {key}")),
+            Some(item) => from_item::<item::Counter>(item, &format!("counter {key}")).map(|c| c.value),
             None => Ok(0),
         }
     }
@@ -765,11 +808,10 @@ impl AggregateStore for DynamoStore {
     }
 
     async fn idempotency(&self, scope: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
-        let Some(mut item) = self.get(&self.tables.processed, idempotency_pk(scope, key), "GetItem").await? else {
+        let Some(item) = self.get(&self.tables.processed, idempotency_pk(scope, key), "GetItem").await? else {
             return Ok(None);
         };
-        let record = take(&mut item, "record", "idempotency record")?;
-        decode(record, "idempotency record").map(Some)
+        from_item::<item::Idempotency>(item, "idempotency record").map(|i| Some(i.record))
     }
 }
 
@@ -1003,6 +1045,10 @@ mod tests {
         }
     }
 
+    fn encode<T: Serialize>(value: &T) -> AttributeValue {
+        serde_dynamo::to_attribute_value(value).expect("encode")
+    }
+
     fn image(pk: &str, extra: Vec<(&str, AttributeValue)>) -> serde_dynamo::Item {
         let mut item = Attrs::from([(PK.to_owned(), s(pk))]);
         item.extend(extra.into_iter().map(|(k, v)| (k.to_owned(), v)));
@@ -1012,7 +1058,10 @@ mod tests {
     #[test]
     fn an_outbox_image_yields_its_envelope() {
         let env = envelope();
-        let item = image(&event_pk(&env.id), vec![("envelope", encode(&env, "test").expect("encode"))]);
+        let item = image(
+            &event_pk(&env.id),
+            vec![("envelope", encode(&env)), ("occurred_at", s(ts(env.occurred_at)))],
+        );
         assert_eq!(outbox_envelope(item).expect("decoded"), Some(env));
     }
 
@@ -1020,10 +1069,7 @@ mod tests {
     fn other_images_are_not_events() {
         let aggregate = image(
             "aggregate#b1",
-            vec![
-                ("version", n(1)),
-                ("state", encode(&serde_json::json!({"a": 1}), "test").expect("encode")),
-            ],
+            vec![("version", n(1)), ("state", encode(&serde_json::json!({"a": 1})))],
         );
         assert_eq!(outbox_envelope(aggregate).expect("not an event"), None);
         assert_eq!(
@@ -1058,5 +1104,51 @@ mod tests {
         assert_eq!(item.get("order_key"), Some(&s("2026-01-02T03:04:05.123456Z#b1")));
         assert!(!item.contains_key("status"));
         assert_eq!(view_from_item(item).expect("view"), view);
+    }
+
+    #[test]
+    fn items_name_the_table_key_and_the_ttl_attribute_of_the_topology() {
+        let now = Utc::now();
+        let processed = to_item(
+            &item::Processed {
+                pk: processed_pk("c", "e1"),
+                at: ts(now),
+                expires_at: expiry(now, PROCESSED_TTL),
+            },
+            "test",
+        )
+        .expect("item");
+        assert_eq!(processed.get(PK), Some(&s("processed#c#e1")));
+        assert_eq!(processed.get(TTL_ATTRIBUTE), Some(&n((now + PROCESSED_TTL).timestamp())));
+        let env = envelope();
+        let event = to_item(
+            &item::Event {
+                pk: event_pk(&env.id),
+                envelope: env.clone(),
+                pending: Some(PENDING.to_owned()),
+                pending_at: Some(format!("x#{}", env.id)),
+                occurred_at: ts(env.occurred_at),
+            },
+            "test",
+        )
+        .expect("item");
+        assert_eq!(event.get(PENDING), Some(&s(PENDING)));
+        assert_eq!(event.get(PENDING_AT), Some(&s(format!("x#{}", env.id))));
+        assert_eq!(envelope_from_item(event).expect("decoded"), env);
+    }
+
+    #[test]
+    fn a_published_event_still_decodes() {
+        let env = envelope();
+        let item = image(
+            &event_pk(&env.id),
+            vec![
+                ("envelope", encode(&env)),
+                ("occurred_at", s(ts(env.occurred_at))),
+                ("published_at", s(ts(Utc::now()))),
+                (TTL_ATTRIBUTE, n(1)),
+            ],
+        );
+        assert_eq!(envelope_from_item(item).expect("decoded"), env);
     }
 }

@@ -33,7 +33,7 @@ pub trait Aggregate: Serialize + DeserializeOwned + Clone + Send + Sync + Sized 
 }
 
 /// Who to tell about a case, and in which language.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Contact {
     /// The person's name.
     pub name: PersonName,
@@ -82,8 +82,8 @@ pub enum DomainError {
     NotFound,
 }
 
-/// An amount in Korean won. Money is never a float.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// An amount in Korean won (KRW), a whole number: money is never a float.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(transparent)]
 pub struct Won(pub u64);
 
@@ -105,6 +105,24 @@ impl fmt::Display for Won {
 #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct PhoneNumber(String);
+
+/// The wire form of a [`PhoneNumber`]: E.164.
+pub const E164_PATTERN: &str = r"^\+[1-9][0-9]{6,14}$";
+
+impl schemars::JsonSchema for PhoneNumber {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "PhoneNumber".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        crate::events::schema::string_schema(
+            Some(E164_PATTERN),
+            None,
+            None,
+            "A mobile number, E.164 (`+821012345678`). Personal data: never logged unmasked.",
+        )
+    }
+}
 
 impl PhoneNumber {
     /// Parses a Korean mobile number (`010-1234-5678`, `+82 10 1234 5678`) into E.164, or
@@ -202,7 +220,19 @@ pub fn parse_wire<T: std::str::FromStr + strum::VariantNames>(field: &str, raw: 
 
 /// The language of the SMS a person receives.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, strum::EnumString, strum::IntoStaticStr, strum::VariantNames,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Default,
+    Serialize,
+    Deserialize,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::VariantNames,
+    schemars::JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
 #[strum(serialize_all = "lowercase")]
@@ -225,6 +255,21 @@ impl Locale {
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct PersonName(String);
+
+impl schemars::JsonSchema for PersonName {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "PersonName".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        crate::events::schema::string_schema(
+            None,
+            Some(1),
+            Some(50),
+            "A person's name as given (trimmed, no control or invisible formatting characters). Personal data: never logged unmasked.",
+        )
+    }
+}
 
 impl PersonName {
     /// Trims and checks a name.

@@ -59,7 +59,7 @@ pub enum Command {
 }
 
 /// Reservation events.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", content = "data")]
 pub enum Event {
     /// The booking is on the work list.
@@ -68,7 +68,8 @@ pub enum Event {
     ReservationConfirmed {},
     /// Staff rejected it.
     ReservationRejected {
-        /// Why.
+        /// Why, as the centre gave it.
+        #[schemars(length(min = 1, max = 500))]
         reason: String,
     },
     /// It was taken off the work list.

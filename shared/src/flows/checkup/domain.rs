@@ -10,7 +10,20 @@ use crate::domain::{Aggregate, Contact, DomainError, FieldError, Won, parse_wire
 pub const CONTEXT: &str = "checkup";
 
 /// The check-up packages a centre offers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::EnumString, strum::IntoStaticStr, strum::VariantNames)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::VariantNames,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 #[strum(serialize_all = "lowercase")]
 pub enum Package {
@@ -154,32 +167,36 @@ pub enum Command {
 }
 
 /// What happened to a booking.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", content = "data")]
 pub enum Event {
-    /// A paid booking exists and waits for the centre.
+    /// A paid booking exists and waits for the centre. Published by checkup-book in the
+    /// same transaction as PaymentCaptured and the place taken on the date.
     CheckupBooked {
-        /// Patient subject.
+        /// The patient's subject (`sub` claim); the owner of the case.
+        #[schemars(length(min = 1))]
         patient_sub: String,
-        /// Date.
+        /// The check-up date (the clinics' calendar, Korea Standard Time).
         date: NaiveDate,
-        /// Package.
+        /// The check-up package.
         package: Package,
-        /// Price.
+        /// The price paid, in won.
         price: Won,
-        /// Payment id.
+        /// The payment aggregate that paid for the booking.
+        #[schemars(regex(pattern = crate::events::schema::ULID_PATTERN))]
         payment_id: String,
-        /// Whom to notify.
+        /// Whom to tell about the case; kept by the SMS notifier in its own table.
         contact: Contact,
     },
-    /// The centre confirmed.
+    /// The centre confirmed the booking.
     CheckupConfirmed {},
-    /// The centre rejected.
+    /// The centre rejected the booking; its payment is refunded and its place given back.
     CheckupRejected {
-        /// Why.
+        /// Why, as the centre gave it (trimmed).
+        #[schemars(length(min = 1, max = 500))]
         reason: String,
     },
-    /// The patient cancelled.
+    /// The patient cancelled the booking; its payment is refunded and its place given back.
     CheckupCancelled {},
 }
 

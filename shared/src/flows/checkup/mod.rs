@@ -227,10 +227,12 @@ pub static SLICE: Slice = Slice {
         Emits {
             source: "clinicflow.checkup",
             types: &["CheckupBooked", "CheckupConfirmed", "CheckupRejected", "CheckupCancelled"],
+            schema: <domain::Event as schemars::JsonSchema>::json_schema,
         },
         Emits {
             source: "clinicflow.payment",
             types: &["PaymentCaptured", "PaymentRefunded"],
+            schema: <crate::contexts::payment::Event as schemars::JsonSchema>::json_schema,
         },
         Emits {
             source: "clinicflow.centre",
@@ -240,6 +242,7 @@ pub static SLICE: Slice = Slice {
                 "ReservationRejected",
                 "ReservationWithdrawn",
             ],
+            schema: <centre::Event as schemars::JsonSchema>::json_schema,
         },
     ],
     functions: FUNCTIONS,

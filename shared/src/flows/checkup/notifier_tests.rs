@@ -4,8 +4,7 @@
 use chrono::Utc;
 
 use crate::app::Platform;
-use crate::app::consumers::{ConsumerError, Handled, dispatch};
-use crate::app::faults;
+use crate::app::consumers::{ConsumerError, dispatch};
 use crate::app::notifier::{SmsRecord, sms_record_key};
 use crate::events::EventEnvelope;
 use crate::flows::checkup::test_support::{event, platform};
@@ -72,6 +71,9 @@ async fn a_duplicate_that_finds_a_fresh_claim_waits_and_one_that_finds_an_old_cl
 #[cfg(feature = "failpoints")]
 #[tokio::test]
 async fn a_booking_sms_left_in_doubt_does_not_silence_the_later_ones() {
+    use crate::app::consumers::Handled;
+    use crate::app::faults;
+
     let (p, sms) = platform();
     p.faults.arm(faults::SMS_BEFORE_SEND, crate::app::Effect::Crash, Some(1));
     assert!(dispatch(&p, "sms-notifier", &booked()).await.is_err());
