@@ -3,6 +3,11 @@
 //! agrees with `topology.rs`; every function has a sample; every sample gets, from its
 //! function on the embedded platform, the outcome its name promises; every event type has a
 //! schema that accepts the envelopes the Rust types really produce, and the samples' too.
+//!
+//! What is particular to a slice (the case its samples act on, the status each HTTP sample
+//! gets, its domain events and what their schemas refuse) is its fixture, one module per
+//! slice under `samples/`, listed in `FIXTURES`; a slice without one fails
+//! `every_slice_has_a_sample_fixture`, an HTTP sample without an expected status fails too.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -12,17 +17,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use aws_lambda_events::eventbridge::EventBridgeEvent;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use clinicflow::adapters::dynamodb::outbox_envelope;
 use clinicflow::adapters::embedded::Embedded;
 use clinicflow::app::consumers::{self, Handled};
 use clinicflow::app::{Faults, Platform, projector, relay};
 use clinicflow::config::Config;
-use clinicflow::contexts::payment;
-use clinicflow::domain::{Contact, Locale, PersonName, PhoneNumber, Won};
-use clinicflow::events::{Causality, EventEnvelope};
-use clinicflow::flows::checkup::centre;
-use clinicflow::flows::checkup::domain::{self as checkup, Package};
+use clinicflow::events::EventEnvelope;
 use clinicflow::http::Claims;
 use clinicflow::ports::{Clock, Ids};
 use clinicflow::topology::{self, Trigger};
@@ -30,6 +31,10 @@ use clinicflow::wiring::{self, EmbeddedParts};
 use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
 use tower::ServiceExt;
+
+/// One module per slice: its fixture.
+#[path = "samples/checkup.rs"]
+mod checkup;
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -180,13 +185,10 @@ fn check_event_sample(function: &topology::Function, path: &Path, raw: Value) ->
         event.detail_type,
         function.name
     );
-    let decoded = match envelope.source.as_str() {
-        "clinicflow.checkup" => envelope.decode::<checkup::Event>().map(drop),
-        "clinicflow.payment" => envelope.decode::<payment::Event>().map(drop),
-        "clinicflow.centre" => envelope.decode::<centre::Event>().map(drop),
-        other => panic!("{name}: unknown source {other}"),
-    };
-    decoded.unwrap_or_else(|e| panic!("{name}: detail does not decode into its domain event: {e}"));
+    // The schemas are generated from the domain event types: a detail they accept is one the
+    // slice's event enum decodes (the consumer run below decodes it for real).
+    let schemas = Schemas::load(&BTreeSet::from([envelope.event_type.clone()]));
+    schemas.assert_valid(&name, &serde_json::to_value(&envelope).expect("json"));
     envelope
 }
 
@@ -246,7 +248,7 @@ fn every_function_has_a_sample() {
 }
 
 /// A validator for one event type's schema, with formats (`date`, `date-time`) checked.
-struct Schemas(BTreeMap<String, jsonschema::Validator>);
+pub struct Schemas(BTreeMap<String, jsonschema::Validator>);
 
 impl Schemas {
     fn load(types: &BTreeSet<String>) -> Self {
@@ -285,7 +287,8 @@ impl Schemas {
         );
     }
 
-    fn assert_invalid(&self, what: &str, instance: &Value) {
+    /// Asserts that the instance's schema refuses it.
+    pub fn assert_invalid(&self, what: &str, instance: &Value) {
         assert!(
             !self.errors(instance).is_empty(),
             "{what}: should be refused by its schema:\n{instance:#}"
@@ -293,124 +296,76 @@ impl Schemas {
     }
 }
 
-fn contact(name: &str, phone: &str, locale: Locale) -> Contact {
-    Contact {
-        name: PersonName::parse(name).expect("a valid name"),
-        phone: PhoneNumber::parse(phone).expect("a valid phone"),
-        locale,
+/// What the samples of one slice need (`samples/<slice>.rs`, listed in [`FIXTURES`]).
+pub struct Fixture {
+    /// The slice.
+    pub slice: &'static str,
+    /// When the samples were taken (their dates are valid then).
+    pub now: &'static str,
+    /// The ids the samples refer to, in the order the seed sample takes them.
+    pub ids: &'static [&'static str],
+    /// The HTTP sample (under `events/`) that opens the case every other sample acts on.
+    pub seed: &'static str,
+    /// That case's id.
+    pub case: &'static str,
+    /// The id of a case's status view.
+    pub view_id: fn(&str) -> String,
+    /// What each HTTP sample of the slice gets from its function.
+    pub expected: &'static [(&'static str, u16)],
+    /// Envelopes of every domain event of the slice, several shapes of each.
+    pub envelopes: fn() -> Vec<Value>,
+    /// Asserts that the schemas refuse what the Rust types would not produce.
+    pub refusals: fn(&Schemas, &[Value]),
+    /// What a stream sample (of the case's events) must leave in the case's view.
+    pub stream_view: fn(&str, &Value),
+}
+
+/// Every slice's samples.
+const FIXTURES: &[&Fixture] = &[&checkup::FIXTURE];
+
+/// The fixture of a slice.
+fn fixture(slice: &str) -> &'static Fixture {
+    FIXTURES
+        .iter()
+        .copied()
+        .find(|f| f.slice == slice)
+        .unwrap_or_else(|| panic!("slice {slice} has no sample fixture in shared/tests/samples/"))
+}
+
+/// The fixtures a sample of `function` runs under: its slice's, or for a platform function
+/// the one of the slice whose events the sample carries (every one if it carries none).
+fn fixtures_of(function: &topology::Function, path: &Path) -> Vec<&'static Fixture> {
+    if let Some(slice) = clinicflow::catalog().slice_of(function.name) {
+        return vec![fixture(slice.name)];
+    }
+    let text = fs::read_to_string(path).unwrap_or_default();
+    match FIXTURES.iter().copied().find(|f| {
+        clinicflow::catalog()
+            .slices
+            .iter()
+            .any(|s| s.name == f.slice && s.events.iter().any(|e| text.contains(&format!("\"{}\"", e.source))))
+    }) {
+        Some(f) => vec![f],
+        None => FIXTURES.to_vec(),
     }
 }
 
-fn date(s: &str) -> NaiveDate {
-    NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("a valid date")
-}
-
-/// Every check-up event, several shapes of each; the `match` breaks the build when a variant
-/// is added without a case here.
-fn checkup_events() -> Vec<checkup::Event> {
-    let payment_id = ulid::Ulid::new().to_string();
-    let all = vec![
-        checkup::Event::CheckupBooked {
-            patient_sub: "3c5e1f0a-8b7d-4e2a-9f61-0d2c4b6a8e10".into(),
-            date: date("2027-06-01"),
-            package: Package::Basic,
-            price: Won(100_000),
-            payment_id: payment_id.clone(),
-            contact: contact("홍길동", "010-1234-5678", Locale::Ko),
-        },
-        checkup::Event::CheckupBooked {
-            patient_sub: "p".into(),
-            date: date("2026-12-31"),
-            package: Package::Premium,
-            price: Won(0),
-            payment_id,
-            contact: contact(&"가".repeat(50), "+14155550123", Locale::En),
-        },
-        checkup::Event::CheckupConfirmed {},
-        checkup::Event::CheckupRejected {
-            reason: "No doctor available on that date".into(),
-        },
-        checkup::Event::CheckupRejected {
-            reason: checkup::parse_reason(&"x".repeat(checkup::MAX_REASON_CHARS)).expect("longest reason"),
-        },
-        checkup::Event::CheckupCancelled {},
-    ];
-    for e in &all {
-        match e {
-            checkup::Event::CheckupBooked { .. }
-            | checkup::Event::CheckupConfirmed {}
-            | checkup::Event::CheckupRejected { .. }
-            | checkup::Event::CheckupCancelled {} => {}
-        }
-    }
-    all
-}
-
-fn payment_events() -> Vec<payment::Event> {
-    let all = vec![
-        payment::Event::PaymentCaptured {
-            case_id: ulid::Ulid::new().to_string(),
-            amount: Won(250_000),
-            provider_ref: "sandbox_ch_0001".into(),
-        },
-        payment::Event::PaymentRefunded { amount: Won(250_000) },
-        payment::Event::PaymentRefunded { amount: Won(u64::MAX) },
-    ];
-    for e in &all {
-        match e {
-            payment::Event::PaymentCaptured { .. } | payment::Event::PaymentRefunded { .. } => {}
-        }
-    }
-    all
-}
-
-fn centre_events() -> Vec<centre::Event> {
-    let all = vec![
-        centre::Event::ReservationReceived {},
-        centre::Event::ReservationConfirmed {},
-        centre::Event::ReservationRejected {
-            reason: "The centre is closed that day".into(),
-        },
-        centre::Event::ReservationWithdrawn {},
-    ];
-    for e in &all {
-        match e {
-            centre::Event::ReservationReceived {}
-            | centre::Event::ReservationConfirmed {}
-            | centre::Event::ReservationRejected { .. }
-            | centre::Event::ReservationWithdrawn {} => {}
-        }
-    }
-    all
-}
-
-fn wrap<E: serde::Serialize>(context: &str, version: u64, causation_id: &str, at: DateTime<Utc>, event: &E) -> Value {
-    let case = ulid::Ulid::new().to_string();
-    let causality = Causality {
-        correlation_id: case.clone(),
-        causation_id: causation_id.to_owned(),
-    };
-    let envelope = EventEnvelope::wrap(ulid::Ulid::new().to_string(), context, &case, version, &causality, at, event).expect("wraps");
-    serde_json::to_value(&envelope).expect("serializes")
-}
-
-/// Envelopes of every domain event, as the use cases build them: request ids and event ids
-/// as causes, whole and fractional timestamps.
+/// Envelopes of every domain event of every slice.
 fn real_envelopes() -> Vec<Value> {
-    let whole = DateTime::parse_from_rfc3339("2026-11-21T09:30:00Z")
-        .expect("ts")
-        .with_timezone(&Utc);
-    let mut out = Vec::new();
-    for (i, e) in checkup_events().iter().enumerate() {
-        out.push(wrap(checkup::CONTEXT, 1 + i as u64, "Vq3xRgAbIE0EJbA=", whole, e));
+    FIXTURES.iter().flat_map(|f| (f.envelopes)()).collect()
+}
+
+#[test]
+fn every_slice_has_a_sample_fixture() {
+    for s in &clinicflow::catalog().slices {
+        let f = fixture(s.name);
+        assert!(
+            f.expected.iter().any(|(rel, _)| *rel == f.seed),
+            "slice {}: its seed sample {} needs an expected status",
+            s.name,
+            f.seed
+        );
     }
-    for (i, e) in payment_events().iter().enumerate() {
-        out.push(wrap(payment::CONTEXT, 1 + i as u64, &ulid::Ulid::new().to_string(), Utc::now(), e));
-    }
-    for (i, e) in centre_events().iter().enumerate() {
-        out.push(wrap(centre::CONTEXT, 1 + i as u64, &ulid::Ulid::new().to_string(), Utc::now(), e));
-    }
-    out
 }
 
 fn event_types(envelopes: &[Value]) -> BTreeSet<String> {
@@ -495,9 +450,10 @@ fn the_schemas_accept_every_consumer_samples_detail() {
 }
 
 /// A change that makes an envelope one the Rust types would not produce.
-type Edit = fn(&mut Value);
+pub type Edit = fn(&mut Value);
 
-fn remove(object: &mut Value, field: &str) {
+/// Removes `field` from `object`.
+pub fn remove(object: &mut Value, field: &str) {
     if let Some(o) = object.as_object_mut() {
         o.remove(field);
     }
@@ -505,87 +461,12 @@ fn remove(object: &mut Value, field: &str) {
 
 #[test]
 fn the_schemas_refuse_what_the_rust_types_would_not_produce() {
-    let envelopes = real_envelopes();
-    let schemas = Schemas::load(&event_types(&envelopes));
-    let booked = envelopes.iter().find(|e| e["type"] == "CheckupBooked").expect("a booking").clone();
-    let rejected = envelopes
-        .iter()
-        .find(|e| e["type"] == "CheckupRejected")
-        .expect("a rejection")
-        .clone();
-    let edits: &[(&str, Edit)] = &[
-        ("an unknown data field", |e| e["data"]["extra"] = json!(1)),
-        ("an unknown envelope field", |e| e["extra"] = json!(1)),
-        ("another type", |e| e["type"] = json!("CheckupConfirmed")),
-        ("another source", |e| e["source"] = json!("clinicflow.payment")),
-        ("version 0", |e| e["version"] = json!(0)),
-        ("a version that is not an integer", |e| e["version"] = json!(1.5)),
-        ("an id that is not a ULID", |e| e["id"] = json!("not-a-ulid")),
-        ("an occurred_at that is not a date-time", |e| e["occurred_at"] = json!("yesterday")),
-        ("no correlation id", |e| remove(e, "correlation_id")),
-        ("a national phone number", |e| {
-            e["data"]["contact"]["phone"] = json!("010-1234-5678")
-        }),
-        ("an unknown locale", |e| e["data"]["contact"]["locale"] = json!("ja")),
-        ("an unknown contact field", |e| e["data"]["contact"]["email"] = json!("a@b.c")),
-        ("a name over 50 characters", |e| {
-            e["data"]["contact"]["name"] = json!("가".repeat(51))
-        }),
-        ("an unknown package", |e| e["data"]["package"] = json!("gold")),
-        ("a negative price", |e| e["data"]["price"] = json!(-1)),
-        ("a fractional price", |e| e["data"]["price"] = json!(1000.5)),
-        ("a date with a time", |e| e["data"]["date"] = json!("2027-06-01T00:00:00Z")),
-        ("an impossible date", |e| e["data"]["date"] = json!("2027-02-30")),
-        ("no payment id", |e| remove(&mut e["data"], "payment_id")),
-    ];
-    for (what, edit) in edits {
-        let mut e = booked.clone();
-        edit(&mut e);
-        schemas.assert_invalid(&format!("CheckupBooked with {what}"), &e);
+    for f in FIXTURES {
+        let envelopes = (f.envelopes)();
+        let schemas = Schemas::load(&event_types(&envelopes));
+        (f.refusals)(&schemas, &envelopes);
     }
-    for (what, reason) in [
-        ("an empty reason", json!("")),
-        ("a reason over 500 characters", json!("x".repeat(501))),
-        ("a null reason", Value::Null),
-    ] {
-        let mut e = rejected.clone();
-        e["data"]["reason"] = reason;
-        schemas.assert_invalid(&format!("CheckupRejected with {what}"), &e);
-    }
-    let mut confirmed = envelopes
-        .iter()
-        .find(|e| e["type"] == "CheckupConfirmed")
-        .expect("a confirmation")
-        .clone();
-    confirmed["data"]["reason"] = json!("fields on an event that has none");
-    schemas.assert_invalid("CheckupConfirmed with a field", &confirmed);
 }
-
-/// The time the samples were taken at (see `events/`), so that their check-up date is valid.
-const SAMPLE_NOW: &str = "2026-11-21T00:30:00Z";
-/// The booking and payment ids the samples refer to.
-const SAMPLE_BOOKING: &str = "01JD3M7Q0000000000000000AB";
-const SAMPLE_PAYMENT: &str = "01JD3M7Q0000000000000000PY";
-/// The booking every sample but the booking ones starts from.
-const SEED_BOOKING: &str = "checkup-book/book-basic.json";
-
-/// What each sample gets from its function: the HTTP status, or for events whether the
-/// consumer handles it.
-const EXPECTED: &[(&str, u16)] = &[
-    ("checkup-book/book-basic.json", 201),
-    ("checkup-book/book-premium-en-idempotent.json", 201),
-    ("checkup-book/missing-phone.json", 422),
-    ("checkup-book/card-declined.json", 402),
-    ("checkup-book/payment-provider-down.json", 503),
-    ("checkup-cancel/cancel.json", 202),
-    ("checkup-query/get-one.json", 200),
-    ("checkup-query/centre-get-one.json", 200),
-    ("checkup-query/list-mine.json", 200),
-    ("checkup-query/centre-list.json", 200),
-    ("centre-confirm/confirm.json", 200),
-    ("centre-reject/reject.json", 200),
-    ("centre-reject/missing-reason.json", 422),
-];
 
 #[derive(Debug)]
 struct FixedClock(DateTime<Utc>);
@@ -596,26 +477,25 @@ impl Clock for FixedClock {
     }
 }
 
-/// The samples' booking and payment ids first, then fresh ULIDs.
-#[derive(Debug, Default)]
-struct SampleIds(AtomicUsize);
+/// The ids the samples refer to first, then fresh ULIDs.
+#[derive(Debug)]
+struct SampleIds(&'static [&'static str], AtomicUsize);
 
 impl Ids for SampleIds {
     fn new_id(&self) -> String {
-        match self.0.fetch_add(1, Ordering::SeqCst) {
-            0 => SAMPLE_BOOKING.to_owned(),
-            1 => SAMPLE_PAYMENT.to_owned(),
-            _ => ulid::Ulid::new().to_string(),
+        match self.0.get(self.1.fetch_add(1, Ordering::SeqCst)) {
+            Some(id) => (*id).to_owned(),
+            None => ulid::Ulid::new().to_string(),
         }
     }
 }
 
-fn sample_platform() -> (Arc<Platform>, EmbeddedParts) {
+fn sample_platform(f: &Fixture) -> (Arc<Platform>, EmbeddedParts) {
     let db = Embedded::in_memory().expect("an in-memory database");
     let (mut platform, parts) = wiring::embedded(clinicflow::catalog(), db, Config::default(), Faults::none());
-    let now = DateTime::parse_from_rfc3339(SAMPLE_NOW).expect("ts").with_timezone(&Utc);
+    let now = DateTime::parse_from_rfc3339(f.now).expect("ts").with_timezone(&Utc);
     platform.clock = Arc::new(FixedClock(now));
-    platform.ids = Arc::new(SampleIds::default());
+    platform.ids = Arc::new(SampleIds(f.ids, AtomicUsize::new(0)));
     (Arc::new(platform), parts)
 }
 
@@ -657,31 +537,40 @@ async fn invoke_http(p: &Arc<Platform>, function: &str, path: &Path) -> (u16, Va
     (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
 }
 
-/// A platform on which the seed booking was made and every consequence has settled.
-async fn booked_platform() -> (Arc<Platform>, EmbeddedParts) {
-    let (p, parts) = sample_platform();
-    let (status, body) = invoke_http(&p, "checkup-book", &events_dir().join(SEED_BOOKING)).await;
-    assert_eq!(status, 201, "{SEED_BOOKING}: {body:#}");
-    assert_eq!(body["id"], SAMPLE_BOOKING, "the samples refer to the seed booking by its id");
+/// A platform on which the fixture's seed case was opened and every consequence has settled.
+async fn seeded_platform(f: &Fixture) -> (Arc<Platform>, EmbeddedParts) {
+    let (p, parts) = sample_platform(f);
+    let seed = events_dir().join(f.seed);
+    let function = f.seed.split('/').next().unwrap_or_default();
+    let (status, body) = invoke_http(&p, function, &seed).await;
+    let want = f.expected.iter().find(|(rel, _)| *rel == f.seed).map_or(0, |(_, s)| *s);
+    assert_eq!(status, want, "{}: {body:#}", f.seed);
+    assert_eq!(body["id"], f.case, "the samples refer to the seed case by its id");
     settle(&p, &parts).await;
     (p, parts)
 }
 
 #[tokio::test]
 async fn every_sample_gets_from_its_function_what_its_name_promises() {
-    let expected: BTreeMap<&str, u16> = EXPECTED.iter().copied().collect();
     for (function, path) in samples() {
+        for f in fixtures_of(function, &path) {
+            run_sample(f, function, &path).await;
+        }
+    }
+}
+
+async fn run_sample(f: &Fixture, function: &topology::Function, path: &Path) {
+    let expected: BTreeMap<&str, u16> = f.expected.iter().copied().collect();
+    let path = path.to_path_buf();
+    {
         let rel = path.strip_prefix(events_dir()).map(|r| r.display().to_string()).unwrap_or_default();
         match function.trigger {
             Trigger::Http => {
                 let want = *expected
                     .get(rel.as_str())
-                    .unwrap_or_else(|| panic!("{rel}: add its expected status to EXPECTED"));
-                let (p, _parts) = if function.name == "checkup-book" {
-                    sample_platform()
-                } else {
-                    booked_platform().await
-                };
+                    .unwrap_or_else(|| panic!("{rel}: add its expected status to the {} fixture", f.slice));
+                let opens = f.seed.split('/').next() == Some(function.name);
+                let (p, _parts) = if opens { sample_platform(f) } else { seeded_platform(f).await };
                 let (status, body) = invoke_http(&p, function.name, &path).await;
                 assert_eq!(status, want, "{rel}: {body:#}");
                 if status >= 400 {
@@ -692,7 +581,7 @@ async fn every_sample_gets_from_its_function_what_its_name_promises() {
                 }
             }
             Trigger::Events => {
-                let (p, parts) = booked_platform().await;
+                let (p, parts) = seeded_platform(f).await;
                 let sent = parts.sms.list().await.expect("sms").len();
                 let event: EventBridgeEvent<EventEnvelope> = serde_json::from_value(read_json(&path)).expect("checked above");
                 let handled = consumers::dispatch(&p, function.name, &event.detail).await;
@@ -704,12 +593,12 @@ async fn every_sample_gets_from_its_function_what_its_name_promises() {
                 }
             }
             Trigger::Schedule(_) => {
-                let (p, _parts) = booked_platform().await;
+                let (p, _parts) = seeded_platform(f).await;
                 let report = relay::sweep(&p, std::time::Duration::ZERO).await.expect("sweeps");
                 assert_eq!(report.failed, 0, "{rel}");
             }
             Trigger::Stream => {
-                let (p, _parts) = sample_platform();
+                let (p, _parts) = sample_platform(f);
                 let text = fs::read_to_string(&path).expect("readable");
                 let batch: aws_lambda_events::dynamodb::Event = serde_json::from_str(&text).expect("checked above");
                 let last = batch.records.last().and_then(|r| r.change.sequence_number.clone());
@@ -723,41 +612,17 @@ async fn every_sample_gets_from_its_function_what_its_name_promises() {
                 if rel.contains("out-of-order") {
                     assert_eq!(failed, [last.unwrap_or_default()], "{rel}: the early event is reported for a retry");
                     assert!(
-                        p.views
-                            .get(&clinicflow::flows::checkup::view::view_key(SAMPLE_BOOKING))
-                            .await
-                            .expect("views")
-                            .is_none(),
+                        p.views.get(&(f.view_id)(f.case)).await.expect("views").is_none(),
                         "{rel}: nothing projected early"
                     );
-                    continue;
+                    return;
                 }
                 assert!(failed.is_empty(), "{rel}: {failed:?}");
-                let view = p
-                    .views
-                    .get(&clinicflow::flows::checkup::view::view_key(SAMPLE_BOOKING))
-                    .await
-                    .expect("views")
-                    .expect("the view exists");
-                assert_eq!(view.body["status"], "booked", "{rel}");
-                assert_eq!(view.body["payment_status"], "paid", "{rel}");
-                for (sample, reservation) in [
-                    ("worklist-confirmed", "confirmed"),
-                    ("worklist-rejected", "rejected"),
-                    ("worklist-withdrawn", "withdrawn"),
-                ] {
-                    if rel.contains(sample) {
-                        assert_eq!(view.body["reservation_status"], reservation, "{rel}");
-                    }
-                }
+                let view = p.views.get(&(f.view_id)(f.case)).await.expect("views").expect("the view exists");
+                (f.stream_view)(&rel, &view.body);
                 let again = invoke(batch).await.expect("the handler answers");
                 assert!(again.batch_item_failures.is_empty(), "{rel}: a replay is harmless");
-                let replayed = p
-                    .views
-                    .get(&clinicflow::flows::checkup::view::view_key(SAMPLE_BOOKING))
-                    .await
-                    .expect("views")
-                    .expect("the view exists");
+                let replayed = p.views.get(&(f.view_id)(f.case)).await.expect("views").expect("the view exists");
                 assert_eq!(replayed.revision, view.revision, "{rel}: a replay changes nothing");
             }
         }

@@ -3,10 +3,11 @@
 //!
 //! Every function gets its own platform on moto, as on Lambda, whose DynamoDB client
 //! records each call it sends: the IAM action and the table or index it acts on (the items
-//! of a `TransactWriteItems` one by one, as IAM authorizes them). A whole check-up saga runs
-//! through them — bookings, a confirmation, a rejection, a cancellation, every consumer,
-//! the projector, a sweep of events whose publish failed — and then every recorded call must
-//! be one that function's grants allow, and every function must have been exercised.
+//! of a `TransactWriteItems` one by one, as IAM authorizes them). Every slice's saga runs
+//! through them (its module under `iam/`: for the check-up slice, bookings, a confirmation,
+//! a rejection, a cancellation), with every consumer, the projector and a sweep of events
+//! whose publish failed; then every recorded call must be one that function's grants allow,
+//! and every function must have been exercised.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -17,7 +18,6 @@ use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::BoxError;
 use axum::body::Body;
 use axum::http::Request;
-use chrono::Utc;
 use clinicflow::adapters::dynamodb::DynamoStore;
 use clinicflow::adapters::resilient::ResilientGateway;
 use clinicflow::adapters::sandbox::StoredSandbox;
@@ -30,8 +30,12 @@ use clinicflow::ports::{PublishOutcome, Publisher};
 use clinicflow::topology::{self, Resource};
 use clinicflow::wiring::{self, AwsSettings};
 use clinicflow_tests::moto::{moto, unique};
-use serde_json::{Value, json};
+use futures::future::BoxFuture;
+use serde_json::Value;
 use tower::ServiceExt;
+
+#[path = "iam/checkup.rs"]
+mod checkup;
 
 /// (IAM action, resource in topology terms), as recorded.
 type Calls = Arc<Mutex<BTreeSet<(String, String)>>>;
@@ -141,7 +145,7 @@ impl Function {
     }
 }
 
-struct Deployment {
+pub struct Deployment {
     functions: BTreeMap<&'static str, Function>,
 }
 
@@ -195,7 +199,7 @@ impl Deployment {
     }
 
     /// Calls the function serving `method path` as `sub` in `group`, like API Gateway would.
-    async fn http(&self, method: &str, path: &str, sub: &str, group: &str, body: Value) -> (u16, Value) {
+    pub async fn http(&self, method: &str, path: &str, sub: &str, group: &str, body: Value) -> (u16, Value) {
         let route = clinicflow::catalog()
             .routes
             .iter()
@@ -224,7 +228,7 @@ impl Deployment {
 
     /// Delivers every published event to its rules' consumers and to the projector, until
     /// nothing new is published.
-    async fn settle(&self) {
+    pub async fn settle(&self) {
         for _ in 0..20 {
             let events: Vec<EventEnvelope> = self.functions.values().flat_map(Function::take_published).collect();
             if events.is_empty() {
@@ -256,10 +260,6 @@ fn path_matches(pattern: &str, path: &str) -> bool {
     p.len() == a.len() && p.iter().zip(&a).all(|(p, a)| p.starts_with('{') || p == a)
 }
 
-fn booking(date: &str) -> Value {
-    json!({"date": date, "package": "basic", "name": "홍길동", "phone": "010-1234-5678", "card_token": "tok_ok", "locale": "ko"})
-}
-
 /// Is `(action, resource)` allowed by `grants`? An index grant `*` covers every index.
 fn allowed(grants: &[topology::Grant], action: &str, resource: &str) -> bool {
     grants.iter().any(|g| {
@@ -271,70 +271,45 @@ fn allowed(grants: &[topology::Grant], action: &str, resource: &str) -> bool {
     })
 }
 
+/// A slice's saga on the deployment: it drives a case through every one of the slice's
+/// functions (`run`), and after the sweep checks what the swept events did (`swept`).
+pub struct Saga {
+    /// The slice.
+    pub slice: &'static str,
+    /// Functions whose publish fails: their events wait in the outbox for the sweeper.
+    pub unpublished: &'static [&'static str],
+    /// Drives the saga, settling as it goes; returns the cases it opened.
+    pub run: for<'a> fn(&'a Deployment) -> BoxFuture<'a, Vec<String>>,
+    /// After the sweep has published what `unpublished` left: the checks on the cases.
+    pub swept: for<'a> fn(&'a Deployment, &'a [String]) -> BoxFuture<'a, ()>,
+}
+
+/// Every slice's saga, one module each under `iam/`.
+const SAGAS: &[&Saga] = &[&checkup::SAGA];
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_function_does_its_work_within_its_iam_grants() {
-    // centre-reject's publish fails, so its events wait in the outbox for the sweeper.
-    let d = Deployment::on_moto(&unique("iam"), &["centre-reject"]).await;
-    let date = (Utc::now().date_naive() + chrono::Duration::days(30)).to_string();
-    let patient = "patient-1";
-    let mut ids = Vec::new();
-    for _ in 0..3 {
-        let (status, body) = d.http("POST", "/checkups", patient, "patient", booking(&date)).await;
-        assert_eq!(status, 201, "{body:#}");
-        ids.push(body["id"].as_str().expect("an id").to_owned());
+    for s in &clinicflow::catalog().slices {
+        assert!(
+            SAGAS.iter().any(|g| g.slice == s.name),
+            "slice {} has no saga in tests/tests/iam/",
+            s.name
+        );
     }
-    d.settle().await;
-    let (confirmed, rejected, cancelled) = (&ids[0], &ids[1], &ids[2]);
-    let (status, body) = d
-        .http(
-            "POST",
-            &format!("/centre/checkups/{confirmed}/confirm"),
-            "centre-1",
-            "centre",
-            Value::Null,
-        )
-        .await;
-    assert_eq!(status, 200, "{body:#}");
-    let (status, body) = d
-        .http(
-            "POST",
-            &format!("/centre/checkups/{rejected}/reject"),
-            "centre-1",
-            "centre",
-            json!({"reason": "No doctor available on that date"}),
-        )
-        .await;
-    assert_eq!(status, 200, "{body:#}");
-    let (status, body) = d
-        .http("POST", &format!("/checkups/{cancelled}/cancel"), patient, "patient", Value::Null)
-        .await;
-    assert!(status == 200 || status == 202, "{status} {body:#}");
-    d.settle().await;
+    let unpublished: Vec<&str> = SAGAS.iter().flat_map(|s| s.unpublished.iter().copied()).collect();
+    let d = Deployment::on_moto(&unique("iam"), &unpublished).await;
+    let mut cases = Vec::new();
+    for saga in SAGAS {
+        cases.push((saga, (saga.run)(&d).await));
+    }
 
-    // The rejection's events were never published: the sweeper publishes them now.
+    // What the unpublished functions wrote was never published: the sweeper publishes it now.
     let sweeper = d.function("outbox-sweeper");
     let report = relay::sweep(&sweeper.platform, std::time::Duration::ZERO).await.expect("a sweep");
     assert!(!sweeper.published.events.lock().expect("not poisoned").is_empty(), "{report:?}");
     d.settle().await;
-
-    for (path, group) in [
-        ("/checkups".to_owned(), "patient"),
-        (format!("/checkups/{confirmed}"), "patient"),
-        ("/centre/checkups".to_owned(), "centre"),
-    ] {
-        let sub = if group == "patient" { patient } else { "centre-1" };
-        let (status, body) = d.http("GET", &path, sub, group, Value::Null).await;
-        assert_eq!(status, 200, "{path}: {body:#}");
-    }
-    let (_, mine) = d
-        .http("GET", &format!("/checkups/{rejected}"), patient, "patient", Value::Null)
-        .await;
-    assert_eq!(mine["status"], "rejected", "the swept events reached the view: {mine:#}");
-    // checkup-book took the charges, payment-refund refunded them on its own platform: the
-    // provider's ledger is in the store, not in the booking function's memory.
-    for id in [rejected, cancelled] {
-        let (_, view) = d.http("GET", &format!("/checkups/{id}"), patient, "patient", Value::Null).await;
-        assert_eq!(view["payment"]["status"], "refunded", "{view:#}");
+    for (saga, ids) in &cases {
+        (saga.swept)(&d, ids).await;
     }
 
     let mut denied = Vec::new();
