@@ -563,6 +563,7 @@ fn view(id: &str, owner: &str, date: Option<&str>, status: Option<&str>, created
         owner: owner.into(),
         date: date.map(str::to_owned),
         status: status.map(str::to_owned),
+        queue: None,
         created_at,
         revision: 1,
         body: json!({"id": id, "status": status, "reservation": {"status": "received"}, "price": 120000}),
@@ -602,26 +603,30 @@ async fn views_put_get_and_revision_conflict(b: Backend) {
     assert!(matches!(b.views.put(never_created, 1).await, Err(StoreError::VersionConflict(_))));
 }
 
-/// Nine views of two owners, two dates (or none) and two statuses (or none), two of them
-/// created at the same instant; plus one view of another flow that no query returns.
+/// Nine views of two owners, two dates (or none), two statuses (or none) and two queues (or
+/// none), two of them created at the same instant; plus one view of another flow that no
+/// query returns.
 async fn seed_views(b: &Backend) -> Vec<ViewRecord> {
     let t0 = now() - Duration::days(1);
     let at = |m: i64| t0 + Duration::minutes(m);
     let same = at(4);
     let seeds = [
-        ("patient-1", Some("2026-12-01"), Some("booked"), at(0)),
-        ("patient-2", Some("2026-12-01"), Some("booked"), at(1)),
-        ("patient-1", Some("2026-12-02"), Some("cancelled"), at(2)),
-        ("patient-1", Some("2026-12-01"), Some("cancelled"), at(3)),
-        ("patient-2", Some("2026-12-02"), Some("booked"), same),
-        ("patient-1", Some("2026-12-01"), Some("booked"), same),
-        ("patient-1", None, Some("booked"), at(5)),
-        ("patient-2", Some("2026-12-01"), None, at(6)),
-        ("patient-1", Some("2026-12-02"), Some("booked"), at(7)),
+        ("patient-1", Some("2026-12-01"), Some("booked"), Some("doctor-1"), at(0)),
+        ("patient-2", Some("2026-12-01"), Some("booked"), Some("doctor-2"), at(1)),
+        ("patient-1", Some("2026-12-02"), Some("cancelled"), None, at(2)),
+        ("patient-1", Some("2026-12-01"), Some("cancelled"), Some("doctor-1"), at(3)),
+        ("patient-2", Some("2026-12-02"), Some("booked"), Some("doctor-1"), same),
+        ("patient-1", Some("2026-12-01"), Some("booked"), Some("doctor-2"), same),
+        ("patient-1", None, Some("booked"), Some("doctor-1"), at(5)),
+        ("patient-2", Some("2026-12-01"), None, None, at(6)),
+        ("patient-1", Some("2026-12-02"), Some("booked"), Some("doctor-1"), at(7)),
     ];
     let mut views = Vec::new();
-    for (owner, date, status, created_at) in seeds {
-        let v = view(&new_id(), owner, date, status, created_at);
+    for (owner, date, status, queue, created_at) in seeds {
+        let v = ViewRecord {
+            queue: queue.map(str::to_owned),
+            ..view(&new_id(), owner, date, status, created_at)
+        };
         b.views.put(v.clone(), 0).await.expect("seeded");
         views.push(v);
     }
@@ -639,6 +644,7 @@ fn expected<'a>(views: &'a [ViewRecord], query: &ViewQuery) -> Vec<&'a str> {
         .iter()
         .filter(|v| v.flow == query.flow)
         .filter(|v| query.owner.as_ref().is_none_or(|o| *o == v.owner))
+        .filter(|v| query.queue.is_none() || query.queue == v.queue)
         .filter(|v| query.date.is_none() || query.date == v.date)
         .filter(|v| query.status.is_none() || query.status == v.status)
         .filter(|v| query.after.as_ref().is_none_or(|(at, id)| (v.created_at, &v.id) < (*at, id)))
@@ -653,8 +659,16 @@ fn query(owner: Option<&str>, date: Option<&str>, status: Option<&str>, limit: u
         owner: owner.map(str::to_owned),
         date: date.map(str::to_owned),
         status: status.map(str::to_owned),
+        queue: None,
         after: None,
         limit,
+    }
+}
+
+fn in_queue(queue: &str, date: Option<&str>, status: Option<&str>, limit: usize) -> ViewQuery {
+    ViewQuery {
+        queue: Some(queue.to_owned()),
+        ..query(None, date, status, limit)
     }
 }
 
@@ -675,6 +689,17 @@ async fn views_list_by_owner_date_and_flow(b: Backend) {
         query(Some("patient-3"), None, None, 100),
         query(None, Some("2027-01-01"), None, 100),
         query(None, None, None, 0),
+        in_queue("doctor-1", None, None, 100),
+        in_queue("doctor-2", None, None, 100),
+        in_queue("doctor-1", Some("2026-12-01"), None, 100),
+        in_queue("doctor-1", None, Some("booked"), 100),
+        in_queue("doctor-1", Some("2026-12-02"), Some("booked"), 100),
+        in_queue("doctor-1", None, None, 2),
+        in_queue("doctor-3", None, None, 100),
+        ViewQuery {
+            queue: Some("doctor-1".into()),
+            ..query(Some("patient-2"), None, None, 100)
+        },
     ];
     for q in &queries {
         let listed = b.views.list(q).await.expect("list");
@@ -696,6 +721,7 @@ async fn views_pages_yield_every_view_once(b: Backend) {
         query(Some("patient-1"), None, None, 3),
         query(None, Some("2026-12-01"), None, 3),
         query(None, None, Some("booked"), 3),
+        in_queue("doctor-1", None, None, 3),
     ] {
         let everything = expected(
             &views,

@@ -180,6 +180,10 @@ pub struct ViewRecord {
     pub date: Option<String>,
     /// Indexed status.
     pub status: Option<String>,
+    /// The queue the case waits in, if the flow has one (a doctor's, a test site's): the
+    /// key of the staff's own list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
     /// Creation time, the list order.
     pub created_at: DateTime<Utc>,
     /// Optimistic revision of the view row.
@@ -199,6 +203,8 @@ pub struct ViewQuery {
     pub date: Option<String>,
     /// Only this status.
     pub status: Option<String>,
+    /// Only the cases in this queue.
+    pub queue: Option<String>,
     /// Continue after this (created_at, id).
     pub after: Option<(DateTime<Utc>, String)>,
     /// Page size.

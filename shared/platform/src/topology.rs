@@ -416,6 +416,11 @@ pub const PLATFORM_TABLES: &[Table] = &[
                 hash: "flow_key",
                 range: "order_key",
             },
+            Index {
+                name: "by_queue",
+                hash: "queue_key",
+                range: "order_key",
+            },
         ],
     },
     Table {

@@ -25,12 +25,13 @@
 //! - idempotent response: `pk = "idempotency#<scope>#<key>"`, `record` (M, the
 //!   [`IdempotencyRecord`]), `expires_at` (+24 hours).
 //!
-//! Views table: `pk` = view id, `flow`, `owner`, `date` and `status` (each absent when
-//! `None`), `created_at` (S), `revision` (N), `body` (M), and the GSI keys
+//! Views table: `pk` = view id, `flow`, `owner`, `date`, `status` and `queue` (each absent
+//! when `None`), `created_at` (S), `revision` (N), `body` (M), and the GSI keys
 //! `owner_key = "<flow>#<owner>"`, `date_key = "<flow>#<date>"` (only with a date),
-//! `flow_key = "<flow>"`, `order_key = "<created_at>#<id>"`. GSIs `by_owner`, `by_date` and
-//! `by_flow` (hash the matching key, range `order_key`, projection ALL) list a flow's
-//! views newest first.
+//! `queue_key = "<flow>#<queue>"` (only with a queue), `flow_key = "<flow>"`,
+//! `order_key = "<created_at>#<id>"`. GSIs `by_owner`, `by_queue`, `by_date` and `by_flow`
+//! (hash the matching key, range `order_key`, projection ALL; the first that the query
+//! names, its other keys filtered) list a flow's views newest first.
 //!
 //! A commit is one `TransactWriteItems`: every item is conditional (aggregate version,
 //! counter bounds, absent dedup mark and idempotency key), and a cancellation is mapped
@@ -205,12 +206,16 @@ mod item {
         pub date: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub status: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub queue: Option<String>,
         pub created_at: String,
         pub revision: u64,
         pub body: serde_json::Value,
         pub owner_key: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub date_key: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub queue_key: Option<String>,
         pub flow_key: String,
         pub order_key: String,
     }
@@ -352,10 +357,12 @@ fn view_item(view: &ViewRecord) -> Result<Attrs, StoreError> {
         owner: view.owner.clone(),
         date: view.date.clone(),
         status: view.status.clone(),
+        queue: view.queue.clone(),
         revision: view.revision,
         body: view.body.clone(),
         owner_key: format!("{}#{}", view.flow, view.owner),
         date_key: view.date.as_ref().map(|date| format!("{}#{date}", view.flow)),
+        queue_key: view.queue.as_ref().map(|queue| format!("{}#{queue}", view.flow)),
         flow_key: view.flow.clone(),
         order_key: order_key(view.created_at, &view.id),
         created_at,
@@ -373,6 +380,7 @@ fn view_from_item(item: Attrs) -> Result<ViewRecord, StoreError> {
         owner: item.owner,
         date: item.date,
         status: item.status,
+        queue: item.queue,
         revision: item.revision,
         body: item.body,
     })
@@ -880,10 +888,11 @@ impl ViewStore for DynamoStore {
         if query.limit == 0 {
             return Ok(Vec::new());
         }
-        let (index, key_attribute, key) = match (&query.owner, &query.date) {
-            (Some(owner), _) => ("by_owner", "owner_key", format!("{}#{owner}", query.flow)),
-            (None, Some(date)) => ("by_date", "date_key", format!("{}#{date}", query.flow)),
-            (None, None) => ("by_flow", "flow_key", query.flow.clone()),
+        let (index, key_attribute, key) = match (&query.owner, &query.queue, &query.date) {
+            (Some(owner), _, _) => ("by_owner", "owner_key", format!("{}#{owner}", query.flow)),
+            (None, Some(queue), _) => ("by_queue", "queue_key", format!("{}#{queue}", query.flow)),
+            (None, None, Some(date)) => ("by_date", "date_key", format!("{}#{date}", query.flow)),
+            (None, None, None) => ("by_flow", "flow_key", query.flow.clone()),
         };
         let mut attribute_names = names([("#key", key_attribute)]);
         let mut values = Attrs::from([(":key".to_owned(), s(key))]);
@@ -895,6 +904,13 @@ impl ViewStore for DynamoStore {
         }
         let mut filters = Vec::new();
         if query.owner.is_some()
+            && let Some(queue) = &query.queue
+        {
+            filters.push("#queue = :queue");
+            attribute_names.insert("#queue".to_owned(), "queue".to_owned());
+            values.insert(":queue".to_owned(), s(queue));
+        }
+        if (query.owner.is_some() || query.queue.is_some())
             && let Some(date) = &query.date
         {
             filters.push("#date = :date");
@@ -1093,6 +1109,7 @@ mod tests {
             owner: "patient-1".into(),
             date: Some("2026-12-01".into()),
             status: None,
+            queue: Some("doctor-7".into()),
             created_at: DateTime::parse_from_rfc3339("2026-01-02T03:04:05.123456Z")
                 .expect("time")
                 .with_timezone(&Utc),
@@ -1102,8 +1119,13 @@ mod tests {
         let item = view_item(&view).expect("item");
         assert_eq!(item.get("date_key"), Some(&s("sample#2026-12-01")));
         assert_eq!(item.get("order_key"), Some(&s("2026-01-02T03:04:05.123456Z#b1")));
+        assert_eq!(item.get("queue_key"), Some(&s("sample#doctor-7")));
         assert!(!item.contains_key("status"));
         assert_eq!(view_from_item(item).expect("view"), view);
+        let unqueued = ViewRecord { queue: None, ..view };
+        let item = view_item(&unqueued).expect("item");
+        assert!(!item.contains_key("queue") && !item.contains_key("queue_key"), "a sparse index");
+        assert_eq!(view_from_item(item).expect("view"), unqueued);
     }
 
     #[test]

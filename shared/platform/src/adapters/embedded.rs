@@ -148,7 +148,25 @@ impl Embedded {
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(db_err)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         conn.execute_batch(SCHEMA).map_err(db_err)?;
+        Self::migrate(&conn)?;
         Ok(conn)
+    }
+
+    /// Brings a database made by an earlier version up to [`SCHEMA`]: columns added since
+    /// are added to it (nullable, so existing rows stay valid).
+    fn migrate(conn: &Connection) -> Result<(), StoreError> {
+        let has_queue = conn
+            .prepare("SELECT 1 FROM pragma_table_info('views') WHERE name = 'queue'")
+            .and_then(|mut s| s.exists([]))
+            .map_err(db_err)?;
+        if !has_queue {
+            conn.execute_batch("ALTER TABLE views ADD COLUMN queue TEXT;").map_err(db_err)?;
+        }
+        conn.execute_batch(
+            "CREATE INDEX IF NOT EXISTS views_by_queue ON views (flow, queue, created_at DESC, id DESC) WHERE queue IS NOT NULL;",
+        )
+        .map_err(db_err)?;
+        Ok(())
     }
 
     fn with(writer: Connection, readers: Vec<Mutex<Connection>>) -> Self {
@@ -501,26 +519,38 @@ fn view_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ViewRow> {
         r.get(5)?,
         r.get(6)?,
         r.get(7)?,
+        r.get(8)?,
     ))
 }
 
-type ViewRow = (String, String, String, Option<String>, Option<String>, String, i64, String);
+type ViewRow = (
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    i64,
+    String,
+    Option<String>,
+);
 
 fn view_record(row: ViewRow) -> Result<ViewRecord, StoreError> {
-    let (id, flow, owner, date, status, created_at, revision, body) = row;
+    let (id, flow, owner, date, status, created_at, revision, body, queue) = row;
     Ok(ViewRecord {
         id,
         flow,
         owner,
         date,
         status,
+        queue,
         created_at: parse_ts(&created_at)?,
         revision: revision as u64,
         body: serde_json::from_str(&body).map_err(json_err)?,
     })
 }
 
-const VIEW_COLUMNS: &str = "id, flow, owner, date, status, created_at, revision, body";
+const VIEW_COLUMNS: &str = "id, flow, owner, date, status, created_at, revision, body, queue";
 
 #[async_trait]
 impl ViewStore for Embedded {
@@ -546,8 +576,8 @@ impl ViewStore for Embedded {
             let n = if expected_revision == 0 {
                 match exec(
                     c,
-                    &format!("INSERT INTO views ({VIEW_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
-                    params![view.id, view.flow, view.owner, view.date, view.status, ts(view.created_at), view.revision as i64, body],
+                    &format!("INSERT INTO views ({VIEW_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
+                    params![view.id, view.flow, view.owner, view.date, view.status, ts(view.created_at), view.revision as i64, body, view.queue],
                 ) {
                     Ok(n) => n,
                     Err(e) if is_constraint(&e) => 0,
@@ -556,8 +586,8 @@ impl ViewStore for Embedded {
             } else {
                 exec(
                     c,
-                    "UPDATE views SET flow = ?2, owner = ?3, date = ?4, status = ?5, created_at = ?6, revision = ?7, body = ?8 WHERE id = ?1 AND revision = ?9",
-                    params![view.id, view.flow, view.owner, view.date, view.status, ts(view.created_at), view.revision as i64, body, expected_revision as i64],
+                    "UPDATE views SET flow = ?2, owner = ?3, date = ?4, status = ?5, created_at = ?6, revision = ?7, body = ?8, queue = ?10 WHERE id = ?1 AND revision = ?9",
+                    params![view.id, view.flow, view.owner, view.date, view.status, ts(view.created_at), view.revision as i64, body, expected_revision as i64, view.queue],
                 )
                 .map_err(db_err)?
             };
@@ -577,6 +607,9 @@ impl ViewStore for Embedded {
             };
             if let Some(owner) = &q.owner {
                 push(&mut sql, " AND owner = ?", Box::new(owner.clone()));
+            }
+            if let Some(queue) = &q.queue {
+                push(&mut sql, " AND queue = ?", Box::new(queue.clone()));
             }
             if let Some(date) = &q.date {
                 push(&mut sql, " AND date = ?", Box::new(date.clone()));
@@ -892,5 +925,41 @@ impl SmsSender for SqliteSmsOutbox {
             .await
             .map(|seq| format!("local-{seq}"))
             .map_err(|e| SmsError::Transient(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_database_made_before_the_queue_column_is_migrated_and_keeps_its_views() {
+        let conn = Connection::open_in_memory().expect("a database");
+        conn.execute_batch(
+            "CREATE TABLE views (
+                id TEXT PRIMARY KEY, flow TEXT NOT NULL, owner TEXT NOT NULL, date TEXT, status TEXT,
+                created_at TEXT NOT NULL, revision INTEGER NOT NULL, body TEXT NOT NULL);
+             INSERT INTO views VALUES ('old', 'f', 'p1', NULL, 'open', '2026-01-01T00:00:00.000000Z', 1, '{}');",
+        )
+        .expect("the old schema");
+        let db = Embedded::with(Embedded::prepare(conn).expect("migrated"), vec![]);
+        let old = db.get("old").await.expect("get").expect("kept");
+        assert_eq!(old.queue, None);
+        let queued = ViewRecord {
+            id: "new".into(),
+            queue: Some("q1".into()),
+            ..old
+        };
+        db.put(queued.clone(), 0).await.expect("a view with a queue");
+        let listed = db
+            .list(&ViewQuery {
+                flow: "f".into(),
+                queue: Some("q1".into()),
+                limit: 10,
+                ..ViewQuery::default()
+            })
+            .await
+            .expect("list");
+        assert_eq!(listed, vec![queued]);
     }
 }

@@ -255,6 +255,7 @@ impl ViewStore for Memory {
             .values()
             .filter(|v| v.flow == query.flow)
             .filter(|v| query.owner.as_ref().is_none_or(|o| *o == v.owner))
+            .filter(|v| query.queue.is_none() || query.queue == v.queue)
             .filter(|v| query.date.is_none() || query.date == v.date)
             .filter(|v| query.status.is_none() || query.status == v.status)
             .filter(|v| after.is_none_or(|(at, id)| (v.created_at, v.id.as_str()) < (at, id)))

@@ -25,6 +25,9 @@ pub struct Indexed {
     pub date: Option<String>,
     /// The status the staff filter by.
     pub status: Option<String>,
+    /// The queue the case waits in (a doctor's, a test site's), for the staff's own list:
+    /// `ViewQuery::queue`, served by the `by_queue` index.
+    pub queue: Option<String>,
     /// Creation time, the lists' order.
     pub created_at: Option<DateTime<Utc>>,
 }
@@ -220,6 +223,7 @@ async fn project_into<V: View>(p: &Platform, e: &EventEnvelope) -> Result<bool, 
             owner: index.owner,
             date: index.date,
             status: index.status,
+            queue: index.queue,
             created_at: index.created_at.unwrap_or(e.occurred_at),
             revision: revision + 1,
             body: serde_json::to_value(&view)?,

@@ -119,6 +119,7 @@ mod tests {
             owner: "p".into(),
             date: None,
             status: None,
+            queue: None,
             created_at: at,
             revision: 1,
             body: serde_json::json!({}),

@@ -81,6 +81,8 @@ impl View for CheckupView {
             owner: self.patient_sub.clone(),
             date: self.date.map(|d| d.to_string()),
             status: self.status.clone(),
+            // A check-up waits in no one's queue: the centre lists by date and status.
+            queue: None,
             created_at: self.created_at,
         }
     }
