@@ -1,31 +1,33 @@
-//! `handler_us.<command>`: the in-process cost of each command, query and consumer (event
+//! `handler_us.<case>`: the in-process cost of each command, query and consumer (event
 //! deserialization, domain, use case, response serialization) on the in-memory adapters,
 //! with criterion used as a library, against an echo handler measured in the same run.
 //!
 //! Every handler is driven through the entry point its Lambda function uses, from the
-//! function's sample event in `events/<function>/`:
-//! - HTTP (`book`, `cancel`, `confirm`, `reject`, `get`, `list`, `centre_list`): the API
-//!   Gateway v2 event is deserialized as `lambda_http` does (`LambdaRequest`), served by
-//!   `clinicflow::http::router(platform, Some(function))` through `lambda_http`'s own adapter
-//!   (`tower::ServiceExt::oneshot`), and its `LambdaResponse` serialized to JSON. The caller's
-//!   claims come from the event's JWT authorizer context, as on AWS. The sample's case id is
-//!   replaced by a case booked (untimed) by the sample's caller where the command needs one;
-//!   the list queries read [`SEEDED`] projected bookings.
-//! - Consumers (every target of `clinicflow::catalog().rules`): the EventBridge event (the sample's,
-//!   carrying a real envelope made in setup by running the commands) deserialized as
-//!   `EventBridgeEvent<EventEnvelope>` and handled by `wiring::handle_eventbridge`.
-//! - `status-projector`: the sample stream batch (`booked-and-paid.json`, two events to
-//!   project, two items skipped) for a fresh case, deserialized and handled by
-//!   `wiring::handle_stream`, its response serialized.
-//! - `outbox-sweeper`: the scheduled event, then `relay::sweep` with one pending event.
+//! function's sample event in `events/<function>/`; which samples, and the state each call
+//! needs, come from the slices' bench fixtures ([`crate::slices::Handlers`]):
+//! - HTTP (each fixture's [`HttpCase`]s): the API Gateway v2 event is deserialized as
+//!   `lambda_http` does (`LambdaRequest`), served by `clinicflow::http::router(platform,
+//!   Some(function))` through `lambda_http`'s own adapter (`tower::ServiceExt::oneshot`),
+//!   and its `LambdaResponse` serialized to JSON. The caller's claims come from the event's
+//!   JWT authorizer context, as on AWS. The fixture puts a case of its own (made untimed)
+//!   in the events that act on one, and seeds the cases the queries read.
+//! - Consumers (every target of `clinicflow::catalog().rules`): the EventBridge event (the
+//!   fixture's sample, carrying a real envelope made in setup by opening, or opening and
+//!   ending, a case) deserialized as `EventBridgeEvent<EventEnvelope>` and handled by
+//!   `wiring::handle_eventbridge`.
+//! - `status-projector`: the first fixture's sample stream batch for a fresh case,
+//!   deserialized and handled by `wiring::handle_stream`, its response serialized; the
+//!   case's view must exist after it.
+//! - `outbox-sweeper`: the scheduled event, then `relay::sweep` with one pending event (the
+//!   event that opens one of the first fixture's cases).
 //!
-//! Each timed call gets fresh state where it matters (a new booking to cancel or decide, an
-//! unprocessed event, a pending outbox event), made before the clock starts; each criterion
-//! sample runs on a fresh platform, so the store does not grow through a run. Only the
-//! daily capacity is raised, so that places never run out.
+//! Each timed call gets fresh state where it matters (a new case to act on, an unprocessed
+//! event, a pending outbox event), made before the clock starts; each criterion sample runs
+//! on a fresh platform, so the store does not grow through a run. Only what the fixtures
+//! change in the settings differs from the defaults (resources that would run out).
 //!
 //! The floors: `echo_http`, an axum route answering the request body as JSON, driven by the
-//! same deserialized `book` event through the same adapter; `echo_event`, the EventBridge
+//! first fixture's entry event through the same adapter; `echo_event`, its EventBridge
 //! sample deserialized and serialized back. HTTP handlers are divided by the first, event
 //! handlers (consumers, projector, sweeper) by the second.
 
@@ -42,17 +44,15 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::on;
 use chrono::Utc;
 use clinicflow::adapters::memory::{Memory, MemoryPublisher, MemorySms};
 use clinicflow::adapters::sandbox::SandboxGateway;
-use clinicflow::app::{Faults, Platform, consumers, projector, relay};
+use clinicflow::app::{Faults, Platform, relay};
 use clinicflow::config::Config;
-use clinicflow::domain::{Actor, parse_future_date, today_in_korea};
 use clinicflow::events::EventEnvelope;
-use clinicflow::flows::checkup::commands::{self as usecase, BookInput};
-use clinicflow::flows::checkup::config::CheckupConfig;
 use clinicflow::ports::Transaction;
+use clinicflow::topology::{self, Trigger};
 use clinicflow::wiring;
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, SamplingMode};
@@ -61,14 +61,11 @@ use lambda_http::{Context as LambdaContext, LambdaEvent};
 use serde_json::Value;
 use tower::ServiceExt;
 
+use crate::slices::{self, Handlers, HttpCase, Moment};
 use crate::{Metric, Mode, Target, workspace_root};
 
 /// Criterion's group: its results are under `<out_dir>/handler_us/<name>/new/`.
 const GROUP: &str = "handler_us";
-/// The case id the sample events name.
-const SAMPLE_ID: &str = "01JD3M7Q0000000000000000AB";
-/// Bookings (of the sample patient, on the sample date) behind the list queries.
-const SEEDED: usize = 20;
 /// What every handler must stay within, in µs.
 const TARGET_US: f64 = 100.0;
 const NOTE: &str = "criterion median, in-memory adapters";
@@ -91,7 +88,7 @@ struct Settings {
 impl Settings {
     /// - Full: 0.5 s of warm-up and 1.5 s of 50 samples per handler: thousands of calls
     ///   each, stable medians, well under a minute for the suite (the untimed setup of each
-    ///   call, often a booking or two, runs on top of the measured time: 35 s all told).
+    ///   call, often a case or two, runs on top of the measured time: 35 s all told).
     /// - Quick: 10 samples in 0.12 s per handler: the suite in 3 to 5 s.
     fn of(mode: Mode) -> Self {
         match mode {
@@ -130,49 +127,33 @@ fn run_with(settings: Settings, out_dir: &Path) -> anyhow::Result<Vec<Metric>> {
     std::thread::scope(|s| s.spawn(|| suite(settings, out_dir)).join()).map_err(|_| anyhow!("the handler benchmarks panicked"))?
 }
 
-/// What is measured, in order.
+/// What is measured, in order. `fixture` is an index in [`slices::all`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Case {
     EchoHttp,
-    Book,
-    Cancel,
-    Confirm,
-    Reject,
-    Get,
-    List,
-    CentreList,
+    Http { fixture: usize, case: HttpCase },
     EchoEvent,
-    Consumer(&'static str),
-    Projector,
-    Sweeper,
+    Consumer { fixture: usize, target: &'static str },
+    Projector { fixture: usize },
+    Sweeper { fixture: usize },
 }
 
 impl Case {
     fn name(self) -> &'static str {
         match self {
             Self::EchoHttp => "echo_http",
-            Self::Book => "book",
-            Self::Cancel => "cancel",
-            Self::Confirm => "confirm",
-            Self::Reject => "reject",
-            Self::Get => "get",
-            Self::List => "list",
-            Self::CentreList => "centre_list",
+            Self::Http { case, .. } => case.name,
             Self::EchoEvent => "echo_event",
-            Self::Consumer(target) => target,
-            Self::Projector => "status-projector",
-            Self::Sweeper => "outbox-sweeper",
+            Self::Consumer { target, .. } => target,
+            Self::Projector { .. } => topology::STATUS_PROJECTOR,
+            Self::Sweeper { .. } => topology::OUTBOX_SWEEPER,
         }
     }
 
     /// The function whose router serves an HTTP case.
     fn function(self) -> Option<&'static str> {
         match self {
-            Self::Book => Some("checkup-book"),
-            Self::Cancel => Some("checkup-cancel"),
-            Self::Confirm => Some("centre-confirm"),
-            Self::Reject => Some("centre-reject"),
-            Self::Get | Self::List | Self::CentreList => Some("checkup-query"),
+            Self::Http { case, .. } => Some(case.function),
             _ => None,
         }
     }
@@ -189,78 +170,88 @@ impl Case {
     /// The status an HTTP case answers.
     fn status(self) -> u16 {
         match self {
-            Self::Book => 201,
-            Self::Cancel => 202,
+            Self::Http { case, .. } => case.status,
             _ => 200,
         }
     }
 
-    /// Every case: the floors, the HTTP handlers, every consumer of the topology's rules,
-    /// the projector and the sweeper.
-    fn all() -> Vec<Case> {
-        let mut cases = vec![
-            Self::EchoHttp,
-            Self::Book,
-            Self::Cancel,
-            Self::Confirm,
-            Self::Reject,
-            Self::Get,
-            Self::List,
-            Self::CentreList,
-            Self::EchoEvent,
-        ];
-        for rule in &clinicflow::catalog().rules {
-            if !cases.contains(&Self::Consumer(rule.target)) {
-                cases.push(Self::Consumer(rule.target));
+    /// The fixture that makes the case's events (the floors': the first).
+    fn fixture(self) -> usize {
+        match self {
+            Self::EchoHttp | Self::EchoEvent => 0,
+            Self::Http { fixture, .. } | Self::Consumer { fixture, .. } | Self::Projector { fixture } | Self::Sweeper { fixture } => {
+                fixture
             }
         }
-        cases.extend([Self::Projector, Self::Sweeper]);
-        cases
     }
 }
 
-/// The event a consumer is measured on: its sample file, and whether the event ends the
-/// booking (`CheckupCancelled`) rather than starting it (`CheckupBooked`).
-fn consumer_sample(target: &str) -> anyhow::Result<(&'static str, bool)> {
-    Ok(match target {
-        "centre-worklist" => ("centre-worklist/checkup-booked.json", false),
-        "availability-release" => ("availability-release/checkup-cancelled.json", true),
-        "payment-refund" => ("payment-refund/checkup-cancelled.json", true),
-        "sms-notifier" => ("sms-notifier/checkup-booked.json", false),
-        other => bail!("no benchmark for consumer {other}: add its sample event to handlers.rs"),
-    })
+/// Every case: the floors, each fixture's HTTP handlers, every consumer of the catalog's
+/// rules (measured by the first fixture with a sample for it), the projector and the
+/// sweeper (on the first fixture's cases). An HTTP function or a consumer that no fixture
+/// measures is an error.
+fn cases(fixtures: &[Box<dyn Handlers>]) -> anyhow::Result<Vec<Case>> {
+    ensure!(!fixtures.is_empty(), "no bench fixture: list one in bench/src/slices/mod.rs");
+    let mut cases = vec![Case::EchoHttp];
+    for (fixture, handlers) in fixtures.iter().enumerate() {
+        cases.extend(handlers.http_cases().iter().map(|&case| Case::Http { fixture, case }));
+    }
+    let mut missing = Vec::new();
+    for f in clinicflow::catalog().functions.iter().filter(|f| f.trigger == Trigger::Http) {
+        if !cases.iter().any(|c| c.function() == Some(f.name)) {
+            missing.push(format!("no bench fixture measures the HTTP function {}", f.name));
+        }
+    }
+    cases.push(Case::EchoEvent);
+    for rule in &clinicflow::catalog().rules {
+        if cases
+            .iter()
+            .any(|c| matches!(c, Case::Consumer { target, .. } if *target == rule.target))
+        {
+            continue;
+        }
+        match fixtures.iter().position(|h| h.consumer_sample(rule.target).is_some()) {
+            Some(fixture) => cases.push(Case::Consumer {
+                fixture,
+                target: rule.target,
+            }),
+            None => missing.push(format!(
+                "no bench fixture has a sample for the consumer {}: add one to its fixture's consumer_sample",
+                rule.target
+            )),
+        }
+    }
+    if !missing.is_empty() {
+        bail!("{}", missing.join("; "));
+    }
+    cases.extend([Case::Projector { fixture: 0 }, Case::Sweeper { fixture: 0 }]);
+    Ok(cases)
 }
 
-/// The sample events, read once.
-struct Samples {
-    book: String,
-    cancel: String,
-    confirm: String,
-    reject: String,
-    get: String,
-    list: String,
-    centre_list: String,
-    /// The body of `book`, for the bookings made in setup.
-    book_input: BookInput,
-    /// The caller of `book` (who books in setup).
-    patient: String,
-    /// The caller of `cancel` (who owns the bookings it cancels).
-    canceller: String,
-    /// Each consumer's EventBridge sample and whether its event ends the booking.
-    consumers: HashMap<&'static str, (Value, bool)>,
-    /// The EventBridge sample the event floor echoes.
-    echo_event: String,
-    stream: String,
-    scheduled: String,
+/// The names of the handler figures, in the order they are reported.
+pub fn figure_names() -> anyhow::Result<Vec<String>> {
+    let fixtures = load(&slices::config())?;
+    let cases = cases(&fixtures)?;
+    let measured = cases.iter().filter(|c| c.floor() != **c);
+    Ok(measured
+        .chain(&[Case::EchoHttp, Case::EchoEvent])
+        .map(|c| format!("{GROUP}.{}", c.name()))
+        .collect())
 }
 
-fn read(name: &str) -> anyhow::Result<String> {
+/// Every fixture's handler part, its samples read.
+fn load(config: &Config) -> anyhow::Result<Vec<Box<dyn Handlers>>> {
+    slices::all().iter().map(|f| f.handlers(config)).collect()
+}
+
+/// A sample, `events/<name>`, as text.
+pub fn read(name: &str) -> anyhow::Result<String> {
     let path = workspace_root().join("events").join(name);
     std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))
 }
 
 /// The caller's subject in a sample HTTP event.
-fn sub_of(event: &str) -> anyhow::Result<String> {
+pub fn sub_of(event: &str) -> anyhow::Result<String> {
     let event: Value = serde_json::from_str(event)?;
     event
         .pointer("/requestContext/authorizer/jwt/claims/sub")
@@ -269,61 +260,12 @@ fn sub_of(event: &str) -> anyhow::Result<String> {
         .context("the sample event has no JWT subject")
 }
 
-impl Samples {
-    fn load(config: &Config) -> anyhow::Result<Self> {
-        let mut book = read("checkup-book/book-basic.json")?;
-        let mut centre_list = read("checkup-query/centre-list.json")?;
-        let event: Value = serde_json::from_str(&book)?;
-        let body = event["body"].as_str().context("the book sample has no body")?;
-        let input: BookInput = serde_json::from_str(body).context("the book sample's body")?;
-        let date = input.date.clone().context("the book sample has no date")?;
-        // A sample date that has passed (or is beyond the horizon) moves to a month ahead,
-        // in the booking and in the centre's list alike.
-        if parse_future_date("date", &date, Utc::now(), config.slice::<CheckupConfig>().booking_horizon_days).is_err() {
-            let moved = (today_in_korea(Utc::now()) + chrono::Days::new(30)).to_string();
-            book = book.replace(&date, &moved);
-            centre_list = centre_list.replace(&date, &moved);
-        }
-        let event: Value = serde_json::from_str(&book)?;
-        let book_input: BookInput = serde_json::from_str(event["body"].as_str().context("the book sample has no body")?)?;
-        let mut consumers = HashMap::new();
-        for case in Case::all() {
-            if let Case::Consumer(target) = case {
-                let (file, ends) = consumer_sample(target)?;
-                consumers.insert(target, (serde_json::from_str(&read(file)?)?, ends));
-            }
-        }
-        let cancel = read("checkup-cancel/cancel.json")?;
-        Ok(Self {
-            patient: sub_of(&book)?,
-            canceller: sub_of(&cancel)?,
-            book,
-            cancel,
-            confirm: read("centre-confirm/confirm.json")?,
-            reject: read("centre-reject/reject.json")?,
-            get: read("checkup-query/get-one.json")?,
-            list: read("checkup-query/list-mine.json")?,
-            centre_list,
-            book_input,
-            consumers,
-            echo_event: read("centre-worklist/checkup-booked.json")?,
-            stream: read("status-projector/booked-and-paid.json")?,
-            scheduled: read("outbox-sweeper/scheduled.json")?,
-        })
-    }
-}
-
-/// The configuration of every platform: the default, with places that never run out.
-fn bench_config() -> Config {
-    let mut config = Config::default();
-    config.slice_mut::<CheckupConfig>().daily_capacity = 1_000_000_000;
-    config
-}
-
 /// A fresh platform on the in-memory adapters.
-struct Ctx {
-    platform: Arc<Platform>,
-    publisher: MemoryPublisher,
+pub struct Ctx {
+    /// The platform.
+    pub platform: Arc<Platform>,
+    /// What the platform published, until taken.
+    pub publisher: MemoryPublisher,
 }
 
 impl Ctx {
@@ -345,44 +287,10 @@ impl Ctx {
             publisher,
         }
     }
-
-    /// Books the sample check-up as `sub`; returns the events it published.
-    async fn book(&self, samples: &Samples, sub: &str) -> anyhow::Result<Vec<EventEnvelope>> {
-        self.publisher.take();
-        let actor = Actor { sub: sub.to_owned() };
-        usecase::book(&self.platform, &actor, samples.book_input.clone(), None, "bench-setup")
-            .await
-            .map_err(|e| anyhow!("setup: booking failed: {e}"))?;
-        Ok(self.publisher.take())
-    }
-
-    /// Books as `sub` and returns the `CheckupBooked` event.
-    async fn booked(&self, samples: &Samples, sub: &str) -> anyhow::Result<EventEnvelope> {
-        find(self.book(samples, sub).await?, "CheckupBooked")
-    }
-
-    /// Books as `sub` and cancels; returns the `CheckupCancelled` event.
-    async fn cancelled(&self, samples: &Samples, sub: &str) -> anyhow::Result<EventEnvelope> {
-        let booked = self.booked(samples, sub).await?;
-        let actor = Actor { sub: sub.to_owned() };
-        usecase::cancel(&self.platform, &actor, &booked.aggregate_id, "bench-setup")
-            .await
-            .map_err(|e| anyhow!("setup: cancelling failed: {e}"))?;
-        find(self.publisher.take(), "CheckupCancelled")
-    }
-
-    /// Books as `sub` and puts the booking on the centre's work list; returns its id.
-    async fn received(&self, samples: &Samples, sub: &str) -> anyhow::Result<String> {
-        let booked = self.booked(samples, sub).await?;
-        consumers::dispatch(&self.platform, "centre-worklist", &booked)
-            .await
-            .map_err(|e| anyhow!("setup: centre-worklist failed: {e}"))?;
-        self.publisher.take();
-        Ok(booked.aggregate_id)
-    }
 }
 
-fn find(events: Vec<EventEnvelope>, event_type: &str) -> anyhow::Result<EventEnvelope> {
+/// The event of type `event_type` among `events`.
+pub fn find(events: Vec<EventEnvelope>, event_type: &str) -> anyhow::Result<EventEnvelope> {
     events
         .into_iter()
         .find(|e| e.event_type == event_type)
@@ -399,43 +307,23 @@ struct Prepared {
     template: Option<EventEnvelope>,
 }
 
-async fn prepare(case: Case, samples: &Samples, config: &Config) -> anyhow::Result<Prepared> {
+async fn prepare(case: Case, fixtures: &[Box<dyn Handlers>], config: &Config) -> anyhow::Result<Prepared> {
     let ctx = Ctx::new(config);
+    let fixture = &fixtures[case.fixture()];
     let router = match case.function() {
         Some(function) => clinicflow::http::router(ctx.platform.clone(), Some(function)),
-        None => echo_router(),
+        None => echo_router(fixture.entry_event())?,
     };
     let mut template = None;
     let event = match case {
-        Case::EchoHttp | Case::Book => samples.book.clone(),
-        Case::Cancel => samples.cancel.clone(),
-        Case::Confirm => samples.confirm.clone(),
-        Case::Reject => samples.reject.clone(),
-        Case::Get | Case::List | Case::CentreList => {
-            let patient = sub_of(&samples.list)?;
-            let mut first = None;
-            for _ in 0..SEEDED {
-                for e in ctx.book(samples, &patient).await? {
-                    first.get_or_insert_with(|| e.correlation_id.clone());
-                    projector::project(&ctx.platform, &e)
-                        .await
-                        .map_err(|err| anyhow!("setup: projecting {} failed: {err}", e.event_type))?;
-                }
-            }
-            let first = first.context("setup: nothing was booked")?;
-            match case {
-                Case::Get => samples.get.replace(SAMPLE_ID, &first),
-                Case::List => samples.list.clone(),
-                _ => samples.centre_list.clone(),
-            }
-        }
-        Case::EchoEvent => samples.echo_event.clone(),
-        // Each call's event is made from the consumer's own sample.
-        Case::Consumer(_) => String::new(),
-        Case::Projector => samples.stream.clone(),
-        Case::Sweeper => {
-            template = Some(ctx.booked(samples, &samples.patient).await?);
-            samples.scheduled.clone()
+        Case::EchoHttp => fixture.entry_event().to_owned(),
+        Case::Http { case, .. } => fixture.prepare(&case, &ctx).await?,
+        Case::EchoEvent => fixture.echo_event().to_owned(),
+        // Each call's event is made from the consumer's own sample, or for a fresh case.
+        Case::Consumer { .. } | Case::Projector { .. } => String::new(),
+        Case::Sweeper { .. } => {
+            template = Some(fixture.opened(&ctx).await?);
+            first_sample(topology::OUTBOX_SWEEPER)?
         }
     };
     Ok(Prepared {
@@ -446,6 +334,19 @@ async fn prepare(case: Case, samples: &Samples, config: &Config) -> anyhow::Resu
     })
 }
 
+/// The first sample (by name) of `function`, `events/<function>/*.json`.
+fn first_sample(function: &str) -> anyhow::Result<String> {
+    let dir = workspace_root().join("events").join(function);
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    let file = files.first().with_context(|| format!("no sample in {}", dir.display()))?;
+    std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))
+}
+
 /// One timed call: how long it took and what it answered.
 struct Timed {
     elapsed: Duration,
@@ -453,22 +354,15 @@ struct Timed {
 }
 
 /// Makes what one call needs (untimed), then times the call.
-async fn iteration(case: Case, prep: &Prepared, samples: &Samples) -> anyhow::Result<Timed> {
+async fn iteration(case: Case, prep: &Prepared, fixtures: &[Box<dyn Handlers>]) -> anyhow::Result<Timed> {
     let ctx = &prep.ctx;
+    let fixture = &fixtures[case.fixture()];
     match case {
-        Case::EchoHttp | Case::Book | Case::Get | Case::List | Case::CentreList => {
-            http(&prep.router, prep.event.as_bytes(), case.status()).await
-        }
-        Case::Cancel => {
-            let booked = ctx.booked(samples, &samples.canceller).await?;
-            let event = prep.event.replace(SAMPLE_ID, &booked.aggregate_id);
-            http(&prep.router, event.as_bytes(), case.status()).await
-        }
-        Case::Confirm | Case::Reject => {
-            let id = ctx.received(samples, &samples.patient).await?;
-            let event = prep.event.replace(SAMPLE_ID, &id);
-            http(&prep.router, event.as_bytes(), case.status()).await
-        }
+        Case::EchoHttp => http(&prep.router, prep.event.as_bytes(), case.status()).await,
+        Case::Http { case: http_case, .. } => match fixture.event(&http_case, ctx, &prep.event).await? {
+            Some(event) => http(&prep.router, event.as_bytes(), case.status()).await,
+            None => http(&prep.router, prep.event.as_bytes(), case.status()).await,
+        },
         Case::EchoEvent => {
             let started = Instant::now();
             let event: EventBridgeEvent<EventEnvelope> = serde_json::from_slice(prep.event.as_bytes())?;
@@ -479,12 +373,11 @@ async fn iteration(case: Case, prep: &Prepared, samples: &Samples) -> anyhow::Re
                 output,
             })
         }
-        Case::Consumer(target) => {
-            let (sample, ends) = samples.consumers.get(target).context("no sample for the consumer")?;
-            let envelope = if *ends {
-                ctx.cancelled(samples, &samples.patient).await?
-            } else {
-                ctx.booked(samples, &samples.patient).await?
+        Case::Consumer { target, .. } => {
+            let (sample, moment) = fixture.consumer_sample(target).context("no sample for the consumer")?;
+            let envelope = match moment {
+                Moment::Opens => fixture.opened(ctx).await?,
+                Moment::Ends => fixture.ended(ctx).await?,
             };
             let mut event = sample.clone();
             event["detail"] = serde_json::to_value(&envelope)?;
@@ -504,32 +397,29 @@ async fn iteration(case: Case, prep: &Prepared, samples: &Samples) -> anyhow::Re
             );
             Ok(Timed { elapsed, output })
         }
-        Case::Projector => {
+        Case::Projector { .. } => {
             let case_id = ulid::Ulid::new().to_string();
-            let event = prep.event.replace(SAMPLE_ID, &case_id);
+            let event = fixture.stream_event(&case_id);
 
             let started = Instant::now();
             let payload: StreamEvent = serde_json::from_str(&event)?;
             let response = wiring::handle_stream(&ctx.platform, LambdaEvent::new(payload, LambdaContext::default()))
                 .await
-                .map_err(|e| anyhow!("status-projector failed: {e}"))?;
+                .map_err(|e| anyhow!("{} failed: {e}", topology::STATUS_PROJECTOR))?;
             let output = serde_json::to_vec(&response)?;
             let elapsed = started.elapsed();
 
             ensure!(
                 response.batch_item_failures.is_empty(),
-                "status-projector reported failed records: {}",
+                "{} reported failed records: {}",
+                topology::STATUS_PROJECTOR,
                 String::from_utf8_lossy(&output)
             );
-            let view = ctx
-                .platform
-                .views
-                .get(&clinicflow::flows::checkup::view::view_key(&case_id))
-                .await?;
-            ensure!(view.is_some(), "status-projector wrote no view");
+            let view = ctx.platform.views.get(&fixture.view_key(&case_id)).await?;
+            ensure!(view.is_some(), "{} wrote no view", topology::STATUS_PROJECTOR);
             Ok(Timed { elapsed, output })
         }
-        Case::Sweeper => {
+        Case::Sweeper { .. } => {
             let mut pending = prep.template.clone().context("no event to sweep")?;
             pending.id = ulid::Ulid::new().to_string();
             pending.occurred_at = Utc::now() - chrono::Duration::seconds(1);
@@ -546,13 +436,14 @@ async fn iteration(case: Case, prep: &Prepared, samples: &Samples) -> anyhow::Re
             let _event = LambdaEvent::new(event, LambdaContext::default());
             let report = relay::sweep(&ctx.platform, Duration::ZERO)
                 .await
-                .map_err(|e| anyhow!("outbox-sweeper failed: {e}"))?;
+                .map_err(|e| anyhow!("{} failed: {e}", topology::OUTBOX_SWEEPER))?;
             let output = serde_json::to_vec(&serde_json::json!({"published": report.published, "failed": report.failed}))?;
             let elapsed = started.elapsed();
 
             ensure!(
                 report.published == 1 && report.failed == 0,
-                "outbox-sweeper swept {report:?}, not the one pending event"
+                "{} swept {report:?}, not the one pending event",
+                topology::OUTBOX_SWEEPER
             );
             ctx.publisher.take();
             Ok(Timed { elapsed, output })
@@ -590,29 +481,34 @@ async fn http(router: &Router, event: &[u8], expected: u16) -> anyhow::Result<Ti
     Ok(Timed { elapsed, output })
 }
 
-/// The HTTP floor: the request body back as JSON.
-fn echo_router() -> Router {
+/// The HTTP floor: the request body back as JSON, on the method and path of the entry
+/// event it is driven by.
+fn echo_router(entry_event: &str) -> anyhow::Result<Router> {
     async fn echo(body: Bytes) -> Response {
         match serde_json::from_slice::<Value>(&body) {
             Ok(v) => axum::Json(v).into_response(),
             Err(_) => StatusCode::BAD_REQUEST.into_response(),
         }
     }
-    Router::new().route("/checkups", post(echo))
+    let event: Value = serde_json::from_str(entry_event)?;
+    let path = event["rawPath"].as_str().context("the entry event has no rawPath")?;
+    let method = event
+        .pointer("/requestContext/http/method")
+        .and_then(Value::as_str)
+        .context("the entry event has no method")?;
+    let method = axum::http::Method::from_bytes(method.as_bytes())?;
+    let filter = axum::routing::MethodFilter::try_from(method).map_err(|e| anyhow!("the entry event's method: {e}"))?;
+    Ok(Router::new().route(path, on(filter, echo)))
 }
 
 /// Runs a case once on a fresh platform and checks what it answered beyond its status.
-async fn check(case: Case, samples: &Samples, config: &Config) -> anyhow::Result<()> {
-    let prep = prepare(case, samples, config).await?;
-    let timed = iteration(case, &prep, samples).await?;
-    if matches!(case, Case::Get | Case::List | Case::CentreList) {
+async fn check(case: Case, fixtures: &[Box<dyn Handlers>], config: &Config) -> anyhow::Result<()> {
+    let prep = prepare(case, fixtures, config).await?;
+    let timed = iteration(case, &prep, fixtures).await?;
+    if let Case::Http { fixture, case } = case {
         let answer: Answer = serde_json::from_slice(&timed.output)?;
-        let body: Value = serde_json::from_str(&answer.body.unwrap_or_default())?;
-        let found = match case {
-            Case::Get => usize::from(body.get("id").is_some()),
-            _ => body["items"].as_array().map_or(0, Vec::len),
-        };
-        ensure!(found > 0, "the query found nothing: {body}");
+        let body: Value = serde_json::from_str(&answer.body.unwrap_or_default()).unwrap_or(Value::Null);
+        fixtures[fixture].check(&case, &body)?;
     }
     Ok(())
 }
@@ -623,7 +519,7 @@ fn bench_case(
     group: &mut BenchmarkGroup<'_, WallTime>,
     rt: &tokio::runtime::Runtime,
     case: Case,
-    samples: &Samples,
+    fixtures: &[Box<dyn Handlers>],
     config: &Config,
 ) -> anyhow::Result<()> {
     let failure: RefCell<Option<anyhow::Error>> = RefCell::new(None);
@@ -636,10 +532,10 @@ fn bench_case(
                     return Duration::from_nanos(iters.max(1));
                 }
                 let run = async {
-                    let prep = prepare(case, samples, config).await?;
+                    let prep = prepare(case, fixtures, config).await?;
                     let mut total = Duration::ZERO;
                     for _ in 0..iters {
-                        let timed = iteration(case, &prep, samples).await?;
+                        let timed = iteration(case, &prep, fixtures).await?;
                         total += timed.elapsed;
                         std::hint::black_box(timed.output);
                     }
@@ -678,12 +574,12 @@ fn median_us(out_dir: &Path, name: &str, since: SystemTime) -> anyhow::Result<f6
 
 fn suite(settings: Settings, out_dir: &Path) -> anyhow::Result<Vec<Metric>> {
     std::fs::create_dir_all(out_dir)?;
-    let config = bench_config();
-    let samples = Samples::load(&config)?;
-    let cases = Case::all();
+    let config = slices::config();
+    let fixtures = load(&config)?;
+    let cases = cases(&fixtures)?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     for case in &cases {
-        rt.block_on(check(*case, &samples, &config))
+        rt.block_on(check(*case, &fixtures, &config))
             .with_context(|| format!("{GROUP}.{} does not work", case.name()))?;
     }
 
@@ -698,7 +594,7 @@ fn suite(settings: Settings, out_dir: &Path) -> anyhow::Result<Vec<Metric>> {
     let mut group = criterion.benchmark_group(GROUP);
     group.sampling_mode(settings.sampling);
     for case in &cases {
-        bench_case(&mut group, &rt, *case, &samples, &config)?;
+        bench_case(&mut group, &rt, *case, &fixtures, &config)?;
     }
     group.finish();
 
@@ -718,7 +614,7 @@ fn suite(settings: Settings, out_dir: &Path) -> anyhow::Result<Vec<Metric>> {
     for floor in [Case::EchoHttp, Case::EchoEvent] {
         let us = medians[&floor];
         let what = if floor == Case::EchoHttp {
-            "the book event through lambda_http to an axum echo route"
+            "the entry event through lambda_http to an axum echo route"
         } else {
             "the EventBridge event deserialized and serialized back"
         };
@@ -731,36 +627,32 @@ fn suite(settings: Settings, out_dir: &Path) -> anyhow::Result<Vec<Metric>> {
 mod tests {
     use super::*;
 
-    const EXPECTED: [&str; 15] = [
-        "book",
-        "cancel",
-        "confirm",
-        "reject",
-        "get",
-        "list",
-        "centre_list",
-        "availability-release",
-        "payment-refund",
-        "centre-worklist",
-        "sms-notifier",
-        "status-projector",
-        "outbox-sweeper",
-        "echo_http",
-        "echo_event",
-    ];
-
     #[test]
     fn every_handler_is_measured_against_its_floor() {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let metrics = run_with(Settings::tiny(), dir.path()).expect("the suite runs");
-        for name in EXPECTED {
+        let names = figure_names().expect("the cases");
+        for name in &names {
             let m = metrics
                 .iter()
-                .find(|m| m.name == format!("handler_us.{name}"))
-                .unwrap_or_else(|| panic!("handler_us.{name} is measured"));
+                .find(|m| &m.name == name)
+                .unwrap_or_else(|| panic!("{name} is measured"));
             assert!(m.value > 0.0 && m.floor > 0.0, "{m:?}");
             assert_eq!(m.unit, "us");
         }
-        assert_eq!(metrics.len(), EXPECTED.len());
+        assert_eq!(metrics.len(), names.len());
+    }
+
+    #[test]
+    fn every_http_function_and_consumer_is_measured() {
+        let names = figure_names().expect("the cases");
+        for rule in &clinicflow::catalog().rules {
+            assert!(names.contains(&format!("{GROUP}.{}", rule.target)), "{}", rule.target);
+        }
+        let fixtures = load(&slices::config()).expect("samples");
+        let cases = cases(&fixtures).expect("the cases");
+        for f in clinicflow::catalog().functions.iter().filter(|f| f.trigger == Trigger::Http) {
+            assert!(cases.iter().any(|c| c.function() == Some(f.name)), "{}", f.name);
+        }
     }
 }

@@ -5,14 +5,17 @@
 //!   each against a hello-world function with the same SDK clients (`bench/floor`);
 //! - [`handlers`]: the in-process cost of every command and consumer, with criterion,
 //!   against an echo handler;
-//! - [`saga`]: complete check-up sagas per second through `clinicflow-local` over HTTP,
-//!   against a bare axum endpoint answering as many requests;
-//! - [`model`]: the projected saga latency on AWS and the cost model, from the above.
+//! - [`saga`]: complete sagas per second through `clinicflow-local` over HTTP, against a
+//!   bare axum endpoint answering as many requests;
+//! - [`model`]: the projected saga latency on AWS and the cost model, from the above;
+//! - [`slices`]: what each of them needs from a slice, one bench fixture per slice; the
+//!   modules above name no flow.
 
 pub mod handlers;
 pub mod lambda;
 pub mod model;
 pub mod saga;
+pub mod slices;
 
 use std::path::{Path, PathBuf};
 
@@ -60,7 +63,7 @@ impl Target {
 /// One measured figure and the same measure of its floor, taken in the same run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Metric {
-    /// `cold_start_ms.checkup-book`, `handler_us.book`, ….
+    /// `cold_start_ms.<function>`, `handler_us.<case>`, ….
     pub name: String,
     /// The measure.
     pub value: f64,
@@ -201,7 +204,7 @@ mod tests {
 
     #[test]
     fn metrics_serialize_with_the_fields_the_issue_names() {
-        let m = Metric::new("handler_us.book", 20.0, "us", 1.0).target(Target::MaxValue(100.0));
+        let m = Metric::new("handler_us.x", 20.0, "us", 1.0).target(Target::MaxValue(100.0));
         let v = serde_json::to_value(&m).expect("serializes");
         for field in ["name", "value", "unit", "floor", "ratio"] {
             assert!(v.get(field).is_some(), "{field} in {v}");

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::{Parser, ValueEnum};
 use clinicflow_bench::lambda::{self, FLOOR, LambdaOptions};
-use clinicflow_bench::{Metric, Mode, handlers, model, saga, table, workspace_root};
+use clinicflow_bench::{Metric, Mode, handlers, model, saga, slices, table, workspace_root};
 
 /// A group of benchmarks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -26,7 +26,8 @@ enum Group {
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
-    /// A smoke run of seconds: few samples, two functions spawned.
+    /// A smoke run of seconds: few samples, two functions spawned (the first slice's entry
+    /// function and the SMS notifier).
     #[arg(long)]
     quick: bool,
     /// Use the binaries and zips already built (scripts/lambda-build.sh, and
@@ -51,6 +52,9 @@ fn main() -> anyhow::Result<()> {
     let out = root.join("target/bench");
     std::fs::create_dir_all(&out)?;
     let runs = |g: Group| args.only.is_empty() || args.only.contains(&g);
+    // Every function gets its events from a slice's bench fixture (bench/src/slices): one
+    // that none drives stops the run before anything is built or measured.
+    slices::check()?;
     let started = Instant::now();
     let mut metrics: Vec<Metric> = Vec::new();
 
@@ -58,7 +62,7 @@ fn main() -> anyhow::Result<()> {
         let functions: Vec<String> = if !args.functions.is_empty() {
             args.functions.clone()
         } else if mode.is_quick() {
-            vec!["checkup-book".into(), "sms-notifier".into()]
+            vec![slices::first()?.entry().into(), clinicflow::topology::SMS_NOTIFIER.into()]
         } else {
             clinicflow::catalog().functions.iter().map(|f| f.name.to_owned()).collect()
         };

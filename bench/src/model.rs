@@ -1,15 +1,21 @@
-//! Models built on the measured figures: the latency of a check-up saga on AWS, and what
+//! Models built on the measured figures: the latency of each fixture's saga on AWS, and what
 //! the platform costs there. Both are stated with their sources in `BENCHMARKS.md`; the
-//! constants below are the only inputs that are not measured in the run.
+//! constants below and each fixture's [`AwsModel`] (what its saga does, counted from the code
+//! paths) are the only inputs that are not measured in the run.
 
 use std::collections::HashMap;
 
+use clinicflow::topology;
+
 use crate::Metric;
+use crate::slices::{self, AwsModel};
 
 /// EventBridge rule → Lambda target, p50 (published figure; see BENCHMARKS.md).
 pub const EVENTBRIDGE_TO_LAMBDA_MS: f64 = 148.0;
 /// DynamoDB Streams → Lambda, p50 (published figure; see BENCHMARKS.md).
 pub const STREAM_TO_LAMBDA_MS: f64 = 213.0;
+/// Log bytes per invocation (structured lines and the platform's REPORT line).
+pub const LOG_BYTES_PER_INVOCATION: f64 = 2500.0;
 
 /// Public prices, us-east-1, on-demand, as of 2026-11 (see BENCHMARKS.md).
 pub mod price {
@@ -31,36 +37,6 @@ pub mod price {
     pub const ALARM_MONTH: f64 = 0.10;
 }
 
-/// What one booking saga (book → the centre confirms → view confirmed → two SMS; the
-/// patient reads the status once) does on AWS, counted from the code paths (the same
-/// counts as the README's cost table).
-pub mod saga {
-    /// Lambda invocations per function.
-    pub const INVOCATIONS: &[(&str, f64)] = &[
-        ("checkup-book", 1.0),
-        ("centre-worklist", 1.0),
-        ("centre-confirm", 1.0),
-        ("sms-notifier", 2.0),
-        ("checkup-query", 1.0),
-        // Stream batches of the check-up, payment and centre tables: the booking's, the
-        // worklist's and the confirmation's commits, and the publish marks after them.
-        ("status-projector", 6.0),
-    ];
-    /// HTTP API requests: book, confirm, one status read.
-    pub const HTTP_REQUESTS: f64 = 3.0;
-    /// Events put on the bus.
-    pub const EVENTS: f64 = 4.0;
-    /// Write request units: items written in transactions count twice (booking, payment,
-    /// place, outbox events, contact, idempotency; worklist entry, mark and event;
-    /// confirmation, centre decision and event), plus the projector's view puts, the
-    /// notifier's records and marks, and the publish marks.
-    pub const WRU: f64 = 60.0;
-    /// Read request units (strongly consistent reads of aggregates, views, marks).
-    pub const RRU: f64 = 20.0;
-    /// Log bytes per invocation (structured lines and the platform's REPORT line).
-    pub const LOG_BYTES_PER_INVOCATION: f64 = 2500.0;
-}
-
 /// The stack's fixed monthly cost at idle: the rollback alarms (33; the first 10 are in
 /// the free tier) and the sweeper's schedule (one invocation a minute, which queries
 /// three outbox indexes).
@@ -71,7 +47,7 @@ pub fn idle_usd_per_month(sweeper_ms: f64, sweeper_memory_mb: f64) -> f64 {
         * (price::LAMBDA_REQUEST
             + billed_s(sweeper_ms) * sweeper_memory_mb / 1024.0 * price::LAMBDA_ARM_GB_S
             + 3.0 * 0.5 * price::DYNAMODB_RRU
-            + saga::LOG_BYTES_PER_INVOCATION / 1e9 * price::LOGS_GB);
+            + LOG_BYTES_PER_INVOCATION / 1e9 * price::LOGS_GB);
     alarms + sweeper
 }
 
@@ -80,61 +56,93 @@ fn billed_s(ms: f64) -> f64 {
     ms.max(1.0).ceil() / 1e3
 }
 
-/// The saga's cost on AWS, with each invocation lasting `duration_ms(function)`.
-pub fn usd_per_1000_bookings(duration_ms: impl Fn(&str) -> f64) -> f64 {
-    let lambda: f64 = saga::INVOCATIONS
+/// The cost of 1,000 of `model`'s sagas on AWS, with each invocation lasting
+/// `duration_ms(function)`.
+pub fn usd_per_1000_sagas(model: &AwsModel, duration_ms: impl Fn(&str) -> f64) -> f64 {
+    let lambda: f64 = model
+        .invocations
         .iter()
         .map(|(f, n)| {
             let memory_gb = clinicflow::catalog().function(f).map_or(128.0, |f| f64::from(f.memory_mb)) / 1024.0;
             n * (price::LAMBDA_REQUEST + billed_s(duration_ms(f)) * memory_gb * price::LAMBDA_ARM_GB_S)
         })
         .sum();
-    let invocations: f64 = saga::INVOCATIONS.iter().map(|(_, n)| n).sum();
-    let rest = saga::HTTP_REQUESTS * price::HTTP_API_REQUEST
-        + saga::EVENTS * price::EVENTBRIDGE_EVENT
-        + saga::WRU * price::DYNAMODB_WRU
-        + saga::RRU * price::DYNAMODB_RRU
-        + invocations * saga::LOG_BYTES_PER_INVOCATION / 1e9 * price::LOGS_GB;
+    let invocations: f64 = model.invocations.iter().map(|(_, n)| n).sum();
+    let rest = model.http_requests * price::HTTP_API_REQUEST
+        + model.events * price::EVENTBRIDGE_EVENT
+        + model.wru * price::DYNAMODB_WRU
+        + model.rru * price::DYNAMODB_RRU
+        + invocations * LOG_BYTES_PER_INVOCATION / 1e9 * price::LOGS_GB;
     1000.0 * (lambda + rest)
 }
 
-/// `projected_aws_saga_ms` and the cost figures, from the metrics measured so far
-/// (whichever are present).
+/// The hops of `model`'s critical path, for the note: `EventBridge→Lambda 148 ms`, with a
+/// count when there are several.
+fn hops_note(model: &AwsModel) -> String {
+    let hop = |n: f64, what: &str, ms: f64| {
+        if n <= 0.0 {
+            None
+        } else if (n - 1.0).abs() < f64::EPSILON {
+            Some(format!("{what} {ms} ms"))
+        } else {
+            Some(format!("{n} × {what} {ms} ms"))
+        }
+    };
+    [
+        hop(model.eventbridge_hops, "EventBridge→Lambda", EVENTBRIDGE_TO_LAMBDA_MS),
+        hop(model.stream_hops, "Streams→Lambda", STREAM_TO_LAMBDA_MS),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join(" + ")
+}
+
+/// Each fixture's projected saga latency and cost, and the idle cost, from the metrics
+/// measured so far (whichever are present).
 pub fn metrics(measured: &[Metric]) -> Vec<Metric> {
     let by_name: HashMap<&str, &Metric> = measured.iter().map(|m| (m.name.as_str(), m)).collect();
     let value = |name: &str| by_name.get(name).map(|m| m.value);
     let mut out = Vec::new();
+    let warm = |f: &str| value(&format!("warm_ms.{f}"));
+    let floor_ms = value(&format!("warm_ms.{}", crate::lambda::FLOOR));
+    let mut every_saga_costed = true;
 
-    // The saga's critical path on AWS: book; EventBridge delivers CheckupBooked to the
-    // centre's worklist; (the centre decides — human time, not counted); confirm; the
-    // stream delivers the confirmation to the projector while EventBridge delivers it to
-    // the notifier, in parallel (the stream is the slower hop).
-    let steps = ["book", "centre-worklist", "confirm", "status-projector", "sms-notifier"];
-    let compute_us: Option<f64> = steps.iter().map(|s| value(&format!("handler_us.{s}"))).sum();
-    if let Some(compute_us) = compute_us {
-        let hops = EVENTBRIDGE_TO_LAMBDA_MS + STREAM_TO_LAMBDA_MS;
-        out.push(
-            Metric::new("projected_aws_saga_ms", hops + compute_us / 1e3, "ms", hops).note(format!(
-                "model: compute of {} ({:.3} ms, criterion) + EventBridge→Lambda {EVENTBRIDGE_TO_LAMBDA_MS} ms + Streams→Lambda {STREAM_TO_LAMBDA_MS} ms (p50); floor: the hops alone",
-                steps.join(" + "),
-                compute_us / 1e3
-            )),
-        );
+    for model in slices::all().iter().map(|f| f.model()) {
+        // The saga's critical path on AWS: the compute of its steps (the decisions of
+        // people on it are human time, not counted) and its hops (where a step's event
+        // reaches the projector through the stream while EventBridge delivers it to the
+        // notifier in parallel, the stream is the slower hop, counted alone).
+        let compute_us: Option<f64> = model.critical_path.iter().map(|s| value(&format!("handler_us.{s}"))).sum();
+        if let Some(compute_us) = compute_us {
+            let hops = model.eventbridge_hops * EVENTBRIDGE_TO_LAMBDA_MS + model.stream_hops * STREAM_TO_LAMBDA_MS;
+            out.push(Metric::new(model.projected, hops + compute_us / 1e3, "ms", hops).note(format!(
+                "model: compute of {} ({:.3} ms, criterion) + {} (p50); floor: the hops alone",
+                model.critical_path.join(" + "),
+                compute_us / 1e3,
+                hops_note(model),
+            )));
+        }
+
+        // Cost: each invocation lasts what it lasted warm against the emulator (its
+        // requests to DynamoDB, EventBridge and SNS included); the floor lasts what the
+        // hello-world function lasted.
+        let all_measured = model.invocations.iter().all(|(f, _)| warm(f).is_some());
+        match (all_measured, floor_ms) {
+            (true, Some(floor_ms)) => {
+                let cost = usd_per_1000_sagas(model, |f| warm(f).unwrap_or(floor_ms));
+                let floor = usd_per_1000_sagas(model, |_| floor_ms);
+                out.push(
+                    Metric::new(model.cost, cost, "USD", floor)
+                        .note("model: Lambda (measured warm durations, arm64), HTTP API, EventBridge, DynamoDB on demand, logs; SMS excluded; floor: the same requests at the hello-world duration"),
+                );
+            }
+            _ => every_saga_costed = false,
+        }
     }
 
-    // Cost: each invocation lasts what it lasted warm against the emulator (its requests
-    // to DynamoDB, EventBridge and SNS included); the floor lasts what the hello-world
-    // function lasted.
-    let warm = |f: &str| value(&format!("warm_ms.{f}"));
-    let all_measured = saga::INVOCATIONS.iter().all(|(f, _)| warm(f).is_some());
-    if let (true, Some(floor_ms)) = (all_measured, value("warm_ms.hello-floor")) {
-        let cost = usd_per_1000_bookings(|f| warm(f).unwrap_or(floor_ms));
-        let floor = usd_per_1000_bookings(|_| floor_ms);
-        out.push(
-            Metric::new("aws_usd_per_1000_bookings", cost, "USD", floor)
-                .note("model: Lambda (measured warm durations, arm64), HTTP API, EventBridge, DynamoDB on demand, logs; SMS excluded; floor: the same requests at the hello-world duration"),
-        );
-        let sweeper = warm("outbox-sweeper").unwrap_or(floor_ms);
+    if let (true, Some(floor_ms)) = (every_saga_costed, floor_ms) {
+        let sweeper = warm(topology::OUTBOX_SWEEPER).unwrap_or(floor_ms);
         out.push(
             Metric::new(
                 "aws_usd_per_month_idle",
@@ -154,21 +162,28 @@ mod tests {
 
     #[test]
     fn the_projection_adds_compute_to_the_hops() {
-        let measured: Vec<Metric> = ["book", "centre-worklist", "confirm", "status-projector", "sms-notifier"]
-            .iter()
-            .map(|s| Metric::new(format!("handler_us.{s}"), 100.0, "us", 1.0))
-            .collect();
-        let out = metrics(&measured);
-        let p = out.iter().find(|m| m.name == "projected_aws_saga_ms").expect("projected");
-        assert!((p.value - (148.0 + 213.0 + 0.5)).abs() < 1e-9);
-        assert!((p.floor - 361.0).abs() < 1e-9);
+        for model in slices::all().iter().map(|f| f.model()) {
+            let measured: Vec<Metric> = model
+                .critical_path
+                .iter()
+                .map(|s| Metric::new(format!("handler_us.{s}"), 100.0, "us", 1.0))
+                .collect();
+            let out = metrics(&measured);
+            let p = out.iter().find(|m| m.name == model.projected).expect("projected");
+            let hops = model.eventbridge_hops * 148.0 + model.stream_hops * 213.0;
+            let compute_ms = 0.1 * model.critical_path.len() as f64;
+            assert!((p.value - (hops + compute_ms)).abs() < 1e-9, "{p:?}");
+            assert!((p.floor - hops).abs() < 1e-9);
+        }
     }
 
     #[test]
     fn longer_invocations_cost_more_and_idle_is_mostly_alarms() {
-        let fast = usd_per_1000_bookings(|_| 1.0);
-        let slow = usd_per_1000_bookings(|_| 50.0);
-        assert!(slow > fast && fast > 0.0);
+        for model in slices::all().iter().map(|f| f.model()) {
+            let fast = usd_per_1000_sagas(model, |_| 1.0);
+            let slow = usd_per_1000_sagas(model, |_| 50.0);
+            assert!(slow > fast && fast > 0.0);
+        }
         let idle = idle_usd_per_month(5.0, 128.0);
         assert!(idle > 3.3 && idle < 3.5, "{idle}");
     }
@@ -176,5 +191,14 @@ mod tests {
     #[test]
     fn no_figures_no_model() {
         assert!(metrics(&[]).is_empty());
+    }
+
+    #[test]
+    fn every_function_of_a_saga_is_in_the_catalog() {
+        for model in slices::all().iter().map(|f| f.model()) {
+            for (f, _) in model.invocations {
+                assert!(clinicflow::catalog().function(f).is_some(), "{f}");
+            }
+        }
     }
 }

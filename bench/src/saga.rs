@@ -1,23 +1,26 @@
-//! `local_sagas_per_s`: complete check-up sagas per second through `clinicflow-local` over
-//! HTTP on loopback, against a bare axum endpoint answering as many requests in the same run.
+//! `local_sagas_per_s` (each fixture names its own figures): complete sagas per second
+//! through `clinicflow-local` over HTTP on loopback, against a bare axum endpoint answering as
+//! many requests in the same run. Each slice's bench fixture says what its saga is
+//! ([`SagaSpec`]); the figures are reported per fixture, in [`slices::all`]'s order.
 //!
 //! The stack runs in-process as `cargo run -p clinicflow-local` runs it: file-backed SQLite in
-//! a temporary directory, the default bus, sweeper and outbox settings; only the daily
-//! capacity is raised (and the bookings spread over 300 dates) so that places never run out.
+//! a temporary directory, the default bus, sweeper and outbox settings; only what the fixtures
+//! change in the settings differs (resources that would run out), and each saga's request is
+//! its own (the fixture's `open_body` of its number).
 //!
 //! A saga, as one load worker runs it:
-//! 1. `POST /checkups` as the patient, with an `Idempotency-Key` as a real client sends
-//!    (its latency is `booking_latency_ms`);
-//! 2. `POST /centre/checkups/{id}/confirm` as the centre, retried after [`POLL_PAUSE`] while
-//!    it answers 409 (the booking has not reached the centre's work list through the bus yet);
-//! 3. `GET /checkups/{id}` as the patient, polled every [`POLL_PAUSE`] until the view says
-//!    `confirmed`;
-//! 4. the confirmation SMS is recorded. `/_local/sms` has no filter (it lists every SMS ever
+//! 1. the fixture's opening POST as its opener, with an `Idempotency-Key` as a real client
+//!    sends (its latency is the fixture's `open_latency` figure);
+//! 2. the fixture's acting POST on the case as its actor, retried after [`POLL_PAUSE`] while
+//!    it answers 409 or 404 (the case has not reached the actor through the bus yet);
+//! 3. a GET of the case's view as the opener, polled every [`POLL_PAUSE`] until its
+//!    `status` is the fixture's settled one;
+//! 4. the last SMS is recorded. `/_local/sms` has no filter (it lists every SMS ever
 //!    kept), so polling it per saga would make the run quadratic: each saga gets a phone
 //!    number of its own, and the SMS of every completed saga are looked up in one listing
 //!    after the load, waiting at most [`SMS_PATIENCE`] for stragglers. Only sagas whose
-//!    confirmation SMS is found count; a saga's end is the later of "view seen confirmed"
-//!    and the SMS's recorded `sent_at`.
+//!    last SMS (the fixture's word and the case's short reference) is found count; a saga's
+//!    end is the later of "view seen settled" and the SMS's recorded `sent_at`.
 //!
 //! Every HTTP request of the measured phase is counted (retries, polls and the SMS listing
 //! included); the floor is a bare axum route on `127.0.0.1:0` driven by the same load
@@ -33,14 +36,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
 use chrono::{DateTime, Utc};
-use clinicflow::flows::checkup::config::CheckupConfig;
+use clinicflow::domain::short_ref;
 use clinicflow_local::{LocalOptions, LocalStack};
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
+use crate::slices::{self, SagaSpec};
 use crate::{Metric, Mode, Target, percentile};
 
-/// Pause between two polls of an eventual effect (the centre's work list, the view): a few
+/// Pause between two polls of an eventual effect (the actor's step, the view): a few
 /// milliseconds, so that a saga's measured latency stays close to its real one. The polls
 /// load the stack as status pages would (each takes the store's lock briefly).
 const POLL_PAUSE: Duration = Duration::from_millis(5);
@@ -52,13 +56,8 @@ const SMS_PATIENCE: Duration = Duration::from_secs(5);
 const SMS_POLL_PAUSE: Duration = Duration::from_millis(50);
 /// Failure messages kept per worker for the note (all are counted).
 const KEPT_FAILURES: usize = 3;
-/// Bookings are spread over this many dates (from 2 days ahead, well within the default
-/// 365-day horizon).
-const DATES: u64 = 300;
-/// Requests a saga needs when nothing has to be waited for: book, confirm, read the view.
+/// Requests a saga needs when nothing has to be waited for: open, act, read the view.
 const ESSENTIAL_REQUESTS: f64 = 3.0;
-/// The word of the Korean confirmation SMS (`… 확정되었습니다`).
-const CONFIRMED_WORD: &str = "확정";
 
 /// How hard the load generator pushes, and for how long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,10 +98,14 @@ impl Shape {
     }
 }
 
-/// Runs the saga load and its floor.
+/// Runs each fixture's saga load and its floor.
 pub async fn run(mode: Mode) -> anyhow::Result<Vec<Metric>> {
-    let measured = measure(Shape::of(mode)).await?;
-    Ok(measured.metrics())
+    let mut metrics = Vec::new();
+    for fixture in slices::all() {
+        let measured = measure(fixture.saga(), Shape::of(mode)).await?;
+        metrics.extend(measured.metrics());
+    }
+    Ok(metrics)
 }
 
 /// HTTP requests made, and how many of them were POSTs (the floor repeats the mix).
@@ -119,7 +122,7 @@ impl Tally {
     }
 }
 
-/// The fields of an answer the load generator reads: a booking's `id`, a view's `status`
+/// The fields of an answer the load generator reads: a new case's `id`, a view's `status`
 /// (a number in a problem), a problem's `detail`.
 #[derive(Debug, Default, Deserialize)]
 struct Reply {
@@ -142,15 +145,16 @@ impl Reply {
     }
 }
 
-/// A keep-alive HTTP client of one server, as one patient and one centre staff member.
+/// A keep-alive HTTP client of one server, as the saga's two callers, running one saga.
 #[derive(Clone)]
 struct Api {
     http: reqwest::Client,
     base: Arc<str>,
-    /// `Bearer …` of the patient.
-    patient: Arc<str>,
-    /// `Bearer …` of the centre staff member.
-    centre: Arc<str>,
+    /// `Bearer …` of the opener.
+    opener: Arc<str>,
+    /// `Bearer …` of the actor.
+    actor: Arc<str>,
+    spec: &'static SagaSpec,
 }
 
 fn client(workers: usize) -> anyhow::Result<reqwest::Client> {
@@ -214,85 +218,73 @@ impl Api {
     }
 }
 
-/// One completed saga, up to the view showing `confirmed`.
+/// One completed saga, up to the view showing its settled status.
 #[derive(Debug, Clone)]
 struct Saga {
     id: String,
-    /// The patient's phone in E.164, unique to this saga.
+    /// The phone its SMS go to, in E.164, unique to this saga.
     to: String,
     started: Instant,
     started_wall: DateTime<Utc>,
-    /// `POST /checkups` answered.
-    book: Duration,
-    /// From the booking's answer to the centre's confirm answered 200.
-    centre: Duration,
-    /// From the confirm's answer to the view seen `confirmed`.
+    /// The opening POST answered.
+    open: Duration,
+    /// From the opening's answer to the acting POST answered 200.
+    act: Duration,
+    /// From the act's answer to the view seen settled.
     view: Duration,
-    /// Confirm attempts and view polls.
-    confirms: u64,
+    /// Act attempts and view polls.
+    acts: u64,
     polls: u64,
 }
 
 impl Saga {
-    /// Start to view seen `confirmed`.
+    /// Start to view seen settled.
     fn to_view(&self) -> Duration {
-        self.book + self.centre + self.view
+        self.open + self.act + self.view
     }
 }
 
-/// The booking request of saga `n`: its own phone number, one of [`DATES`] dates.
-fn booking(n: u64) -> anyhow::Result<(Vec<u8>, String)> {
-    // A Korean mobile number `010-HHHH-LLLL` (the subscriber part cannot start with 0).
-    let (high, low) = (1000 + (n / 10_000) % 9000, n % 10_000);
-    let date = Utc::now().date_naive() + chrono::Duration::days(2 + (n % DATES) as i64);
-    let body = serde_json::to_vec(&serde_json::json!({
-        "date": date.to_string(),
-        "package": "basic",
-        "name": "홍길동",
-        "phone": format!("010-{high:04}-{low:04}"),
-        "card_token": "tok_ok",
-    }))?;
-    Ok((body, format!("+8210{high:04}{low:04}")))
-}
-
-/// Runs saga `n` up to the view showing `confirmed`.
+/// Runs saga `n` up to the view showing its settled status.
 async fn saga(api: &Api, n: u64, tally: &mut Tally) -> anyhow::Result<Saga> {
-    let (body, to) = booking(n)?;
+    let spec = api.spec;
+    let (body, to) = (spec.open_body)(n)?;
     let key = format!("bench-saga-{n}");
     let started_wall = Utc::now();
     let started = Instant::now();
     let (status, reply) = api
-        .send(tally, Method::POST, "/checkups", Some(&api.patient), Some(body), Some(&key))
+        .send(tally, Method::POST, spec.open_path, Some(&api.opener), Some(body), Some(&key))
         .await?;
     if status != 201 {
-        bail!("POST /checkups answered {status}: {}", reply.why());
+        bail!("POST {} answered {status}: {}", spec.open_path, reply.why());
     }
-    let id = reply.id.ok_or_else(|| anyhow!("POST /checkups answered 201 without an id"))?;
-    let booked = Instant::now();
+    let id = reply
+        .id
+        .ok_or_else(|| anyhow!("POST {} answered 201 without an id", spec.open_path))?;
+    let opened = Instant::now();
 
-    let confirm = format!("/centre/checkups/{id}/confirm");
-    let mut confirms = 0;
+    let act = (spec.act_path)(&id);
+    let mut acts = 0;
     loop {
-        confirms += 1;
-        let (status, reply) = api.send(tally, Method::POST, &confirm, Some(&api.centre), None, None).await?;
+        acts += 1;
+        let (status, reply) = api.send(tally, Method::POST, &act, Some(&api.actor), None, None).await?;
         match status {
             200 => break,
-            // Not on the centre's work list yet (409), through the bus.
-            409 | 404 if booked.elapsed() < PATIENCE => tokio::time::sleep(POLL_PAUSE).await,
-            _ => bail!("confirming {id} answered {status} after {confirms} attempts: {}", reply.why()),
+            // Not with the actor yet (409), through the bus.
+            409 | 404 if opened.elapsed() < PATIENCE => tokio::time::sleep(POLL_PAUSE).await,
+            _ => bail!("POST {act} answered {status} after {acts} attempts: {}", reply.why()),
         }
     }
-    let confirmed = Instant::now();
+    let acted = Instant::now();
 
-    let view = format!("/checkups/{id}");
+    let view = (spec.view_path)(&id);
     let mut polls = 0;
     loop {
         polls += 1;
-        let (status, reply) = api.send(tally, Method::GET, &view, Some(&api.patient), None, None).await?;
+        let (status, reply) = api.send(tally, Method::GET, &view, Some(&api.opener), None, None).await?;
         match status {
-            200 if reply.status_is("confirmed") => break,
-            // Not projected yet (404), or not yet confirmed.
-            200 | 404 if confirmed.elapsed() < PATIENCE => tokio::time::sleep(POLL_PAUSE).await,
+            200 if reply.status_is(spec.settled) => break,
+            // Not projected yet (404), or not yet settled.
+            200 | 404 if acted.elapsed() < PATIENCE => tokio::time::sleep(POLL_PAUSE).await,
             _ => bail!("the view of {id} answered {status} after {polls} polls: {}", reply.why()),
         }
     }
@@ -302,10 +294,10 @@ async fn saga(api: &Api, n: u64, tally: &mut Tally) -> anyhow::Result<Saga> {
         to,
         started,
         started_wall,
-        book: booked - started,
-        centre: confirmed - booked,
-        view: seen - confirmed,
-        confirms,
+        open: opened - started,
+        act: acted - opened,
+        view: seen - acted,
+        acts,
         polls,
     })
 }
@@ -365,9 +357,9 @@ struct SmsItem {
     sent_at: String,
 }
 
-/// When the confirmation SMS of each saga was recorded (by index in `sagas`), from as few
-/// listings of `/_local/sms` as it takes, waiting at most [`SMS_PATIENCE`].
-async fn confirmation_sms(api: &Api, tally: &mut Tally, sagas: &[Saga]) -> anyhow::Result<HashMap<usize, DateTime<Utc>>> {
+/// When the last SMS of each saga was recorded (by index in `sagas`), from as few listings
+/// of `/_local/sms` as it takes, waiting at most [`SMS_PATIENCE`].
+async fn last_sms(api: &Api, tally: &mut Tally, sagas: &[Saga]) -> anyhow::Result<HashMap<usize, DateTime<Utc>>> {
     let wanted: HashMap<&str, usize> = sagas.iter().enumerate().map(|(i, s)| (s.to.as_str(), i)).collect();
     let mut found = HashMap::new();
     let deadline = Instant::now() + SMS_PATIENCE;
@@ -388,9 +380,7 @@ async fn confirmation_sms(api: &Api, tally: &mut Tally, sagas: &[Saga]) -> anyho
             let Some(&i) = wanted.get(sms.to.as_str()) else {
                 continue;
             };
-            let id = &sagas[i].id;
-            let short_ref = &id[id.len().saturating_sub(8)..];
-            if sms.body.contains(CONFIRMED_WORD) && sms.body.contains(short_ref) {
+            if sms.body.contains(api.spec.sms_word) && sms.body.contains(short_ref(&sagas[i].id)) {
                 let at = DateTime::parse_from_rfc3339(&sms.sent_at)
                     .with_context(|| format!("the SMS time {:?}", sms.sent_at))?
                     .with_timezone(&Utc);
@@ -404,18 +394,11 @@ async fn confirmation_sms(api: &Api, tally: &mut Tally, sagas: &[Saga]) -> anyho
     }
 }
 
-/// The bare endpoint's answer: as small as a confirm's.
-#[derive(Serialize)]
+/// The bare endpoint's answer: as small as an act's.
+#[derive(Clone, Copy, Serialize)]
 struct FloorReply {
     id: &'static str,
     status: &'static str,
-}
-
-async fn floor_reply(_body: axum::body::Bytes) -> axum::Json<FloorReply> {
-    axum::Json(FloorReply {
-        id: "01JBENCHF100RBENCHF100R000",
-        status: "confirmed",
-    })
 }
 
 /// The bare endpoint answering `total` requests.
@@ -443,7 +426,7 @@ async fn drive_floor(api: &Api, workers: usize, total: u64, posts: u64, post_bod
                     }
                     // Request i is a POST when the running share of POSTs steps up.
                     let post = (i + 1) * posts / total.max(1) > i * posts / total.max(1);
-                    // A POST carries a booking-sized body and an Idempotency-Key, as a booking does.
+                    // A POST carries an opening-sized body and an Idempotency-Key, as an opening does.
                     let key = post.then(|| format!("bench-floor-{i}"));
                     let (method, body) = if post {
                         (Method::POST, Some(post_body.to_vec()))
@@ -452,7 +435,7 @@ async fn drive_floor(api: &Api, workers: usize, total: u64, posts: u64, post_bod
                     };
                     let t = Instant::now();
                     let (status, _) = api
-                        .send(&mut tally, method, "/floor", Some(&api.patient), body, key.as_deref())
+                        .send(&mut tally, method, "/floor", Some(&api.opener), body, key.as_deref())
                         .await?;
                     latency_ms.push(t.elapsed().as_secs_f64() * 1e3);
                     if status != 200 {
@@ -473,9 +456,14 @@ async fn drive_floor(api: &Api, workers: usize, total: u64, posts: u64, post_bod
 }
 
 /// Serves the bare endpoint, warms it up, and measures it answering `total` requests.
-async fn floor(workers: usize, total: u64, posts: u64, auth: Arc<str>) -> anyhow::Result<FloorRun> {
+async fn floor(spec: &'static SagaSpec, workers: usize, total: u64, posts: u64, auth: Arc<str>) -> anyhow::Result<FloorRun> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.context("binding the floor")?;
     let addr = listener.local_addr()?;
+    let reply = FloorReply {
+        id: "01JBENCHF100RBENCHF100R000",
+        status: spec.settled,
+    };
+    let floor_reply = move |_body: axum::body::Bytes| async move { axum::Json(reply) };
     let app = axum::Router::new().route("/floor", axum::routing::get(floor_reply).post(floor_reply));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
@@ -488,11 +476,12 @@ async fn floor(workers: usize, total: u64, posts: u64, auth: Arc<str>) -> anyhow
     let api = Api {
         http: client(workers)?,
         base: format!("http://{addr}").into(),
-        patient: auth.clone(),
-        centre: auth,
+        opener: auth.clone(),
+        actor: auth,
+        spec,
     };
-    // The same body size as a booking's.
-    let post_body = Arc::new(booking(0)?.0);
+    // The same body size as an opening's.
+    let post_body = Arc::new((spec.open_body)(0)?.0);
     let run = async {
         // Warm-up: 50 requests a worker, with the same share of POSTs.
         let warm = (workers as u64 * 50).min(total.max(1));
@@ -514,8 +503,9 @@ async fn floor(workers: usize, total: u64, posts: u64, auth: Arc<str>) -> anyhow
 /// Everything measured in one run.
 #[derive(Debug, Clone)]
 struct Measured {
+    spec: &'static SagaSpec,
     shape: Shape,
-    /// Sagas whose view showed `confirmed` and whose confirmation SMS was found.
+    /// Sagas whose view showed the settled status and whose last SMS was found.
     completed: usize,
     /// Sagas that failed (an error, an unexpected status, a wait past [`PATIENCE`], no SMS).
     failures: u64,
@@ -524,14 +514,14 @@ struct Measured {
     tally: Tally,
     /// From the start of the measured load to the end of its last saga.
     elapsed: Duration,
-    /// `POST /checkups` latency of the completed sagas.
-    booking_ms: Vec<f64>,
-    /// Book start to confirmation SMS (and view), of the completed sagas.
+    /// The opening POST's latency, of the completed sagas.
+    open_ms: Vec<f64>,
+    /// Start to the last SMS (and view), of the completed sagas.
     saga_ms: Vec<f64>,
-    /// Per step, of the completed sagas: book, centre, view, SMS after the view.
+    /// Per step, of the completed sagas: open, act, view, SMS after the view.
     steps_ms: [Vec<f64>; 4],
-    /// Confirm attempts and view polls, summed over the completed sagas.
-    confirms: u64,
+    /// Act attempts and view polls, summed over the completed sagas.
+    acts: u64,
     polls: u64,
     floor: FloorRun,
 }
@@ -542,7 +532,7 @@ fn ms(d: Duration) -> f64 {
 
 /// Starts the local stack, runs the load, checks the SMS, stops the stack, then measures the
 /// floor for as many requests.
-async fn measure(shape: Shape) -> anyhow::Result<Measured> {
+async fn measure(spec: &'static SagaSpec, shape: Shape) -> anyhow::Result<Measured> {
     let dir = tempfile::tempdir().context("creating the data directory")?;
     let defaults = LocalOptions::default();
     let stack = LocalStack::start(LocalOptions {
@@ -550,31 +540,32 @@ async fn measure(shape: Shape) -> anyhow::Result<Measured> {
         data_dir: Some(dir.path().to_path_buf()),
         config: {
             let mut config = defaults.config.clone();
-            config.slice_mut::<CheckupConfig>().daily_capacity = 1_000_000;
+            slices::configure(&mut config);
             config
         },
         ..defaults
     })
     .await
     .context("starting clinicflow-local")?;
-    let result = load(&stack, shape).await;
+    let result = load(&stack, spec, shape).await;
     stack.shutdown().await;
     drop(dir);
     let (mut measured, auth) = result?;
-    measured.floor = floor(shape.workers, measured.tally.requests, measured.tally.posts, auth).await?;
+    measured.floor = floor(spec, shape.workers, measured.tally.requests, measured.tally.posts, auth).await?;
     Ok(measured)
 }
 
-/// The warm-up and the measured load against `stack`; also returns the patient's token (the
+/// The warm-up and the measured load against `stack`; also returns the opener's token (the
 /// floor sends the same header).
-async fn load(stack: &LocalStack, shape: Shape) -> anyhow::Result<(Measured, Arc<str>)> {
+async fn load(stack: &LocalStack, spec: &'static SagaSpec, shape: Shape) -> anyhow::Result<(Measured, Arc<str>)> {
     let http = client(shape.workers)?;
     let base = stack.url();
     let api = Api {
-        patient: Api::token(&http, &base, "bench-patient", "patient").await?.into(),
-        centre: Api::token(&http, &base, "bench-centre-staff", "centre").await?.into(),
+        opener: Api::token(&http, &base, spec.opener.0, spec.opener.1).await?.into(),
+        actor: Api::token(&http, &base, spec.actor.0, spec.actor.1).await?.into(),
         http,
         base: base.into(),
+        spec,
     };
     let next = Arc::new(AtomicU64::new(0));
     if !shape.warmup.is_zero() {
@@ -591,19 +582,20 @@ async fn load(stack: &LocalStack, shape: Shape) -> anyhow::Result<(Measured, Arc
     let t0 = Instant::now();
     let mut out = phase(&api, &next, shape.workers, shape.duration).await?;
     let load_end = t0.elapsed();
-    let sms = confirmation_sms(&api, &mut out.tally, &out.sagas).await?;
+    let sms = last_sms(&api, &mut out.tally, &out.sagas).await?;
 
     let mut m = Measured {
+        spec,
         shape,
         completed: 0,
         failures: out.failures,
         failure_notes: out.failure_notes,
         tally: out.tally,
         elapsed: load_end,
-        booking_ms: vec![],
+        open_ms: vec![],
         saga_ms: vec![],
         steps_ms: Default::default(),
-        confirms: 0,
+        acts: 0,
         polls: 0,
         floor: FloorRun {
             elapsed: Duration::ZERO,
@@ -619,20 +611,20 @@ async fn load(stack: &LocalStack, shape: Shape) -> anyhow::Result<(Measured, Arc
         let sms_after_start = (*sent_at - s.started_wall).to_std().unwrap_or(Duration::ZERO);
         let saga = s.to_view().max(sms_after_start);
         m.completed += 1;
-        m.booking_ms.push(ms(s.book));
+        m.open_ms.push(ms(s.open));
         m.saga_ms.push(ms(saga));
-        m.steps_ms[0].push(ms(s.book));
-        m.steps_ms[1].push(ms(s.centre));
+        m.steps_ms[0].push(ms(s.open));
+        m.steps_ms[1].push(ms(s.act));
         m.steps_ms[2].push(ms(s.view));
         m.steps_ms[3].push(ms(sms_after_start.saturating_sub(s.to_view())));
-        m.confirms += s.confirms;
+        m.acts += s.acts;
         m.polls += s.polls;
         m.elapsed = m.elapsed.max(s.started.duration_since(t0) + saga);
     }
     if missing_sms > 0 {
         m.failures += missing_sms;
         m.failure_notes.push(format!(
-            "{missing_sms} confirmation SMS not recorded within {} s of the load's end",
+            "{missing_sms} last SMS not recorded within {} s of the load's end",
             SMS_PATIENCE.as_secs()
         ));
     }
@@ -645,7 +637,7 @@ async fn load(stack: &LocalStack, shape: Shape) -> anyhow::Result<(Measured, Arc
             m.failure_notes.join(" | ")
         );
     }
-    Ok((m, api.patient.clone()))
+    Ok((m, api.opener.clone()))
 }
 
 impl Measured {
@@ -681,34 +673,42 @@ impl Measured {
             self.sagas_per_s() / essential_floor,
         );
         let n = self.completed as f64;
+        let spec = self.spec;
+        let [open, act, view] = spec.steps;
         let steps = format!(
-            "p50 per step: book {:.1} ms, centre confirm {:.1} ms ({:.2} attempts/saga), view {:.1} ms ({:.2} polls/saga), SMS after the view {:.1} ms",
+            "p50 per step: {open} {:.1} ms, {act} {:.1} ms ({:.2} attempts/saga), {view} {:.1} ms ({:.2} polls/saga), SMS after the view {:.1} ms",
             percentile(&self.steps_ms[0], 50.0),
             percentile(&self.steps_ms[1], 50.0),
-            self.confirms as f64 / n,
+            self.acts as f64 / n,
             percentile(&self.steps_ms[2], 50.0),
             self.polls as f64 / n,
             percentile(&self.steps_ms[3], 50.0),
         );
         vec![
-            Metric::new("local_sagas_per_s", self.sagas_per_s(), "sagas/s", self.floor_sagas_per_s())
+            Metric::new(spec.throughput, self.sagas_per_s(), "sagas/s", self.floor_sagas_per_s())
                 .target(Target::MinRatio(0.25))
                 .note(format!(
-                    "{} workers, {:.1} s after a {:.1} s warm-up, SQLite file; {} sagas completed in {:.2} s (book → confirm → view confirmed → SMS), {:.2} requests/saga, {failures}; floor: {floor_note}",
+                    "{} workers, {:.1} s after a {:.1} s warm-up, SQLite file; {} sagas completed in {:.2} s ({}), {:.2} requests/saga, {failures}; floor: {floor_note}",
                     self.shape.workers,
                     self.shape.duration.as_secs_f64(),
                     self.shape.warmup.as_secs_f64(),
                     self.completed,
                     self.elapsed.as_secs_f64(),
+                    spec.description,
                     per_saga,
                 )),
-            Metric::new("booking_latency_ms.p50", percentile(&self.booking_ms, 50.0), "ms", floor_p50)
-                .note(format!("POST /checkups of {} sagas; floor: the bare endpoint's p50", self.completed)),
-            Metric::new("booking_latency_ms.p99", percentile(&self.booking_ms, 99.0), "ms", floor_p99)
-                .note(format!("POST /checkups of {} sagas; floor: the bare endpoint's p99", self.completed)),
-            Metric::new("saga_latency_ms.p50", percentile(&self.saga_ms, 50.0), "ms", floor_p50 * per_saga)
+            Metric::new(format!("{}.p50", spec.open_latency), percentile(&self.open_ms, 50.0), "ms", floor_p50).note(format!(
+                "POST {} of {} sagas; floor: the bare endpoint's p50",
+                spec.open_path, self.completed
+            )),
+            Metric::new(format!("{}.p99", spec.open_latency), percentile(&self.open_ms, 99.0), "ms", floor_p99).note(format!(
+                "POST {} of {} sagas; floor: the bare endpoint's p99",
+                spec.open_path, self.completed
+            )),
+            Metric::new(format!("{}.p50", spec.saga_latency), percentile(&self.saga_ms, 50.0), "ms", floor_p50 * per_saga)
                 .note(format!(
-                    "book start → view confirmed and SMS recorded, p99 {:.1} ms; {steps}; floor: bare p50 × {per_saga:.2} requests/saga",
+                    "{open} start → view {} and SMS recorded, p99 {:.1} ms; {steps}; floor: bare p50 × {per_saga:.2} requests/saga",
+                    spec.settled,
                     percentile(&self.saga_ms, 99.0)
                 )),
         ]
@@ -721,34 +721,40 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn a_tiny_saga_run_completes_sagas_without_failures_and_reports_its_metrics() {
-        let measured = measure(Shape {
-            workers: 2,
-            warmup: Duration::ZERO,
-            duration: Duration::from_millis(300),
-        })
-        .await
-        .expect("the saga run works");
+        for fixture in slices::all() {
+            let spec = fixture.saga();
+            let measured = measure(
+                spec,
+                Shape {
+                    workers: 2,
+                    warmup: Duration::ZERO,
+                    duration: Duration::from_millis(300),
+                },
+            )
+            .await
+            .expect("the saga run works");
 
-        assert!(measured.completed > 0, "{measured:?}");
-        assert_eq!(measured.failures, 0, "{:?}", measured.failure_notes);
-        assert!(measured.tally.requests >= 3 * measured.completed as u64, "{:?}", measured.tally);
-        assert_eq!(measured.floor.latency_ms.len() as u64, measured.tally.requests);
-        let metrics = measured.metrics();
-        let names: Vec<&str> = metrics.iter().map(|m| m.name.as_str()).collect();
-        assert_eq!(
-            names,
-            [
-                "local_sagas_per_s",
-                "booking_latency_ms.p50",
-                "booking_latency_ms.p99",
-                "saga_latency_ms.p50"
-            ]
-        );
-        assert!(metrics.iter().all(|m| m.value > 0.0 && m.floor > 0.0), "{metrics:?}");
-        assert_eq!(metrics[0].target, Some(Target::MinRatio(0.25)));
-        println!("{}", crate::table(&metrics));
-        for m in &metrics {
-            println!("{}: {}", m.name, m.note);
+            assert!(measured.completed > 0, "{measured:?}");
+            assert_eq!(measured.failures, 0, "{:?}", measured.failure_notes);
+            assert!(measured.tally.requests >= 3 * measured.completed as u64, "{:?}", measured.tally);
+            assert_eq!(measured.floor.latency_ms.len() as u64, measured.tally.requests);
+            let metrics = measured.metrics();
+            let names: Vec<&str> = metrics.iter().map(|m| m.name.as_str()).collect();
+            assert_eq!(
+                names,
+                [
+                    spec.throughput.to_owned(),
+                    format!("{}.p50", spec.open_latency),
+                    format!("{}.p99", spec.open_latency),
+                    format!("{}.p50", spec.saga_latency),
+                ]
+            );
+            assert!(metrics.iter().all(|m| m.value > 0.0 && m.floor > 0.0), "{metrics:?}");
+            assert_eq!(metrics[0].target, Some(Target::MinRatio(0.25)));
+            println!("{}", crate::table(&metrics));
+            for m in &metrics {
+                println!("{}: {}", m.name, m.note);
+            }
         }
     }
 }

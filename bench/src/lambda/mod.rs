@@ -15,7 +15,7 @@ use axum::body::Bytes;
 use clinicflow::topology;
 use serde_json::Value;
 
-use crate::{Metric, Target, percentile};
+use crate::{Metric, Target, percentile, slices};
 use runtime_api::{Report, RuntimeApi};
 use seed::Seeder;
 
@@ -93,14 +93,13 @@ pub async fn spawn_metrics(options: &LambdaOptions) -> anyhow::Result<Vec<Metric
     let prefix = format!("bench-{}", ulid::Ulid::new().to_string().to_lowercase());
     let seeder = Seeder::new(&sdk, &prefix, &options.root).await?;
 
-    // The floor handles the same booking requests checkup-book does: it only echoes them.
+    // The floor handles the same requests as the first fixture's entry function: it only
+    // echoes them.
+    let entry = slices::first()?.entry();
     let mut floor_spawns = Vec::new();
     for _ in 0..options.spawns {
-        let template = seed_template(&options.root)?;
-        let payloads = (0..options.events_per_spawn)
-            .map(|_| seed::http_event(&template, "/checkups", None, Some(&seeder.booking_body()), "floor"))
-            .collect();
-        floor_spawns.push(spawn_once(options, FLOOR, 128, &seeder, payloads, |_, _| Ok(()), true).await?);
+        let payloads = seeder.payloads(entry, options.events_per_spawn).await?;
+        floor_spawns.push(spawn_once(options, FLOOR, 128, &seeder, payloads, Expect::Echo, true).await?);
     }
     let floor = summarize(&floor_spawns);
     let mut metrics = vec![
@@ -124,7 +123,7 @@ pub async fn spawn_metrics(options: &LambdaOptions) -> anyhow::Result<Vec<Metric
         for _ in 0..options.spawns {
             let spawn = with_retries(name, &mut retried, || async {
                 let payloads = seeder.payloads(name, options.events_per_spawn).await?;
-                spawn_once(options, name, f.memory_mb, &seeder, payloads, check_answer, true).await
+                spawn_once(options, name, f.memory_mb, &seeder, payloads, Expect::Success, true).await
             });
             spawns.push(spawn.await?);
         }
@@ -135,7 +134,7 @@ pub async fn spawn_metrics(options: &LambdaOptions) -> anyhow::Result<Vec<Metric
         for _ in 0..options.spawns.div_ceil(3) {
             let spawn = with_retries(name, &mut retried, || async {
                 let payloads = seeder.payloads(name, options.events_per_spawn).await?;
-                spawn_once(options, name, f.memory_mb, &seeder, payloads, check_answer, false).await
+                spawn_once(options, name, f.memory_mb, &seeder, payloads, Expect::Success, false).await
             });
             unprimed.push(spawn.await?);
         }
@@ -186,13 +185,6 @@ pub async fn spawn_metrics(options: &LambdaOptions) -> anyhow::Result<Vec<Metric
         );
     }
     Ok(metrics)
-}
-
-fn seed_template(root: &Path) -> anyhow::Result<Value> {
-    let path = root.join("events/checkup-book/book-basic.json");
-    Ok(serde_json::from_str(
-        &std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?,
-    )?)
 }
 
 /// Medians of cold start and init; the highest peak memory.
@@ -253,6 +245,15 @@ where
 /// How often one spawn is tried again before the run stops.
 const SPAWN_RETRIES: usize = 2;
 
+/// What a spawn's answers must be, beyond not being error reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    /// Anything (the floor echoes).
+    Echo,
+    /// The success its event should produce ([`check_answer`]).
+    Success,
+}
+
 /// Spawns `function`'s bootstrap, hands it `payloads` one by one, and measures it.
 async fn spawn_once(
     options: &LambdaOptions,
@@ -260,7 +261,7 @@ async fn spawn_once(
     memory_mb: u16,
     seeder: &Seeder,
     payloads: Vec<Value>,
-    check: fn(&str, &Value) -> anyhow::Result<()>,
+    expect: Expect,
     prime: bool,
 ) -> anyhow::Result<Spawn> {
     let binary = options.native_dir.join(function).join("bootstrap");
@@ -322,11 +323,11 @@ async fn spawn_once(
                         warm.push((at - invoked).as_secs_f64() * 1e3);
                     }
                     let answer: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                    if !ok && function != "payment-refund" {
+                    if !ok {
                         bail!("{function} reported an error: {answer}");
                     }
-                    if ok {
-                        check(function, &answer)?;
+                    if expect == Expect::Success {
+                        check_answer(function, &answer)?;
                     }
                     break;
                 }

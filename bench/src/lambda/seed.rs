@@ -1,10 +1,11 @@
-//! Fresh, valid work for every spawn of every function: the runner books, cancels and
-//! settles check-ups on the emulator in-process, with the same adapters the functions use,
-//! and hands each spawned `bootstrap` the Lambda event it would get on AWS for a case of
-//! its own: an API Gateway request on a case that exists, an EventBridge delivery its
-//! consumer has not processed yet, a stream batch with outbox records not yet projected,
-//! or a schedule tick with events waiting in the outbox. The event shapes come from the
-//! samples in `events/<function>/`, so they are the ones the functions are tested with.
+//! Fresh, valid work for every spawn of every function: the runner opens, acts on and
+//! settles cases on the emulator in-process (how, for each slice, its bench fixture in
+//! [`crate::slices`] says), with the same adapters the functions use, and hands each
+//! spawned `bootstrap` the Lambda event it would get on AWS for a case of its own: an API
+//! Gateway request on a case that exists, an EventBridge delivery its consumer has not
+//! processed yet, a stream batch with outbox records not yet projected, or a schedule tick
+//! with events waiting in the outbox. The event shapes come from the samples in
+//! `events/<function>/`, so they are the ones the functions are tested with.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,15 +17,15 @@ use axum::body::Body;
 use axum::http::Request;
 use clinicflow::adapters::dynamodb::DynamoStore;
 use clinicflow::app::{Faults, Platform, consumers, projector};
-use clinicflow::config::Config;
 use clinicflow::events::EventEnvelope;
-use clinicflow::flows::checkup::config::CheckupConfig;
 use clinicflow::http::Claims;
 use clinicflow::ports::{PublishOutcome, Publisher};
 use clinicflow::topology::{self, Trigger};
 use clinicflow::wiring::{self, AwsSettings};
 use serde_json::{Value, json};
 use tower::ServiceExt;
+
+use crate::slices;
 
 /// Keeps what the seeding platform publishes, to deliver it by hand; or refuses it, so
 /// that it stays in the outbox for the sweeper.
@@ -64,7 +65,9 @@ impl Publisher for Capture {
 #[error("refused with {0}")]
 struct Refused(u16);
 
-/// The seeding side of a benchmark deployment on the emulator.
+/// The seeding side of a benchmark deployment on the emulator: the tables and the bus, a
+/// platform whose events are kept to be delivered by hand ([`Seeder::settle`]), and a
+/// holding one whose events stay in the outbox. The fixtures open and act on cases with it.
 pub struct Seeder {
     settings: AwsSettings,
     dynamodb: aws_sdk_dynamodb::Client,
@@ -72,8 +75,6 @@ pub struct Seeder {
     published: Arc<Capture>,
     holding: Arc<Platform>,
     events_dir: PathBuf,
-    patient: String,
-    centre: String,
     counter: AtomicU64,
 }
 
@@ -92,8 +93,7 @@ impl Seeder {
             .send()
             .await
             .context("creating the event bus on the emulator")?;
-        let mut config = Config::default();
-        config.slice_mut::<CheckupConfig>().daily_capacity = 100_000;
+        let config = slices::config();
         let (mut platform, _) = wiring::aws(clinicflow::catalog(), sdk, settings.clone(), config.clone(), Faults::none());
         let published = Arc::new(Capture::default());
         platform.publisher = published.clone();
@@ -102,23 +102,13 @@ impl Seeder {
             events: Mutex::default(),
             refuse: true,
         });
-        let events_dir = root.join("events");
-        let claims = |file: &str| -> anyhow::Result<String> {
-            let sample = read_json(&events_dir.join(file))?;
-            sample["requestContext"]["authorizer"]["jwt"]["claims"]["sub"]
-                .as_str()
-                .map(str::to_owned)
-                .with_context(|| format!("{file} has no caller"))
-        };
         Ok(Self {
-            patient: claims("checkup-book/book-basic.json")?,
-            centre: claims("centre-confirm/confirm.json")?,
             settings,
             dynamodb,
             platform: Arc::new(platform),
             published,
             holding: Arc::new(holding),
-            events_dir,
+            events_dir: root.join("events"),
             counter: AtomicU64::new(0),
         })
     }
@@ -137,47 +127,42 @@ impl Seeder {
         env
     }
 
-    fn next(&self) -> u64 {
+    /// The platform whose events are kept, for [`Seeder::settle`] to deliver.
+    pub fn platform(&self) -> &Arc<Platform> {
+        &self.platform
+    }
+
+    /// The platform whose events stay in the outbox (its publisher refuses them), for the
+    /// sweeper.
+    pub fn holding(&self) -> &Arc<Platform> {
+        &self.holding
+    }
+
+    /// A number of its own for each call (for dates, phone numbers, sequence numbers).
+    pub fn next(&self) -> u64 {
         self.counter.fetch_add(1, Ordering::Relaxed)
     }
 
-    fn sample(&self, function: &str, file: &str) -> anyhow::Result<Value> {
+    /// The sample `file` of `function` (`events/<function>/<file>`).
+    pub fn sample(&self, function: &str, file: &str) -> anyhow::Result<Value> {
         read_json(&self.events_dir.join(function).join(file))
     }
 
-    /// A booking request with a date and phone number of its own (the dates stay within
-    /// the booking horizon; the capacity is raised so that none fills up).
-    pub fn booking_body(&self) -> Value {
-        let n = self.next();
-        let date = chrono::Utc::now().date_naive() + chrono::Duration::days(30 + (n % 300) as i64);
-        json!({
-            "date": date.to_string(),
-            "package": "basic",
-            "name": "홍길동",
-            "phone": format!("010-{:04}-{:04}", 1000 + (n / 10_000) % 9000, n % 10_000),
-            "card_token": "tok_ok",
-            "locale": "ko",
-        })
-    }
-
-    /// Serves `method path` in-process as API Gateway would after its authorizer; a
-    /// conflict or an unavailable store (the emulator is shared with the spawned
-    /// functions) is retried, with a fresh booking body.
-    async fn http(
+    /// Serves `method path` in-process on `platform` as API Gateway would after its
+    /// authorizer, as `caller` (`(sub, group)`), with the body `body()` makes; a conflict or
+    /// an unavailable store (the emulator is shared with the spawned functions) is retried,
+    /// with a body made again (so that a request which must be unique stays so).
+    pub async fn http(
         &self,
         platform: &Arc<Platform>,
         method: &str,
         path: &str,
         caller: (&str, &str),
-        body: Option<Value>,
+        body: &(dyn Fn() -> Option<Value> + Sync),
     ) -> anyhow::Result<Value> {
         let mut last = None;
         for attempt in 0..5u64 {
-            let body = match (&body, path) {
-                (Some(_), "/checkups") if attempt > 0 => Some(self.booking_body()),
-                (b, _) => b.clone(),
-            };
-            match self.http_once(platform, method, path, caller, body).await {
+            match self.http_once(platform, method, path, caller, body()).await {
                 Ok(value) => return Ok(value),
                 Err(e) if e.downcast_ref::<Refused>().is_some_and(|r| r.0 == 409 || r.0 == 503) => {
                     last = Some(e);
@@ -216,19 +201,10 @@ impl Seeder {
         Ok(value)
     }
 
-    /// Books a check-up as the samples' patient; its events are kept, not delivered.
-    async fn book_on(&self, platform: &Arc<Platform>) -> anyhow::Result<String> {
-        let body = self.booking_body();
-        let booked = self
-            .http(platform, "POST", "/checkups", (&self.patient, "patient"), Some(body))
-            .await?;
-        booked["id"].as_str().map(str::to_owned).context("a booking without an id")
-    }
-
     /// Delivers what was published to every consumer and the projector, until nothing new
-    /// is published, except to `held` (a consumer, or `status-projector`): what would have
+    /// is published, except to `held` (a consumer, or the projector): what would have
     /// reached it is returned instead, for the function under test.
-    async fn settle(&self, held: Option<&str>) -> anyhow::Result<Vec<EventEnvelope>> {
+    pub async fn settle(&self, held: Option<&str>) -> anyhow::Result<Vec<EventEnvelope>> {
         let mut kept = Vec::new();
         for _ in 0..20 {
             let events = self.published.take();
@@ -237,7 +213,7 @@ impl Seeder {
             }
             for event in events {
                 let mut routed = false;
-                if held == Some("status-projector") {
+                if held == Some(topology::STATUS_PROJECTOR) {
                     routed = true;
                 } else {
                     let mut attempt = 0u64;
@@ -280,78 +256,45 @@ impl Seeder {
         bail!("the seeding saga did not settle")
     }
 
-    /// A settled booking (the centre has it; its view exists).
-    async fn settled_booking(&self) -> anyhow::Result<String> {
-        let id = self.book_on(&self.platform).await?;
-        self.settle(None).await?;
-        Ok(id)
-    }
-
-    /// `count` Lambda payloads for one spawn of `function`, on cases of their own.
+    /// `count` Lambda payloads for one spawn of `function`, on cases of their own: an HTTP
+    /// function's from its fixture; a consumer's, the projector's and the sweeper's from
+    /// cases its fixture opens (and ends, for consumers of the events that end a case).
     pub async fn payloads(&self, function: &str, count: usize) -> anyhow::Result<Vec<Value>> {
         let f = clinicflow::catalog()
             .function(function)
             .with_context(|| format!("{function} is not in the topology"))?;
+        let fixture = slices::driver(function)?;
         let mut out = Vec::with_capacity(count);
-        match (f.trigger, function) {
-            (Trigger::Http, "checkup-book") => {
-                let template = self.sample(function, "book-basic.json")?;
-                for _ in 0..count {
-                    out.push(http_event(&template, "/checkups", None, Some(&self.booking_body()), &self.patient));
+        match f.trigger {
+            Trigger::Http => {
+                out = fixture.http_events(self, function, count).await?;
+                if out.len() != count {
+                    bail!(
+                        "the fixture of {} made {} events for {function}, not {count}",
+                        fixture.slice().name,
+                        out.len()
+                    );
                 }
             }
-            (Trigger::Http, "checkup-query") => {
-                let id = self.settled_booking().await?;
-                let one = self.sample(function, "get-one.json")?;
-                let mine = self.sample(function, "list-mine.json")?;
-                for i in 0..count {
-                    out.push(if i % 2 == 0 {
-                        http_event(&one, &format!("/checkups/{id}"), Some(&id), None, &self.patient)
-                    } else {
-                        http_event(&mine, "/checkups", None, None, &self.patient)
-                    });
-                }
-            }
-            (Trigger::Http, "checkup-cancel" | "centre-confirm" | "centre-reject") => {
-                let (file, caller, action) = match function {
-                    "checkup-cancel" => ("cancel.json", &self.patient, "/checkups/{}/cancel"),
-                    "centre-confirm" => ("confirm.json", &self.centre, "/centre/checkups/{}/confirm"),
-                    _ => ("reject.json", &self.centre, "/centre/checkups/{}/reject"),
-                };
-                let template = self.sample(function, file)?;
-                let body = template["body"].as_str().and_then(|b| serde_json::from_str::<Value>(b).ok());
-                for _ in 0..count {
-                    let id = self.settled_booking().await?;
-                    let path = action.replace("{}", &id);
-                    out.push(http_event(&template, &path, Some(&id), body.as_ref(), caller));
-                }
-            }
-            (Trigger::Events, target) => {
+            Trigger::Events => {
                 let template = first_sample(&self.events_dir.join(function))?;
                 for _ in 0..count {
-                    let id = self.book_on(&self.platform).await?;
-                    let mut held = self.settle(Some(target)).await?;
+                    let id = fixture.open_case(self, &self.platform).await?;
+                    let mut held = self.settle(Some(function)).await?;
                     if held.is_empty() {
-                        // Consumers of cancellations: cancel the settled booking.
-                        self.http(
-                            &self.platform,
-                            "POST",
-                            &format!("/checkups/{id}/cancel"),
-                            (&self.patient, "patient"),
-                            None,
-                        )
-                        .await?;
-                        held = self.settle(Some(target)).await?;
+                        // Consumers of the events that end a case: end the settled one.
+                        fixture.end_case(self, &id).await?;
+                        held = self.settle(Some(function)).await?;
                     }
-                    let event = held.into_iter().next().with_context(|| format!("no event reaches {target}"))?;
+                    let event = held.into_iter().next().with_context(|| format!("no event reaches {function}"))?;
                     out.push(eventbridge_event(&template, &event)?);
                 }
             }
-            (Trigger::Stream, _) => {
-                let template = self.sample(function, "booked-and-paid.json")?;
+            Trigger::Stream => {
+                let template = outbox_record(&self.events_dir.join(function))?;
                 for _ in 0..count {
-                    self.book_on(&self.platform).await?;
-                    let events = self.settle(Some("status-projector")).await?;
+                    fixture.open_case(self, &self.platform).await?;
+                    let events = self.settle(Some(function)).await?;
                     let mut records = Vec::new();
                     for event in &events {
                         records.push(self.stream_record(&template, event).await?);
@@ -359,21 +302,20 @@ impl Seeder {
                     out.push(json!({ "Records": records }));
                 }
             }
-            (Trigger::Schedule(_), _) => {
-                let template = self.sample(function, "scheduled.json")?;
-                // One booking whose publish failed: its events wait in the outbox.
-                self.book_on(&self.holding).await?;
+            Trigger::Schedule(_) => {
+                let template = first_sample(&self.events_dir.join(function))?;
+                // One case whose publish failed: its events wait in the outbox.
+                fixture.open_case(self, &self.holding).await?;
                 for _ in 0..count {
                     out.push(template.clone());
                 }
             }
-            (Trigger::Http, other) => bail!("no seeding for {other}"),
         }
         Ok(out)
     }
 
     /// The stream record of an outbox item, read back from its table as the stream would
-    /// carry it.
+    /// carry it, in the shape of the sample record `template`.
     async fn stream_record(&self, template: &Value, event: &EventEnvelope) -> anyhow::Result<Value> {
         let pk = format!("event#{}", event.id);
         for (_, table) in &self.settings.tables.contexts {
@@ -388,7 +330,7 @@ impl Seeder {
                 .item;
             if let Some(item) = item {
                 let image = serde_json::to_value(serde_dynamo::Item::from(item))?;
-                let mut record = template["Records"][1].clone();
+                let mut record = template.clone();
                 record["dynamodb"]["Keys"] = json!({ "pk": { "S": pk } });
                 record["dynamodb"]["NewImage"] = image;
                 record["dynamodb"]["SequenceNumber"] = json!(format!("{:021}", self.next()));
@@ -408,15 +350,36 @@ fn read_json(path: &Path) -> anyhow::Result<Value> {
     serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
-/// The first sample (by name) in a function's events folder.
-fn first_sample(dir: &Path) -> anyhow::Result<Value> {
+/// The samples (`*.json`) in a function's events folder, by name.
+fn samples(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("reading {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .collect();
     files.sort();
-    read_json(files.first().with_context(|| format!("no sample in {}", dir.display()))?)
+    Ok(files)
+}
+
+/// The first sample (by name) in a function's events folder.
+fn first_sample(dir: &Path) -> anyhow::Result<Value> {
+    read_json(samples(dir)?.first().with_context(|| format!("no sample in {}", dir.display()))?)
+}
+
+/// The first record (in the samples' order) of a stream sample in `dir` that inserts an
+/// outbox item: the shape of the records [`Seeder::payloads`] reads back.
+fn outbox_record(dir: &Path) -> anyhow::Result<Value> {
+    for file in samples(dir)? {
+        let sample = read_json(&file)?;
+        let found =
+            sample["Records"].as_array().into_iter().flatten().find(|r| {
+                r["eventName"] == "INSERT" && r["dynamodb"]["Keys"]["pk"]["S"].as_str().is_some_and(|pk| pk.starts_with("event#"))
+            });
+        if let Some(record) = found {
+            return Ok(record.clone());
+        }
+    }
+    bail!("no sample in {} inserts an outbox item", dir.display())
 }
 
 /// An API Gateway (HTTP API, payload 2.0) event from a sample, on another path, case,
