@@ -1,17 +1,23 @@
 //! The invariants every area checks once a local stack has settled, read from its store,
-//! its SMS outbox, its dead letters and the sandbox provider's ledger:
-//! - each case reached exactly one terminal state, the expected one;
-//! - capacity is conserved: places taken per slot equal the active bookings of that slot;
-//! - a refund happened, exactly once, iff a payment was taken and the booking did not
-//!   complete; no money is kept for a booking that does not exist;
+//! its SMS outbox, its dead letters and the sandbox provider's ledger. The shared ones are
+//! checked here, for every slice alike:
+//! - a refund happened, exactly once, iff a payment was taken and the case did not
+//!   complete (what each case owes comes from its slice's [`Fixture::dues`]); no money is
+//!   kept for a case that does not exist;
 //! - exactly one SMS per status change that notifies (per `clinicflow::catalog().rules`);
-//! - every view equals a rebuild, by the projector, from the change feed, and agrees with
-//!   the aggregates;
+//! - every view equals a rebuild, by the projector, from the change feed;
 //! - nothing is stuck: no unpublished event, no dead letter.
+//!
+//! Each slice's fixture adds its own ([`Fixture::check`]): each case reached exactly one
+//! terminal state, the expected one; places taken agree with the active cases; its views
+//! agree with its aggregates.
 //!
 //! One exception is counted, not reported: an SMS whose delivery crashed between its claim
 //! and the record of its outcome is in doubt (sent or not, nobody knows); the notifier never
 //! sends it twice, so it dead-letters it for an operator ([`Checked::sms_in_doubt`]).
+//!
+//! [`Fixture::dues`]: crate::slices::Fixture::dues
+//! [`Fixture::check`]: crate::slices::Fixture::check
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -24,51 +30,23 @@ use clinicflow::app::notifier::{SmsRecord, sms_record_key};
 use clinicflow::app::{Faults, Platform, projector};
 use clinicflow::contexts::payment::{self, Payment, PaymentStatus};
 use clinicflow::events::EventEnvelope;
-use clinicflow::flows::checkup::availability;
-use clinicflow::flows::checkup::centre::{self, Reservation};
-use clinicflow::flows::checkup::domain::{self as checkup, Booking, BookingStatus};
 use clinicflow::ports::Stored;
 use clinicflow_local::LocalStack;
 use serde::de::DeserializeOwned;
 
-/// How a case should end.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// Booked and left so.
-    Booked,
-    /// Confirmed by the centre.
-    Confirmed,
-    /// Cancelled by the patient.
-    Cancelled,
-    /// Rejected by the centre.
-    Rejected,
-    /// No booking at all (payment declined, provider down).
-    NotBooked,
-}
-
-impl Outcome {
-    fn status(self) -> Option<BookingStatus> {
-        match self {
-            Self::Booked => Some(BookingStatus::Booked),
-            Self::Confirmed => Some(BookingStatus::Confirmed),
-            Self::Cancelled => Some(BookingStatus::Cancelled),
-            Self::Rejected => Some(BookingStatus::Rejected),
-            Self::NotBooked => None,
-        }
-    }
-}
+use crate::slices;
 
 /// A case the harness expects, as it knows it from the API.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Case {
-    /// The booking id, when the API answered with one.
+    /// The slice it belongs to.
+    pub slice: &'static str,
+    /// The case id, when the API answered with one.
     pub id: Option<String>,
-    /// The patient's subject (a test pseudonym).
-    pub patient: String,
-    /// How it should end.
-    pub outcome: Outcome,
-    /// Whether a payment was taken for it.
-    pub paid: bool,
+    /// The owner's subject (a test pseudonym).
+    pub owner: String,
+    /// The state it must end in; `None`: no case at all (payment declined, provider down).
+    pub outcome: Option<&'static str>,
 }
 
 /// What a check found.
@@ -99,18 +77,27 @@ fn decode<T: DeserializeOwned>(context: &str, rows: Vec<(String, Stored)>) -> an
         .collect()
 }
 
-/// Checks every invariant on a settled SQLite stack. `sms_sends`, when known, is how many
-/// SMS were handed to the channel over the whole run (the local outbox keeps one per key,
-/// so only this count shows a second send).
+/// The whole change feed of `db`, in order.
+pub async fn feed(db: &Embedded) -> anyhow::Result<Vec<EventEnvelope>> {
+    Ok(db.changes_after(0, 1_000_000).await?.into_iter().map(|(_, e)| e).collect())
+}
+
+/// Checks every invariant on a settled SQLite stack: each slice's own for its cases, then
+/// the shared ones. `sms_sends`, when known, is how many SMS were handed to the channel over
+/// the whole run (the local outbox keeps one per key, so only this count shows a second send).
 pub async fn check(stack: &LocalStack, cases: &[Case], sms_sends: Option<u64>) -> anyhow::Result<Checked> {
     let db = &stack.embedded().context("the invariants are read from the SQLite backend")?.db;
     let mut violations = Vec::new();
+    let events = feed(db).await?;
+    let mut dues = Vec::new();
+    for f in slices::all() {
+        let mine: Vec<&Case> = cases.iter().filter(|c| c.slice == f.slice()).collect();
+        violations.extend(f.check(stack, &mine, &events).await?);
+        dues.extend(f.dues(db).await?);
+    }
     let mut broken = |invariant: &str, what: String| violations.push(format!("{invariant}: {what}"));
 
-    let events: Vec<EventEnvelope> = db.changes_after(0, 1_000_000).await?.into_iter().map(|(_, e)| e).collect();
-    let bookings: BTreeMap<String, Booking> = aggregates(db, checkup::CONTEXT).await?;
     let payments: BTreeMap<String, Payment> = aggregates(db, payment::CONTEXT).await?;
-    let reservations: BTreeMap<String, Reservation> = aggregates(db, centre::CONTEXT).await?;
     let ledger = stack.sandbox.entries();
     let sms = stack.sms_sent().await?;
     let dead = stack.dead_letters().await?;
@@ -119,63 +106,11 @@ pub async fn check(stack: &LocalStack, cases: &[Case], sms_sends: Option<u64>) -
         by_case.entry(e.correlation_id.as_str()).or_default().push(e);
     }
 
-    // Each case reached exactly one terminal state, the expected one.
-    for case in cases {
-        let Some(id) = &case.id else {
-            if let Some((id, _)) = bookings.iter().find(|(_, b)| b.patient_sub == case.patient) {
-                broken("terminal state", format!("booking {id} exists, none was expected"));
-            }
-            continue;
-        };
-        let Some(booking) = bookings.get(id) else {
-            broken("terminal state", format!("booking {id} does not exist"));
-            continue;
-        };
-        if Some(booking.status) != case.outcome.status() {
-            broken(
-                "terminal state",
-                format!("booking {id} is {}, expected {:?}", booking.status.as_str(), case.outcome),
-            );
-        }
-        let of_type = |t: &str| {
-            by_case.get(id.as_str()).map_or(0, |es| {
-                es.iter().filter(|e| e.source == "clinicflow.checkup" && e.event_type == t).count()
-            })
-        };
-        for t in ["CheckupBooked", "CheckupConfirmed", "CheckupCancelled", "CheckupRejected"] {
-            if of_type(t) > 1 {
-                broken("terminal state", format!("booking {id} has {} {t} events", of_type(t)));
-            }
-        }
-        if of_type("CheckupCancelled") + of_type("CheckupRejected") > 1 {
-            broken("terminal state", format!("booking {id} ended twice"));
-        }
-        if case.paid != payments.contains_key(&booking.payment_id) {
-            broken("terminal state", format!("booking {id}: payment taken is {}", !case.paid));
-        }
-    }
-
-    // Capacity: places taken per slot equal the slot's active bookings.
-    let mut active: BTreeMap<String, i64> = BTreeMap::new();
-    for b in bookings.values() {
-        let slot = availability::slot_key(b.date, b.package);
-        let n = active.entry(slot).or_default();
-        if matches!(b.status, BookingStatus::Booked | BookingStatus::Confirmed) {
-            *n += 1;
-        }
-    }
-    for (slot, n) in &active {
-        let taken = stack.platform.store.counter(slot).await?;
-        if taken != *n {
-            broken("capacity", format!("slot {slot}: {taken} places taken for {n} active bookings"));
-        }
-    }
-
-    // A refund iff a payment was taken and the booking did not complete; exactly once.
-    for (id, b) in &bookings {
-        let ended = matches!(b.status, BookingStatus::Cancelled | BookingStatus::Rejected);
-        let Some(pay) = payments.get(&b.payment_id) else {
-            broken("refund", format!("booking {id} has no payment"));
+    // A refund iff a payment was taken and the case did not complete; exactly once.
+    for due in &dues {
+        let id = &due.case;
+        let Some(pay) = payments.get(&due.payment_id) else {
+            broken("refund", format!("case {id} has no payment"));
             continue;
         };
         let refunded_events = by_case
@@ -183,15 +118,15 @@ pub async fn check(stack: &LocalStack, cases: &[Case], sms_sends: Option<u64>) -
             .map_or(0, |es| es.iter().filter(|e| e.event_type == "PaymentRefunded").count());
         let entry = ledger.iter().find(|e| e.provider_ref == pay.provider_ref);
         let (status, refunds) = entry.map_or((None, 0), |e| (Some(e.status), e.refunds));
+        let ended = due.refunded;
         let expected = if ended { PaymentStatus::Refunded } else { PaymentStatus::Paid };
         let provider = if ended { LedgerStatus::Refunded } else { LedgerStatus::Captured };
         if pay.status != expected || status != Some(provider) || refunds != u32::from(ended) || refunded_events != usize::from(ended) {
             broken(
                 "refund",
                 format!(
-                    "booking {id} is {}: payment {:?}, provider {status:?} with {refunds} refund(s), {refunded_events} PaymentRefunded event(s)",
-                    b.status.as_str(),
-                    pay.status
+                    "case {id} is {}: payment {:?}, provider {status:?} with {refunds} refund(s), {refunded_events} PaymentRefunded event(s)",
+                    due.state, pay.status
                 ),
             );
         }
@@ -202,7 +137,7 @@ pub async fn check(stack: &LocalStack, cases: &[Case], sms_sends: Option<u64>) -
             broken(
                 "refund",
                 format!(
-                    "provider payment {} is {:?} for a booking that does not exist",
+                    "provider payment {} is {:?} for a case that does not exist",
                     e.provider_ref, e.status
                 ),
             );
@@ -267,44 +202,21 @@ pub async fn check(stack: &LocalStack, cases: &[Case], sms_sends: Option<u64>) -
         );
     }
 
-    // Views equal a rebuild by the projector from the change feed, and agree with the aggregates.
+    // Views equal a rebuild by the projector from the change feed.
     let rebuilt = rebuild(&events).await?;
-    for id in bookings.keys() {
-        let stored = stack.platform.views.get(&clinicflow::flows::checkup::view::view_key(id)).await?;
-        let again = rebuilt.views.get(&clinicflow::flows::checkup::view::view_key(id)).await?;
-        match (&stored, &again) {
-            (Some(s), Some(a)) if s.body == a.body => {}
-            (None, None) => {}
-            _ => {
-                broken("view equals rebuild", format!("view {id} differs from its rebuild"));
-                continue;
-            }
-        }
-        let Some(view) = stored.and_then(|v| serde_json::from_value::<clinicflow::flows::checkup::view::CheckupView>(v.body).ok()) else {
-            broken("view equals rebuild", format!("view {id} is missing or unreadable"));
-            continue;
-        };
-        let b = &bookings[id];
-        let pay = payments.get(&b.payment_id).map(|p| match p.status {
-            PaymentStatus::Paid => "paid",
-            PaymentStatus::Voided => "voided",
-            PaymentStatus::Refunded => "refunded",
-        });
-        let reservation = reservations.get(id).map(|r| r.status.as_str());
-        if view.status.as_deref() != Some(b.status.as_str())
-            || view.payment_status.as_deref() != pay
-            || view.reservation_status.as_deref() != reservation
-        {
-            broken(
-                "view equals aggregates",
-                format!(
-                    "view {id} says {:?}/{:?}/{:?}, the aggregates {}/{pay:?}/{reservation:?}",
-                    view.status,
-                    view.payment_status,
-                    view.reservation_status,
-                    b.status.as_str()
+    for f in slices::all() {
+        for id in aggregates::<serde_json::Value>(db, f.context()).await?.keys() {
+            let key = f.view_key(id);
+            let stored = stack.platform.views.get(&key).await?;
+            let again = rebuilt.views.get(&key).await?;
+            match (&stored, &again) {
+                (Some(s), Some(a)) if s.body == a.body => {}
+                (None, None) => {}
+                _ => broken(
+                    "view equals rebuild",
+                    format!("view {id} of {} differs from its rebuild", f.slice()),
                 ),
-            );
+            }
         }
     }
 

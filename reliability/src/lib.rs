@@ -4,10 +4,20 @@
 //! Areas, one module each under [`areas`]: `failpoints`, `redelivery`, `concurrency`, `fuzz`,
 //! `authz`, `privacy`. Every area returns an [`AreaReport`]; the runner prints them and
 //! writes `target/reliability/summary.json`.
+//!
+//! The areas know no flow. What is generic they derive from `clinicflow::catalog()` (routes
+//! with their roles and functions, rules, failure points, functions, tables); what only a
+//! slice knows (how to open a case and walk it, how to call each of its routes, the
+//! invariants over its aggregates, how to read its views, which of its commands contend)
+//! each slice contributes as a fixture in [`slices`], and the areas loop over
+//! [`slices::all`]. The shared [`invariants`] hold for every slice, each fixture adding its
+//! own. A catalogued route without a fixture's call, or a failure point no fixture's
+//! journey is armed at, is a violation.
 
 pub mod areas;
 pub mod invariants;
 pub mod logs;
+pub mod slices;
 
 use std::path::PathBuf;
 

@@ -12,11 +12,11 @@ use clinicflow_reliability::{AreaReport, Mode, areas, workspace_root};
 /// An area of the harness.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Area {
-    /// Crashes and failures at every saga boundary, then recovery and the invariants.
+    /// Crashes and failures at every failure point of the catalog, on every slice's journeys.
     Failpoints,
     /// Every event delivered twice and shuffled, every stream record replayed.
     Redelivery,
-    /// Contenders for the last places; concurrent decisions on one booking.
+    /// Contenders for the last places; concurrent decisions on one case; one key at once.
     Concurrency,
     /// Schemathesis against the OpenAPI document, plus hand-made hostile bodies.
     Fuzz,

@@ -1,4 +1,5 @@
-//! A small HTTP client shared by the `concurrency`, `authz` and `privacy` areas. Unlike the
+//! A small HTTP client shared by the `concurrency`, `authz` and `privacy` areas and the
+//! slices' fixtures, and the fixed people the areas open cases with. Unlike the
 //! end-to-end tests' client it never panics: a request that cannot be sent or read is an
 //! error the area counts, so that a thousand requests in flight cannot bring the harness down.
 //! It also sets the `Authorization` header verbatim, so that bad tokens can be presented.
@@ -6,7 +7,7 @@
 use std::time::Duration;
 
 use clinicflow_tests::LocalStack;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// The media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -120,7 +121,7 @@ impl Api {
     }
 }
 
-/// Personal data of one booking.
+/// Personal data a case is opened with.
 #[derive(Debug, Clone)]
 pub struct Person<'a> {
     /// Name as given.
@@ -145,20 +146,8 @@ pub const CONTENDER: Person<'static> = Person {
     locale: "en",
 };
 
-/// Every fixed person the areas book with: the `privacy` area looks for them in the logs too.
+/// Every fixed person the areas open cases with: the `privacy` area looks for them in the logs too.
 pub const FIXTURE_PEOPLE: [Person<'static>; 2] = [SOMEONE, CONTENDER];
-
-/// A valid booking request for `date` in the basic package, paid with `card_token`.
-pub fn booking_for(date: &str, person: &Person<'_>, card_token: &str) -> Value {
-    json!({
-        "date": date,
-        "package": "basic",
-        "name": person.name,
-        "phone": person.phone,
-        "card_token": card_token,
-        "locale": person.locale,
-    })
-}
 
 /// Polls `f` every 25 ms until it returns `Some`, for at most `within`.
 pub async fn poll<T, F, Fut>(within: Duration, f: F) -> Option<T>
@@ -169,24 +158,19 @@ where
     clinicflow_tests::eventually(within, f).await
 }
 
-/// Waits until the view of booking `id`, read with `token`, satisfies `ready`; returns it.
-pub async fn wait_for_view(api: &Api, token: &str, id: &str, within: Duration, ready: impl Fn(&Value) -> bool) -> Option<Value> {
-    let path = format!("/checkups/{id}");
+/// Waits until `GET path`, read with `token`, answers `200` with a body satisfying `ready`;
+/// returns it.
+pub async fn wait_for(api: &Api, token: &str, path: &str, within: Duration, ready: impl Fn(&Value) -> bool) -> Option<Value> {
     poll(within, || async {
-        let answer = api.send("GET", &path, Some(token), None).await.ok()?;
+        let answer = api.send("GET", path, Some(token), None).await.ok()?;
         (answer.status == 200 && ready(&answer.body)).then_some(answer.body)
     })
     .await
 }
 
-/// The booking id in a `201 Created` answer.
+/// The case id in a `201 Created` answer.
 pub fn created_id(answer: &Answer) -> Option<String> {
     (answer.status == 201)
         .then(|| answer.body["id"].as_str().map(str::to_owned))
         .flatten()
-}
-
-/// A date `days` from today, valid for booking.
-pub fn date_in(days: i64) -> String {
-    clinicflow_tests::future_date(days)
 }

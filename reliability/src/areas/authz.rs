@@ -10,19 +10,21 @@
 //!   authorizer there);
 //! - no token → `401`; a token without one of the route's roles → `403`;
 //! - on a route naming a case (`{id}`), a patient who does not own it gets `404`: the API
-//!   hides other people's cases as if they did not exist (`app::queries::checkup`,
-//!   `app::checkup::cancel`); staff whose role sees every case, and the owner, get the route's
-//!   success status.
+//!   hides other people's cases as if they did not exist (`Access::sees`); staff whose role
+//!   sees every case of its flow, and the owner, get the route's success status.
 //!
 //! Beyond the status, a refused call on a route that changes state must change nothing, and
 //! no answer to a caller who is neither the owner nor staff may show any of the owner's cases
 //! (the patient's own list, for instance, is filtered to the caller).
 //!
-//! Each route needs a fixture: a valid body, and for a route naming a case a fresh booking
-//! owned by the owner (one per cell on routes that change state, so cells cannot interfere),
-//! so that authorization is the only thing that differs between cells. A route this module
-//! has no fixture for is a violation ("untested route"): a new route fails the harness until
-//! the matrix learns it. A new `Role` does not compile until [`sees_every_case`] decides.
+//! How to call each route comes from the fixture of the slice that serves it
+//! ([`Fixture::route`](crate::slices::Fixture::route)): a valid body, whether it names a
+//! case, whether it changes state, its success status. A route naming a case gets a fresh
+//! case opened by the owner and ready (one per cell on routes that change state, so cells
+//! cannot interfere), so that authorization is the only thing that differs between cells.
+//! A route whose slice has no fixture, or whose fixture has no call for it, is a violation
+//! ("untested route"): a new route fails the harness until its fixture learns it. A new
+//! `Scope` does not compile until [`sees_every_case`] decides.
 //!
 //! Bad tokens, on every route: expired, unsigned (`alg: none`), signature stripped, signed
 //! with another secret, signed with HS512, tampered claims, wrong audience, wrong issuer, no
@@ -35,91 +37,71 @@
 //! respect can be signed correctly; a control token signed the same way must be accepted,
 //! or those cells prove nothing.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use clinicflow::flows::checkup::domain as checkup;
 use clinicflow::http::auth::{DEV_AUDIENCE, DEV_ISSUER, DevTokens};
 use clinicflow::ports::AggregateKey;
-use clinicflow::topology::{Method, Role, Route, Scope};
+use clinicflow::topology::{Method, PATIENT, Role, Route, Scope};
 use clinicflow_tests::{LocalStack, fast_options};
 use futures::future::join_all;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
-use super::api::{Answer, Api, Call, SOMEONE, bearer, booking_for, created_id, date_in, wait_for_view};
+use super::api::{Answer, Api, Call, SOMEONE, bearer, created_id};
+use crate::slices::{self, Body, Fixture, RouteCall};
 use crate::{AreaReport, Mode};
 
-/// Where a route's `{id}` points.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Target {
-    /// The route names no case.
-    Nothing,
-    /// A check-up booking owned by the owner patient.
-    Case,
+/// What the matrix knows about a route: how to call it, and the fixture that said so.
+#[derive(Clone, Copy)]
+struct Plan<'a> {
+    route: &'a Route,
+    call: RouteCall,
+    /// `None` for the platform's public routes.
+    fixture: Option<&'static dyn Fixture>,
 }
 
-/// The body a route needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Body {
-    /// None.
-    Empty,
-    /// A valid booking request.
-    Booking,
-    /// A valid rejection reason.
-    Reason,
-}
-
-/// What a route needs so that only authorization can make a cell fail.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Fixture {
-    target: Target,
-    /// Changes state: every cell gets its own booking.
-    mutates: bool,
-    /// The status of a caller allowed to succeed.
-    success: u16,
-    body: Body,
-}
-
-impl Fixture {
-    const fn new(target: Target, mutates: bool, success: u16, body: Body) -> Self {
-        Self {
-            target,
-            mutates,
-            success,
-            body,
-        }
+impl Plan<'_> {
+    fn slice(&self) -> &'static str {
+        self.fixture.map_or("platform", |f| f.slice())
     }
 }
 
-/// The fixture of a route, if the matrix knows how to call it. Public routes are called
-/// generically (a `GET` without parameters); every other route must be listed here.
-fn fixture(route: &Route) -> Option<Fixture> {
-    use Target::{Case, Nothing};
+/// How to call `route`: public routes generically (a `GET` without parameters), every
+/// other one as its slice's fixture says. `Err` says why the route is untested.
+fn plan(route: &Route) -> Result<Plan<'_>, String> {
     if route.is_public() {
-        return (route.method == Method::Get && !route.path.contains('{')).then_some(Fixture::new(Nothing, false, 200, Body::Empty));
+        return (route.method == Method::Get && !route.path.contains('{'))
+            .then_some(Plan {
+                route,
+                call: RouteCall::new(false, false, 200, Body::Empty),
+                fixture: None,
+            })
+            .ok_or_else(|| "a public route the matrix cannot call without parameters".to_owned());
     }
-    match (route.method, route.path) {
-        (Method::Post, "/checkups") => Some(Fixture::new(Nothing, true, 201, Body::Booking)),
-        (Method::Get, "/checkups") => Some(Fixture::new(Nothing, false, 200, Body::Empty)),
-        (Method::Get, "/checkups/{id}") => Some(Fixture::new(Case, false, 200, Body::Empty)),
-        (Method::Post, "/checkups/{id}/cancel") => Some(Fixture::new(Case, true, 202, Body::Empty)),
-        (Method::Get, "/centre/checkups") => Some(Fixture::new(Nothing, false, 200, Body::Empty)),
-        (Method::Post, "/centre/checkups/{id}/confirm") => Some(Fixture::new(Case, true, 200, Body::Empty)),
-        (Method::Post, "/centre/checkups/{id}/reject") => Some(Fixture::new(Case, true, 200, Body::Reason)),
-        _ => None,
-    }
+    let slice = clinicflow::catalog().slice_of(route.function).map_or("no slice", |s| s.name);
+    let fixture = slices::of_route(route)
+        .ok_or_else(|| format!("its slice {slice} has no fixture (reliability/src/slices/, listed in slices::all)"))?;
+    let call = fixture
+        .route(route)
+        .ok_or_else(|| format!("the fixture of {slice} has no call for it (reliability/src/slices/{slice}.rs)"))?;
+    Ok(Plan {
+        route,
+        call,
+        fixture: Some(fixture),
+    })
 }
 
 /// Does a caller with `role`, allowed on a route naming a case, act on every case (staff) or
-/// only on their own (patients)? Exhaustive on purpose: a new role must be decided here.
+/// only on their own (patients)? Exhaustive on purpose: a new scope must be decided here.
 fn sees_every_case(role: Role) -> bool {
     match role.scope {
         Scope::Own => false,
         Scope::Flow => true,
-        // No route of the check-up flow is assigned per caller yet; a flow that has such a
-        // role decides its cells here.
+        // No catalogued route is assigned per caller yet; a flow that has such a role
+        // decides its cells here.
         Scope::Assigned => false,
     }
 }
@@ -151,23 +133,18 @@ fn callers(stack: &LocalStack) -> Vec<Caller> {
         },
         Caller {
             label: "patient who owns the case".into(),
-            token: Some(stack.token(OWNER, &[clinicflow::topology::PATIENT.group])),
-            roles: vec![clinicflow::topology::PATIENT],
+            token: Some(stack.token(OWNER, &[PATIENT.group])),
+            roles: vec![PATIENT],
             owner: true,
         },
         Caller {
             label: "another patient".into(),
-            token: Some(stack.token("authz-other-patient", &[clinicflow::topology::PATIENT.group])),
-            roles: vec![clinicflow::topology::PATIENT],
+            token: Some(stack.token("authz-other-patient", &[PATIENT.group])),
+            roles: vec![PATIENT],
             owner: false,
         },
     ];
-    for role in clinicflow::catalog()
-        .roles
-        .iter()
-        .copied()
-        .filter(|r| *r != clinicflow::topology::PATIENT)
-    {
+    for role in clinicflow::catalog().roles.iter().copied().filter(|r| *r != PATIENT) {
         callers.push(Caller {
             label: format!("{} staff", role.group()),
             token: Some(stack.token(&format!("authz-{}", role.group()), &[role.group()])),
@@ -179,9 +156,9 @@ fn callers(stack: &LocalStack) -> Vec<Caller> {
 }
 
 /// The status `caller` must get from `route`.
-fn expected(route: &Route, fixture: &Fixture, caller: &Caller) -> u16 {
+fn expected(route: &Route, call: &RouteCall, caller: &Caller) -> u16 {
     if route.is_public() {
-        return fixture.success;
+        return call.success;
     }
     if caller.token.is_none() {
         return 401;
@@ -190,38 +167,39 @@ fn expected(route: &Route, fixture: &Fixture, caller: &Caller) -> u16 {
     if allowed.is_empty() {
         return 403;
     }
-    match fixture.target {
-        Target::Nothing => fixture.success,
-        Target::Case if caller.owner || allowed.iter().any(|r| sees_every_case(*r)) => fixture.success,
-        Target::Case => 404,
+    if !call.case || caller.owner || allowed.iter().any(|r| sees_every_case(*r)) {
+        call.success
+    } else {
+        404
     }
 }
 
-/// A valid-looking id that names nothing, for routes without a fixture.
+/// A valid-looking id that names nothing, for routes without a case.
 const NO_SUCH_ID: &str = "01JD3M7Q0000000000000000AB";
 
-fn body_of(body: Body, date: &str) -> Option<Value> {
-    match body {
-        Body::Empty => None,
-        Body::Booking => Some(booking_for(date, &SOMEONE, "tok_ok")),
-        Body::Reason => Some(json!({"reason": "the centre is closed for maintenance"})),
+fn body_of(plan: &Plan<'_>) -> Option<Value> {
+    match (plan.call.body, plan.fixture) {
+        (Body::Empty, _) | (Body::Opening, None) => None,
+        (Body::Opening, Some(f)) => Some(f.open_body(300, &SOMEONE, "tok_ok")),
+        (Body::Json(body), _) => Some(body()),
     }
 }
 
-/// What a refused call must not change: the booking's version, or (for a route naming no
-/// case) the number of bookings and payments.
-async fn footprint(stack: &LocalStack, case: Option<&str>) -> anyhow::Result<u64> {
+/// What a refused call must not change: the case's aggregate version, or (for a route
+/// naming no case) the number of the slice's cases and of payments.
+async fn footprint(stack: &LocalStack, plan: &Plan<'_>, case: Option<&str>) -> anyhow::Result<u64> {
+    let Some(f) = plan.fixture else { return Ok(0) };
     match case {
         Some(id) => Ok(stack
             .platform
             .store
-            .load(&AggregateKey::new(checkup::CONTEXT, id))
+            .load(&AggregateKey::new(f.context(), id))
             .await?
             .map_or(0, |s| s.version)),
         None => {
             let parts = stack.embedded().ok_or_else(|| anyhow::anyhow!("the authz area runs on SQLite"))?;
-            let bookings = parts.db.all_aggregates(checkup::CONTEXT).await?.len();
-            Ok((bookings + stack.sandbox.entries().len()) as u64)
+            let cases = parts.db.all_aggregates(f.context()).await?.len();
+            Ok((cases + stack.sandbox.entries().len()) as u64)
         }
     }
 }
@@ -243,50 +221,78 @@ fn judge(what: &str, expected: u16, answer: &anyhow::Result<Answer>) -> Option<S
     None
 }
 
-/// The fresh bookings the matrix needs, all owned by [`OWNER`] and on the centre's list.
+/// The fresh cases the matrix needs, all opened by [`OWNER`] and ready, per slice.
 struct Cases {
-    ids: Vec<String>,
-    /// Every fixture booking, taken or not.
+    ids: BTreeMap<&'static str, Vec<String>>,
+    shared: BTreeMap<&'static str, String>,
+    /// Every fixture case, taken or not.
     all: Vec<String>,
 }
 
 impl Cases {
-    async fn book(stack: &LocalStack, api: &Api, n: usize, report: &mut AreaReport) -> anyhow::Result<Self> {
-        let owner = stack.token(OWNER, &[clinicflow::topology::PATIENT.group]);
-        let answers = join_all((0..n).map(|i| {
-            let body = booking_for(&date_in(200 + i as i64), &SOMEONE, "tok_ok");
-            let (api, owner) = (api.clone(), owner.clone());
-            async move { api.send("POST", "/checkups", Some(&owner), Some(&body)).await }
-        }))
-        .await;
-        let mut ids = Vec::new();
-        for a in answers {
-            match a.as_ref().ok().and_then(created_id) {
-                Some(id) => ids.push(id),
-                None => report.violation(format!(
-                    "authz fixture: a booking could not be made: {:?}",
-                    a.map(|a| a.status).map_err(|e| e.to_string())
-                )),
-            }
-        }
-        stack.settle(Duration::from_secs(30)).await;
-        for id in &ids {
-            let ready = wait_for_view(api, &owner, id, Duration::from_secs(10), |v| {
-                v["reservation"]["status"] == "received"
-            })
+    /// Opens `needed[slice]` cases of each slice, plus one its read-only routes share.
+    async fn open(stack: &LocalStack, api: &Api, needed: &BTreeMap<&'static str, usize>, report: &mut AreaReport) -> anyhow::Result<Self> {
+        let owner = stack.token(OWNER, &[PATIENT.group]);
+        let mut cases = Self {
+            ids: BTreeMap::new(),
+            shared: BTreeMap::new(),
+            all: Vec::new(),
+        };
+        for f in slices::all() {
+            let n = needed.get(f.slice()).copied().unwrap_or(0) + 1;
+            let answers = join_all((0..n).map(|i| {
+                let body = f.open_body(200 + i as i64, &SOMEONE, "tok_ok");
+                let (api, owner) = (api.clone(), owner.clone());
+                async move { api.send("POST", f.opening(), Some(&owner), Some(&body)).await }
+            }))
             .await;
-            if ready.is_none() {
-                report.violation(format!("authz fixture: booking {id} never reached the centre's work list"));
+            let mut ids = Vec::new();
+            for a in answers {
+                match a.as_ref().ok().and_then(created_id) {
+                    Some(id) => ids.push(id),
+                    None => report.violation(format!(
+                        "authz fixture: a {} case could not be opened: {:?}",
+                        f.slice(),
+                        a.map(|a| a.status).map_err(|e| e.to_string())
+                    )),
+                }
             }
+            stack.settle(Duration::from_secs(30)).await;
+            for id in &ids {
+                if !slices::wait_ready(*f, stack, id, Duration::from_secs(10)).await {
+                    report.violation(format!("authz fixture: {} case {id} never became ready", f.slice()));
+                }
+            }
+            ids.reverse();
+            cases.all.extend(ids.iter().cloned());
+            if let Some(shared) = ids.pop() {
+                cases.shared.insert(f.slice(), shared);
+            }
+            cases.ids.insert(f.slice(), ids);
         }
-        ids.reverse();
-        Ok(Self { all: ids.clone(), ids })
+        Ok(cases)
     }
 
-    fn take(&mut self) -> anyhow::Result<String> {
+    /// A case of the plan's slice: a fresh one for a route that changes it, the shared one
+    /// for a route that only reads it, none for a route naming no case.
+    fn for_cell(&mut self, plan: &Plan<'_>) -> anyhow::Result<Option<String>> {
+        if !plan.call.case {
+            return Ok(None);
+        }
+        let slice = plan.slice();
+        if !plan.call.mutates {
+            return self
+                .shared
+                .get(slice)
+                .cloned()
+                .map(Some)
+                .ok_or_else(|| anyhow::anyhow!("the authz area has no shared {slice} case"));
+        }
         self.ids
-            .pop()
-            .ok_or_else(|| anyhow::anyhow!("the authz area ran out of fixture bookings"))
+            .get_mut(slice)
+            .and_then(Vec::pop)
+            .map(Some)
+            .ok_or_else(|| anyhow::anyhow!("the authz area ran out of {slice} fixture cases"))
     }
 }
 
@@ -304,47 +310,45 @@ pub async fn run(mode: Mode) -> anyhow::Result<AreaReport> {
     let callers = callers(&stack);
 
     let mut untested = 0;
-    let mut plan = Vec::new();
+    let mut plans = Vec::new();
     for route in &clinicflow::catalog().routes {
-        match fixture(route) {
-            Some(f) => plan.push((route, f)),
-            None => {
+        match plan(route) {
+            Ok(p) => plans.push(p),
+            Err(why) => {
                 untested += 1;
                 report.violation(format!(
-                    "untested route: {} {} has no fixture in the authorization matrix (areas/authz.rs)",
+                    "untested route: {} {} is not in the authorization matrix: {why}",
                     route.method.as_str(),
                     route.path
                 ));
             }
         }
     }
-    // One booking per cell on routes that change a case, one per route for the bad tokens,
-    // one shared by the routes that only read a case.
-    let mutating_case_routes = plan.iter().filter(|(_, f)| f.target == Target::Case && f.mutates).count();
-    let needed = mutating_case_routes * (callers.len() + 1) + 1;
-    let mut cases = Cases::book(&stack, &api, needed, &mut report).await?;
-    let shared_case = cases.take()?;
+    // One case per cell on routes that change a case, one per route for the bad tokens,
+    // one per slice shared by the routes that only read a case.
+    let mut needed: BTreeMap<&'static str, usize> = BTreeMap::new();
+    for p in plans.iter().filter(|p| p.call.case && p.call.mutates) {
+        *needed.entry(p.slice()).or_default() += callers.len() + 1;
+    }
+    let mut cases = Cases::open(&stack, &api, &needed, &mut report).await?;
 
     let mut cells = 0;
-    for (route, f) in &plan {
+    for plan in &plans {
+        let route = plan.route;
         for caller in &callers {
-            let case = match (f.target, f.mutates) {
-                (Target::Nothing, _) => None,
-                (Target::Case, false) => Some(shared_case.clone()),
-                (Target::Case, true) => Some(cases.take()?),
-            };
+            let case = cases.for_cell(plan)?;
             let path = route.path.replace("{id}", case.as_deref().unwrap_or(NO_SUCH_ID));
-            let body = body_of(f.body, &date_in(300));
-            let want = expected(route, f, caller);
-            let before = if f.mutates {
-                Some(footprint(&stack, case.as_deref()).await?)
+            let body = body_of(plan);
+            let want = expected(route, &plan.call, caller);
+            let before = if plan.call.mutates {
+                Some(footprint(&stack, plan, case.as_deref()).await?)
             } else {
                 None
             };
             let answer = api.send(route.method.as_str(), &path, caller.token.as_deref(), body.as_ref()).await;
             let what = format!("{} {} as {}", route.method.as_str(), route.path, caller.label);
             let mut verdict = judge(&what, want, &answer);
-            if verdict.is_none() && want >= 400 && before.is_some() && before != Some(footprint(&stack, case.as_deref()).await?) {
+            if verdict.is_none() && want >= 400 && before.is_some() && before != Some(footprint(&stack, plan, case.as_deref()).await?) {
                 verdict = Some(format!("{what}: refused with {want} but the call changed state"));
             }
             // Whatever a caller may read, it must not show someone else's case.
@@ -362,7 +366,7 @@ pub async fn run(mode: Mode) -> anyhow::Result<AreaReport> {
         }
     }
 
-    let bad_cells = bad_tokens(&stack, &api, &secret, &plan, (&shared_case, &mut cases), &mut report).await?;
+    let bad_cells = bad_tokens(&stack, &api, &secret, &plans, &mut cases, &mut report).await?;
     report.figure("routes", clinicflow::catalog().routes.len() as u64);
     report.figure("untested routes", untested);
     report.figure("matrix cells", cells);
@@ -462,45 +466,64 @@ async fn bad_tokens(
     stack: &LocalStack,
     api: &Api,
     secret: &str,
-    plan: &[(&Route, Fixture)],
-    (shared_case, cases): (&str, &mut Cases),
+    plans: &[Plan<'_>],
+    cases: &mut Cases,
     report: &mut AreaReport,
 ) -> anyhow::Result<u64> {
-    // The control: signed by the harness exactly as the stack signs, it must be accepted.
-    let control = sign(
-        Algorithm::HS256,
-        &claims(OWNER, &[clinicflow::topology::PATIENT.group], 600),
-        secret.as_bytes(),
-    )?;
-    let answer = api.send("GET", "/checkups", Some(&control), None).await;
-    report.case(judge("control token signed with the stack's secret on GET /checkups", 200, &answer));
+    // The control: signed by the harness exactly as the stack signs, it must be accepted on
+    // a route a patient may read without a case.
+    let control = sign(Algorithm::HS256, &claims(OWNER, &[PATIENT.group], 600), secret.as_bytes())?;
+    match plans
+        .iter()
+        .find(|p| !p.route.is_public() && !p.call.case && !p.call.mutates && p.route.roles.contains(&PATIENT))
+    {
+        Some(p) => {
+            let answer = api.send(p.route.method.as_str(), p.route.path, Some(&control), None).await;
+            let what = format!(
+                "control token signed with the stack's secret on {} {}",
+                p.route.method.as_str(),
+                p.route.path
+            );
+            report.case(judge(&what, p.call.success, &answer));
+        }
+        None => report.case(Some(
+            "no route a patient may read without a case to try the control token on: the bad-token cells prove nothing".into(),
+        )),
+    }
 
     let mut cells = 1;
     for route in &clinicflow::catalog().routes {
-        let f = plan.iter().find(|(r, _)| r == &route).map(|(_, f)| *f);
+        let plan = plans.iter().find(|p| p.route == route);
         let groups: Vec<&str> = route.roles.iter().map(|r| r.group()).collect();
-        // A route that changes a case gets a booking of its own; its footprint is watched.
-        let case = match f {
-            Some(f) if f.target == Target::Case && f.mutates => Some(cases.take()?),
-            _ => None,
+        // A route that changes a case gets a case of its own; its footprint is watched.
+        let case = match plan {
+            Some(p) => cases.for_cell(p)?,
+            None => None,
         };
-        let id = match (f, &case) {
-            (_, Some(id)) => id.as_str(),
-            (Some(f), None) if f.target == Target::Case => shared_case,
-            _ => NO_SUCH_ID,
-        };
-        let path = route.path.replace("{id}", id);
-        let body = f.and_then(|f| body_of(f.body, &date_in(300)));
+        let path = route.path.replace("{id}", case.as_deref().unwrap_or(NO_SUCH_ID));
+        let body = plan.and_then(body_of);
         // Like API Gateway without an authorizer, a public route ignores whatever is presented.
-        let want = if route.is_public() { f.map_or(200, |f| f.success) } else { 401 };
+        let want = if route.is_public() {
+            plan.map_or(200, |p| p.call.success)
+        } else {
+            401
+        };
+        let watched = case.as_deref().filter(|_| plan.is_some_and(|p| p.call.mutates));
         for (name, authorization) in bad_headers(stack, secret.as_bytes(), &groups)? {
-            let before = footprint(stack, case.as_deref()).await?;
+            let before = match plan {
+                Some(p) => footprint(stack, p, watched).await?,
+                None => 0,
+            };
             let answer = api
                 .call(Call::json(route.method.as_str(), &path, Some(&authorization), body.as_ref()))
                 .await;
             let what = format!("{} {} with a bad token ({name})", route.method.as_str(), route.path);
             let mut verdict = judge(&what, want, &answer);
-            if verdict.is_none() && !route.is_public() && before != footprint(stack, case.as_deref()).await? {
+            if verdict.is_none()
+                && !route.is_public()
+                && let Some(p) = plan
+                && before != footprint(stack, p, watched).await?
+            {
                 verdict = Some(format!("{what}: refused but the call changed state"));
             }
             cells += 1;
@@ -524,34 +547,38 @@ mod tests {
     }
 
     #[test]
-    fn every_catalogued_route_has_a_fixture() {
+    fn every_catalogued_route_has_a_plan() {
         let missing: Vec<_> = clinicflow::catalog()
             .routes
             .iter()
-            .filter(|r| fixture(r).is_none())
-            .map(|r| r.path)
+            .filter_map(|r| plan(r).err().map(|why| format!("{}: {why}", r.path)))
             .collect();
         assert!(missing.is_empty(), "{missing:?}");
     }
 
     #[test]
     fn expectations_follow_roles_and_ownership() {
-        let get_case = clinicflow::catalog()
+        let catalog = clinicflow::catalog();
+        let staff = catalog
+            .roles
+            .iter()
+            .copied()
+            .find(|r| r.scope == Scope::Flow)
+            .expect("a staff role");
+        let read_case = catalog
             .routes
             .iter()
-            .find(|r| r.method == Method::Get && r.path == "/checkups/{id}")
-            .expect("route");
-        let f = fixture(get_case).expect("fixture");
-        assert_eq!(expected(get_case, &f, &caller(false, &[], false)), 401);
-        assert_eq!(expected(get_case, &f, &caller(true, &[], false)), 403);
-        assert_eq!(expected(get_case, &f, &caller(true, &[clinicflow::topology::PATIENT], true)), 200);
-        assert_eq!(expected(get_case, &f, &caller(true, &[clinicflow::topology::PATIENT], false)), 404);
-        assert_eq!(
-            expected(get_case, &f, &caller(true, &[clinicflow::flows::checkup::CENTRE], false)),
-            200
-        );
-        let public = clinicflow::catalog().routes.iter().find(|r| r.is_public()).expect("a public route");
-        let f = fixture(public).expect("fixture");
-        assert_eq!(expected(public, &f, &caller(false, &[], false)), 200);
+            .filter_map(|r| plan(r).ok())
+            .find(|p| p.call.case && !p.call.mutates && p.route.roles.contains(&PATIENT) && p.route.roles.contains(&staff))
+            .expect("a route reading a case, for patients and staff");
+        let (route, call) = (read_case.route, &read_case.call);
+        assert_eq!(expected(route, call, &caller(false, &[], false)), 401);
+        assert_eq!(expected(route, call, &caller(true, &[], false)), 403);
+        assert_eq!(expected(route, call, &caller(true, &[PATIENT], true)), call.success);
+        assert_eq!(expected(route, call, &caller(true, &[PATIENT], false)), 404);
+        assert_eq!(expected(route, call, &caller(true, &[staff], false)), call.success);
+        let public = catalog.routes.iter().find(|r| r.is_public()).expect("a public route");
+        let p = plan(public).expect("a plan");
+        assert_eq!(expected(public, &p.call, &caller(false, &[], false)), 200);
     }
 }

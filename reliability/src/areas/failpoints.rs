@@ -1,102 +1,27 @@
-//! The `failpoints` area: every failure point of `clinicflow::app::faults` × every check-up
-//! scenario that passes through it. Each run books on a local stack over a temporary data
-//! dir, arms the point, lets the flow hit it, recovers (a crash restarts the stack on the
-//! same data dir; a failure is left to retries, redelivery and the sweeper), settles and
-//! checks the shared [`invariants`](crate::invariants). A point that never fires in the
-//! whole run is a violation too, so a renamed or unwired point cannot drop out silently.
+//! The `failpoints` area: every failure point of `clinicflow::catalog().failure_points` ×
+//! every journey of every slice's fixture armed at it ([`Journey::armed_at`]). Each run
+//! opens cases on a local stack over a temporary data dir, arms the point, lets the journey
+//! hit it, recovers (a crash restarts the stack on the same data dir; a failure is left to
+//! retries, redelivery and the sweeper), settles and checks the shared
+//! [`invariants`](crate::invariants). A point no journey is armed at, or that never fires in
+//! the whole run, is a violation too, so a renamed or unwired point, or a new slice's point
+//! that no fixture reaches, cannot drop out silently.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use async_trait::async_trait;
 use clinicflow::adapters::sandbox::SandboxGateway;
 use clinicflow::app::Effect;
 use clinicflow::app::faults;
-use clinicflow::flows::checkup::faults::*;
-use clinicflow_tests::{Client, LocalOptions, LocalStack, Reply, booking, fast_options, future_date};
+use clinicflow_tests::{Client, LocalOptions, LocalStack, Reply, fast_options};
 use futures::StreamExt;
-use serde_json::json;
 
-use crate::invariants::{self, Case, Outcome};
+use super::api::SOMEONE;
+use crate::invariants;
+use crate::slices::{self, Driver, Fixture, Journey, Request, Sent};
 use crate::{AreaReport, Mode};
-
-/// A check-up flow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Scenario {
-    Confirm,
-    Cancel,
-    Reject,
-    Declined,
-    ProviderDown,
-}
-
-impl Scenario {
-    const ALL: [Scenario; 5] = [Self::Confirm, Self::Cancel, Self::Reject, Self::Declined, Self::ProviderDown];
-
-    fn name(self) -> &'static str {
-        match self {
-            Self::Confirm => "book→confirm",
-            Self::Cancel => "book→cancel",
-            Self::Reject => "book→centre reject",
-            Self::Declined => "book, payment declined",
-            Self::ProviderDown => "book, payment provider down",
-        }
-    }
-
-    fn card(self) -> &'static str {
-        match self {
-            Self::Declined => "tok_declined",
-            Self::ProviderDown => "tok_down",
-            _ => "tok_ok",
-        }
-    }
-
-    fn outcome(self) -> Outcome {
-        match self {
-            Self::Confirm => Outcome::Confirmed,
-            Self::Cancel => Outcome::Cancelled,
-            Self::Reject => Outcome::Rejected,
-            Self::Declined | Self::ProviderDown => Outcome::NotBooked,
-        }
-    }
-
-    /// Does the flow pass through `point`?
-    fn passes(self, point: &str) -> bool {
-        use faults::{
-            AFTER_COMMIT, PAYMENT_CHARGE, PAYMENT_REFUND_CALL, PROJECTOR, PROJECTOR_AFTER_WRITE, SMS_AFTER_SEND, SMS_BEFORE_SEND,
-        };
-        let booked = [
-            PAYMENT_CHARGE,
-            AFTER_COMMIT,
-            BOOK_AFTER_COMMIT,
-            CENTRE_WORKLIST,
-            CENTRE_WORKLIST_BEFORE_WRITE,
-            CENTRE_WORKLIST_AFTER_WRITE,
-            SMS_NOTIFIER,
-            SMS_NOTIFIER_BEFORE_WRITE,
-            SMS_BEFORE_SEND,
-            SMS_AFTER_SEND,
-            SMS_NOTIFIER_AFTER_WRITE,
-            PROJECTOR,
-            PROJECTOR_AFTER_WRITE,
-        ];
-        let ended = [
-            AVAILABILITY_RELEASE,
-            AVAILABILITY_RELEASE_BEFORE_WRITE,
-            AVAILABILITY_RELEASE_AFTER_WRITE,
-            PAYMENT_REFUND,
-            PAYMENT_REFUND_BEFORE_WRITE,
-            PAYMENT_REFUND_CALL,
-            PAYMENT_REFUND_AFTER_WRITE,
-        ];
-        match self {
-            Self::Declined | Self::ProviderDown => point == PAYMENT_CHARGE,
-            Self::Confirm => booked.contains(&point) || point == CONFIRM_AFTER_COMMIT,
-            Self::Cancel => booked.contains(&point) || ended.contains(&point) || point == CANCEL_AFTER_COMMIT,
-            Self::Reject => booked.contains(&point) || ended.contains(&point) || point == REJECT_AFTER_COMMIT,
-        }
-    }
-}
 
 /// Runs at once, each on its own stack.
 const PARALLEL: usize = 6;
@@ -149,14 +74,15 @@ fn effect_name(e: Effect, arming: Arming) -> String {
     }
 }
 
-/// One (point, scenario, effect) run.
-#[derive(Debug, Clone, Copy)]
+/// One (point, journey, effect) run.
+#[derive(Clone, Copy)]
 struct Plan {
     point: &'static str,
-    scenario: Scenario,
+    fixture: &'static dyn Fixture,
+    journey: &'static Journey,
     effect: Effect,
     arming: Arming,
-    bookings: usize,
+    cases: usize,
 }
 
 /// What one run found.
@@ -170,23 +96,33 @@ struct Outcomes {
 /// Runs the area.
 pub async fn run(mode: Mode) -> anyhow::Result<AreaReport> {
     let mut report = AreaReport::new("failpoints");
-    let bookings = mode.pick(3, 1);
+    let cases = mode.pick(3, 1);
     let all: Vec<&'static str> = clinicflow::catalog().failure_points.iter().map(String::as_str).collect();
+    for slice in slices::untested() {
+        report.violation(format!(
+            "slice {slice} has no fixture (reliability/src/slices/): none of its journeys is armed"
+        ));
+    }
     let mut plans = Vec::new();
     for point in all.iter().copied() {
-        let through: Vec<Scenario> = Scenario::ALL.into_iter().filter(|s| s.passes(point)).collect();
+        let through: Vec<(&'static dyn Fixture, &'static Journey)> = slices::all()
+            .iter()
+            .flat_map(|f| f.journeys().iter().map(move |j| (*f, j)))
+            .filter(|(_, j)| (j.armed_at)(point))
+            .collect();
         if through.is_empty() {
-            report.violation(format!("{point}: no scenario passes through it"));
+            report.violation(format!("{point}: no journey of any slice's fixture is armed at it"));
         }
-        for scenario in through {
+        for (fixture, journey) in through {
             for &effect in effects(point) {
                 for arming in armings(effect, mode) {
                     plans.push(Plan {
                         point,
-                        scenario,
+                        fixture,
+                        journey,
                         effect,
                         arming,
-                        bookings,
+                        cases,
                     });
                 }
             }
@@ -203,9 +139,10 @@ pub async fn run(mode: Mode) -> anyhow::Result<AreaReport> {
     let (mut recovered, mut in_doubt) = (0, 0);
     for (plan, result) in results {
         let label = format!(
-            "{} × {} ({})",
+            "{} × {}: {} ({})",
             plan.point,
-            plan.scenario.name(),
+            plan.fixture.slice(),
+            plan.journey.name,
             effect_name(plan.effect, plan.arming)
         );
         match result {
@@ -250,7 +187,6 @@ struct Run {
     options: LocalOptions,
     plan: Plan,
     restarts: u64,
-    disarm_at: Option<Instant>,
     fired_before: u64,
     sends_before: u64,
 }
@@ -272,14 +208,9 @@ impl Run {
         self.sends_before + self.stack.as_ref().map_or(0, |s| s.faults().reached(faults::SMS_AFTER_SEND))
     }
 
-    /// Disarms a point armed for a while once the while is over; after a crash fired,
-    /// stops the stack as a dead process would stop and starts it again on the same data
-    /// dir, armed for the crashes still to come.
+    /// After a crash fired, stops the stack as a dead process would stop and starts it
+    /// again on the same data dir, armed for the crashes still to come.
     async fn recover(&mut self) -> anyhow::Result<()> {
-        if self.disarm_at.is_some_and(|at| Instant::now() >= at) {
-            self.stack()?.faults().disarm(self.plan.point);
-            self.disarm_at = None;
-        }
         if self.plan.effect != Effect::Crash || self.fired() <= self.restarts {
             return Ok(());
         }
@@ -300,10 +231,12 @@ impl Run {
 
     /// Sends a request until it is answered without a 5xx (`accept` may take a 5xx as the
     /// answer), recovering from crashes between attempts.
+    #[allow(clippy::too_many_arguments)]
     async fn call(
         &mut self,
         sub: &str,
         groups: &[&str],
+        method: &str,
         path: &str,
         body: Option<&serde_json::Value>,
         key: Option<&str>,
@@ -313,7 +246,7 @@ impl Run {
         for _ in 0..60 {
             let client = self.client(sub, groups)?;
             let headers: Vec<(&str, &str)> = key.map(|k| ("idempotency-key", k)).into_iter().collect();
-            let reply = client.send("POST", path, body, &headers).await;
+            let reply = client.send(method, path, body, &headers).await;
             if reply.status < 500 || accept.contains(&reply.status) {
                 return Ok((reply, retried));
             }
@@ -338,18 +271,6 @@ impl Run {
     }
 }
 
-async fn reservation_received(stack: &LocalStack, id: &str) -> bool {
-    stack
-        .platform
-        .views
-        .get(&clinicflow::flows::checkup::view::view_key(id))
-        .await
-        .ok()
-        .flatten()
-        .and_then(|v| v.body.get("reservation_status").and_then(|s| s.as_str()).map(|s| s == "received"))
-        .unwrap_or(false)
-}
-
 async fn run_plan(plan: Plan) -> anyhow::Result<Outcomes> {
     let provider = SandboxGateway::default();
     provider.provide(run_inside(plan)).await
@@ -360,82 +281,78 @@ async fn run_inside(plan: Plan) -> anyhow::Result<Outcomes> {
     let mut options = fast_options();
     options.data_dir = Some(dir.path().to_owned());
     let stack = LocalStack::start(options.clone()).await?;
-    let (times, disarm_at) = match plan.arming {
-        Arming::Times(n) => (Some(n), None),
-        Arming::While(d) => (None, Some(Instant::now() + d)),
+    let times = match plan.arming {
+        Arming::Times(n) => Some(n),
+        Arming::While(_) => None,
     };
     stack.faults().arm(plan.point, plan.effect, times);
+    // A point armed for a while is disarmed when the while is over, on a timer, however
+    // busy the run is. Only crashes restart the stack, and they are armed for times.
+    let timer = match plan.arming {
+        Arming::While(d) => {
+            let faults = stack.faults().clone();
+            Some(tokio::spawn(async move {
+                tokio::time::sleep(d).await;
+                faults.disarm(plan.point);
+            }))
+        }
+        Arming::Times(_) => None,
+    };
     let mut run = Run {
         stack: Some(stack),
         options,
         plan,
         restarts: 0,
-        disarm_at,
         fired_before: 0,
         sends_before: 0,
     };
     let result = drive(&mut run).await;
+    if let Some(timer) = timer {
+        timer.abort();
+    }
     if let Some(stack) = run.stack.take() {
         stack.shutdown().await;
     }
     result
 }
 
-/// Runs the plan's flows on `run`, recovers, settles and checks the invariants.
+#[async_trait]
+impl Driver for Run {
+    async fn send(&mut self, sub: &str, groups: &[&str], r: Request<'_>) -> anyhow::Result<Sent> {
+        let (reply, retried) = self.call(sub, groups, r.method, r.path, r.body, r.key, r.accept).await?;
+        Ok(Sent {
+            status: reply.status,
+            body: reply.body,
+            retried,
+        })
+    }
+
+    async fn ready(&mut self, fixture: &'static dyn Fixture, id: &str) -> anyhow::Result<bool> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            self.recover().await?;
+            if fixture.ready(self.stack()?, id).await {
+                return Ok(true);
+            }
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+        Ok(false)
+    }
+}
+
+/// Walks the plan's journey on `run` for each of its cases, recovers, settles and checks
+/// the invariants.
 async fn drive(run: &mut Run) -> anyhow::Result<Outcomes> {
     let plan = run.plan;
     let mut out = Outcomes::default();
     let mut cases = Vec::new();
-    let scenario = plan.scenario;
-    let staff = "centre-staff";
-    for n in 0..plan.bookings {
-        let patient = format!("patient-{:016x}", fastrand::u64(..));
+    for n in 0..plan.cases {
+        let owner = format!("patient-{:016x}", fastrand::u64(..));
         let key = format!("key-{:016x}", fastrand::u64(..));
-        let body = booking(&future_date(30 + n as i64), "basic", scenario.card());
-        let down = if scenario == Scenario::ProviderDown { &[503][..] } else { &[] };
-        let (reply, _) = run.call(&patient, &["patient"], "/checkups", Some(&body), Some(&key), down).await?;
-        let expected = match (scenario, reply.status) {
-            (Scenario::Declined, 402) | (Scenario::ProviderDown, 503) => None,
-            (Scenario::Confirm | Scenario::Cancel | Scenario::Reject, 201) => reply.body["id"].as_str().map(str::to_owned),
-            (_, status) => {
-                out.violations.push(format!("booking answered {status}"));
-                None
-            }
-        };
-        cases.push(Case {
-            id: expected.clone(),
-            patient: patient.clone(),
-            outcome: if expected.is_none() {
-                Outcome::NotBooked
-            } else {
-                scenario.outcome()
-            },
-            paid: expected.is_some(),
-        });
-        let Some(id) = expected else { continue };
-        let received = run
-            .until(Duration::from_secs(15), async |s: &LocalStack| reservation_received(s, &id).await)
-            .await?;
-        if !received {
-            out.violations.push(format!("booking {id} never reached the centre's work list"));
-            continue;
-        }
-        let (path, who, groups, body) = match scenario {
-            Scenario::Confirm => (format!("/centre/checkups/{id}/confirm"), staff, ["centre"], None),
-            Scenario::Reject => (
-                format!("/centre/checkups/{id}/reject"),
-                staff,
-                ["centre"],
-                Some(json!({"reason": "doctor unavailable"})),
-            ),
-            _ => (format!("/checkups/{id}/cancel"), patient.as_str(), ["patient"], None),
-        };
-        let (reply, retried) = run.call(who, &groups, &path, body.as_ref(), None, &[]).await?;
-        let fine = matches!(reply.status, 200 | 202) || (retried && reply.status == 409);
-        if !fine {
-            let title = reply.body["title"].as_str().unwrap_or_default();
-            out.violations.push(format!("{path} answered {} {title}", reply.status));
-        }
+        let body = plan.fixture.open_body(30 + n as i64, &SOMEONE, plan.journey.card);
+        let walked = slices::walk(plan.fixture, plan.journey, run, &owner, &body, Some(&key)).await?;
+        out.violations.extend(walked.problems);
+        cases.push(walked.case);
     }
 
     let mut settled = false;

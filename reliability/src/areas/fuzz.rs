@@ -1,29 +1,42 @@
 //! The `fuzz` area: hostile input. Schemathesis (`scripts/fuzz_api.py`) fuzzes every
-//! operation of `docs/openapi.json` against a local stack with a patient's and a centre
-//! member's token: no 5xx, every response as documented. Then hand-made hostile requests
-//! go to every POST route of the topology — bodies over the size limit, JSON nested
-//! thousands deep, wrong or missing content types, bytes that are not UTF-8, unicode edge
-//! cases in names, bad `Idempotency-Key`s — and each must be refused with a 4xx problem
-//! naming the field at fault, and must write nothing: no aggregate, event, payment or SMS.
+//! operation of `docs/openapi.json` against a local stack with a patient's token and a token
+//! for each staff role of the catalog (`--<group>-token`): no 5xx, every response as
+//! documented. Then hand-made hostile requests go to every POST route of the catalog —
+//! bodies over the size limit, JSON nested thousands deep, wrong or missing content types,
+//! bytes that are not UTF-8, unicode edge cases in names, bad `Idempotency-Key`s — and each
+//! must be refused with a 4xx problem naming the field at fault, and must write nothing: no
+//! aggregate, event, payment or SMS.
+//!
+//! What a valid request to each route is comes from the fixture of the slice that serves it
+//! ([`Fixture::route`](crate::slices::Fixture::route)): the opening body (whose name field,
+//! [`Fixture::personal`](crate::slices::Fixture::personal), gets the hostile names; it alone
+//! takes an `Idempotency-Key`), or the route's own body; a route naming a case aims at one
+//! case of its slice, opened and ready. A POST route without a call in its fixture is a
+//! violation, as in the `authz` area.
 
 use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use clinicflow::contexts::payment;
-use clinicflow::flows::checkup::{centre, domain as checkup};
 use clinicflow::http::PROBLEM_JSON;
 use clinicflow::http::routes::MAX_BODY_BYTES;
-use clinicflow::topology::{Method, NOTIFICATION, Route};
-use clinicflow_tests::{LocalStack, booking, fast_options, future_date};
+use clinicflow::topology::{self, Method, PROCESSED, VIEWS};
+use clinicflow_tests::{LocalStack, fast_options};
 use serde_json::{Value, json};
 
+use super::api::SOMEONE;
+use crate::slices::{self, Body, Fixture};
 use crate::{AreaReport, Mode, workspace_root};
 
-/// The owner of the booking the hostile requests aim at.
+/// The owner of the cases the hostile requests aim at.
 const PATIENT: &str = "fuzz-patient";
-/// The centre member who would confirm or reject it.
+/// The staff member who would decide on them.
 const STAFF: &str = "fuzz-staff";
+
+/// The catalog's staff roles (every role but the platform's patient).
+fn staff_roles() -> impl Iterator<Item = topology::Role> {
+    clinicflow::catalog().roles.iter().copied().filter(|r| *r != topology::PATIENT)
+}
 
 /// Runs the area.
 pub async fn run(mode: Mode) -> anyhow::Result<AreaReport> {
@@ -68,14 +81,20 @@ async fn schemathesis(
 ) -> anyhow::Result<u64> {
     let out_dir = tempfile::tempdir().context("a temporary directory")?;
     let out = out_dir.path().join("fuzz.json");
-    let run = tokio::process::Command::new(python)
+    let mut command = tokio::process::Command::new(python);
+    command
         .arg(script)
         .arg("--base-url")
         .arg(stack.url())
         .arg("--patient-token")
-        .arg(stack.token(PATIENT, &[clinicflow::topology::PATIENT.group]))
-        .arg("--centre-token")
-        .arg(stack.token(STAFF, &[clinicflow::flows::checkup::CENTRE.group]))
+        .arg(stack.token(PATIENT, &[topology::PATIENT.group]));
+    // One token per staff role, under the role's own flag.
+    for role in staff_roles() {
+        command
+            .arg(format!("--{}-token", role.group))
+            .arg(stack.token(STAFF, &[role.group]));
+    }
+    let run = command
         .arg("--max-examples")
         .arg(max_examples.to_string())
         .arg("--out")
@@ -144,9 +163,14 @@ struct Snapshot {
 async fn snapshot(stack: &LocalStack) -> anyhow::Result<Snapshot> {
     let db = &stack.embedded().context("the hostile requests run on the embedded store")?.db;
     let mut aggregates = Vec::new();
-    for context in [checkup::CONTEXT, payment::CONTEXT, centre::CONTEXT, NOTIFICATION] {
-        for (id, stored) in db.all_aggregates(context).await? {
-            aggregates.push((context, id, stored.version));
+    // Every table that holds aggregates: the contexts' and the notifier's.
+    for table in clinicflow::catalog()
+        .tables
+        .iter()
+        .filter(|t| t.name != VIEWS && t.name != PROCESSED)
+    {
+        for (id, stored) in db.all_aggregates(table.name).await? {
+            aggregates.push((table.name, id, stored.version));
         }
     }
     aggregates.sort();
@@ -235,8 +259,17 @@ fn hostile_names() -> Vec<(&'static str, String, &'static [u16], bool)> {
     ]
 }
 
+/// What a route's valid body is made of, where it matters to the hostile requests.
+#[derive(Debug, Clone, Copy, Default)]
+struct Shape {
+    /// The field that holds a person's name (a slice's opening request).
+    name: Option<&'static str>,
+    /// Takes an `Idempotency-Key` (a slice's opening request).
+    idempotent: bool,
+}
+
 /// The hostile requests for one POST route; `valid` is a body it would accept.
-fn hostile_requests(route: &Route, valid: &Value) -> Vec<Hostile> {
+fn hostile_requests(shape: Shape, valid: &Value) -> Vec<Hostile> {
     let takes_a_body = valid.as_object().is_some_and(|o| !o.is_empty());
     let valid_bytes = valid.to_string().into_bytes();
     let mut cases = vec![
@@ -265,7 +298,7 @@ fn hostile_requests(route: &Route, valid: &Value) -> Vec<Hostile> {
         Hostile::new(
             "application/xml",
             Some("application/xml"),
-            b"<checkup><name>x</name></checkup>".to_vec(),
+            b"<case><name>x</name></case>".to_vec(),
             UNSUPPORTED,
         ),
         Hostile::new(
@@ -294,10 +327,10 @@ fn hostile_requests(route: &Route, valid: &Value) -> Vec<Hostile> {
         cases.push(Hostile::new("an empty body", JSON, Vec::new(), MALFORMED));
     }
     for (what, literal, statuses, text) in hostile_names() {
-        let body = if route.path == "/checkups" {
-            // A booking that is valid but for its name.
+        let body = if let Some(field) = shape.name {
+            // An opening request that is valid but for its name.
             let mut b = valid.clone();
-            b["name"] = json!("PLACEHOLDER");
+            b[field] = json!("PLACEHOLDER");
             b.to_string().replace("\"PLACEHOLDER\"", &literal)
         } else if takes_a_body || !text || statuses == TOO_LARGE {
             // A route with fields but no name refuses it as an unknown field, by name; a
@@ -307,9 +340,13 @@ fn hostile_requests(route: &Route, valid: &Value) -> Vec<Hostile> {
             continue;
         };
         let case = Hostile::new(format!("name: {what}"), JSON, body, statuses);
-        cases.push(if statuses == INVALID { case.naming("name") } else { case });
+        cases.push(if statuses == INVALID {
+            case.naming(shape.name.unwrap_or("name"))
+        } else {
+            case
+        });
     }
-    if route.path == "/checkups" {
+    if shape.idempotent {
         for (what, key) in [
             ("not ASCII", b"\xff\xfe".to_vec()),
             ("256 characters", vec![b'k'; 256]),
@@ -323,50 +360,89 @@ fn hostile_requests(route: &Route, valid: &Value) -> Vec<Hostile> {
     cases
 }
 
-/// Sends every hostile request to every POST route; returns (cases, 5xx answers).
-async fn hand_made(stack: &LocalStack, report: &mut AreaReport) -> anyhow::Result<(u64, u64)> {
-    let http = reqwest::Client::new();
-    let patient = stack.token(PATIENT, &[clinicflow::topology::PATIENT.group]);
-    let staff = stack.token(STAFF, &[clinicflow::flows::checkup::CENTRE.group]);
-    let date = future_date(30);
-    let valid_booking = booking(&date, "basic", "tok_ok");
+/// A valid body of `route` and its shape, as its fixture says.
+fn valid_request(f: &dyn Fixture, call: &slices::RouteCall) -> (Value, Shape) {
+    match call.body {
+        Body::Opening => (
+            f.open_body(30, &SOMEONE, "tok_ok"),
+            Shape {
+                name: Some(f.personal().name),
+                idempotent: true,
+            },
+        ),
+        Body::Json(body) => (body(), Shape::default()),
+        Body::Empty => (json!({}), Shape::default()),
+    }
+}
 
-    // A booking that every hostile request aims at, waiting for confirm, reject or cancel.
+/// Opens the case of `f` every hostile request to its routes aims at, and waits until it is
+/// ready for the decisions they would take.
+async fn target_case(f: &dyn Fixture, stack: &LocalStack, http: &reqwest::Client, patient: &str) -> anyhow::Result<String> {
     let booked = http
-        .post(format!("{}/checkups", stack.url()))
-        .bearer_auth(&patient)
-        .json(&valid_booking)
+        .post(format!("{}{}", stack.url(), f.opening()))
+        .bearer_auth(patient)
+        .json(&f.open_body(30, &SOMEONE, "tok_ok"))
         .send()
         .await?;
     anyhow::ensure!(
         booked.status().as_u16() == 201,
-        "the target booking was refused: {}",
+        "the target {} case was refused: {}",
+        f.slice(),
         booked.status()
     );
     let id = booked.json::<Value>().await?["id"]
         .as_str()
-        .context("the booking has an id")?
+        .context("the case has an id")?
         .to_owned();
     anyhow::ensure!(
+        slices::wait_ready(f, stack, &id, Duration::from_secs(10)).await,
+        "the target {} case {id} never became ready",
+        f.slice()
+    );
+    Ok(id)
+}
+
+/// Sends every hostile request to every POST route; returns (cases, 5xx answers).
+async fn hand_made(stack: &LocalStack, report: &mut AreaReport) -> anyhow::Result<(u64, u64)> {
+    let http = reqwest::Client::new();
+    let patient = stack.token(PATIENT, &[topology::PATIENT.group]);
+    let staff: Vec<(topology::Role, String)> = staff_roles().map(|r| (r, stack.token(STAFF, &[r.group]))).collect();
+
+    // One case per slice that every hostile request aims at, waiting for its decisions.
+    let mut targets = Vec::new();
+    for f in slices::all() {
+        targets.push((f.slice(), target_case(*f, stack, &http, &patient).await?));
+    }
+    anyhow::ensure!(
         stack.settle(Duration::from_secs(10)).await,
-        "the stack did not settle after the booking"
+        "the stack did not settle after the target cases"
     );
     let mut before = snapshot(stack).await?;
 
     let (mut cases, mut five_hundreds) = (0u64, 0u64);
     for route in clinicflow::catalog().routes.iter().filter(|r| r.method == Method::Post) {
-        let token = if route.roles.contains(&clinicflow::topology::PATIENT) {
+        let Some((f, call)) = slices::of_route(route).and_then(|f| f.route(route).map(|c| (f, c))) else {
+            report.violation(format!(
+                "untested route: POST {} has no call in its slice's fixture, so no hostile request reaches it",
+                route.path
+            ));
+            continue;
+        };
+        let token = if route.roles.contains(&topology::PATIENT) {
             &patient
         } else {
-            &staff
+            match staff.iter().find(|(r, _)| route.roles.contains(r)) {
+                Some((_, token)) => token,
+                None => &patient,
+            }
         };
-        let valid = match route.path {
-            "/checkups" => valid_booking.clone(),
-            p if p.ends_with("/reject") => json!({"reason": "the centre is closed that day"}),
-            _ => json!({}),
-        };
-        let url = format!("{}{}", stack.url(), route.path.replace("{id}", &id));
-        for case in hostile_requests(route, &valid) {
+        let (valid, shape) = valid_request(f, &call);
+        let id = targets
+            .iter()
+            .find(|(slice, _)| *slice == f.slice())
+            .map_or("", |(_, id)| id.as_str());
+        let url = format!("{}{}", stack.url(), route.path.replace("{id}", id));
+        for case in hostile_requests(shape, &valid) {
             let mut req = http.post(&url).bearer_auth(token).body(case.body.clone());
             if let Some(ct) = case.content_type {
                 req = req.header("content-type", ct);
@@ -479,13 +555,13 @@ mod tests {
     #[test]
     fn writes_are_described_without_their_content() {
         let before = Snapshot {
-            aggregates: vec![("checkup", "A".into(), 1)],
+            aggregates: vec![("case", "A".into(), 1)],
             events: 2,
             payments: 1,
             sms: 0,
         };
         let after = Snapshot {
-            aggregates: vec![("checkup", "A".into(), 2)],
+            aggregates: vec![("case", "A".into(), 2)],
             events: 3,
             payments: 1,
             sms: 1,
@@ -496,12 +572,10 @@ mod tests {
     #[test]
     fn every_post_route_gets_hostile_requests_and_names_are_tried_where_they_can_be_read() {
         for route in clinicflow::catalog().routes.iter().filter(|r| r.method == Method::Post) {
-            let valid = if route.path == "/checkups" {
-                booking("2030-01-01", "basic", "tok_ok")
-            } else {
-                json!({})
-            };
-            let cases = hostile_requests(route, &valid);
+            let f = slices::of_route(route).expect("a fixture");
+            let call = f.route(route).expect("a call");
+            let (valid, shape) = valid_request(f, &call);
+            let cases = hostile_requests(shape, &valid);
             assert!(cases.len() >= 15, "{}: {}", route.path, cases.len());
             assert!(cases.iter().all(|c| c.statuses.iter().all(|s| (400..500).contains(s))));
         }

@@ -1,14 +1,18 @@
 //! The `privacy` area: every log line of the run scanned for personal data.
 //!
-//! First it runs every flow itself, so that it scans something even when run alone: book,
-//! confirm, cancel (refund), reject (refund), an idempotent retry, payment declined (by the
-//! sandbox's `tok_declined` and by unknown tokens), the provider slow and down until the
-//! circuit opens and closes again, bad input carrying personal data (invalid fields, unknown
+//! First it runs every slice's flows itself, so that it scans something even when run
+//! alone: every journey of its fixture that opens a case (then the case read back by every
+//! role its read routes allow, and its lists), an idempotent retry, the journeys whose
+//! payment is refused (by the sandbox's `tok_declined` and by unknown tokens), the provider
+//! slow and down until the circuit opens and closes again (for a slice with a journey that
+//! meets the provider down), bad input carrying personal data (invalid fields, unknown
 //! fields, broken JSON, wrong media type, an oversized body, personal data in the query and
-//! in the path, an over-long rejection reason), and unauthorized calls carrying personal
-//! data. Each run uses distinctive data: Korean and Latin names with a random suffix, phone
-//! numbers with random digits written in six formats, and card tokens of its own (the
-//! sandbox accepts only its fixed `tok_*` tokens, so unknown ones are declined).
+//! in the path, free text too long or with a NUL), and unauthorized calls carrying personal
+//! data. Requests come from the catalog's routes and the fixture's opening body, personal
+//! fields and route calls ([`crate::slices`]). Each run uses distinctive data: Korean and
+//! Latin names with a random suffix, phone numbers with random digits written in six
+//! formats, and card tokens of its own (the sandbox accepts only its fixed `tok_*` tokens,
+//! so unknown ones are declined).
 //!
 //! Then it waits for the stack to settle and scans every line [`Captured`] holds (the whole
 //! run: the other areas' flows too, at `debug` for clinicflow's crates) for
@@ -16,13 +20,13 @@
 //! - every phone number it used, in every format, and its 8 subscriber digits (and a foreign
 //!   number, `+1 …`, in its formats);
 //! - every card token it used, and anything starting with `tok_`;
-//! - the fixed people the other areas book with ([`FIXTURE_PEOPLE`]);
+//! - the fixed people the other areas open cases with ([`FIXTURE_PEOPLE`]);
 //! - any Korean mobile number: `+82 10…` (E.164, separators allowed) and `01[016789]…`.
 //!
 //! The masks the domain types print (`+82********78`, `프******`, `CardToken(***)`) are
 //! fine; the detectors are checked at run time to flag each datum and none of its masks.
 //! Lines the harness itself writes (target `clinicflow_reliability`) are not the product's
-//! and are skipped. Zero lines scanned is a violation: the capture broke. So is a booking of
+//! and are skipped. Zero lines scanned is a violation: the capture broke. So is a case of
 //! this area that no captured line mentions.
 //!
 //! Cases: lines scanned. Violations: leaks, one per line and kind of datum, reported by
@@ -31,14 +35,17 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use clinicflow::domain::{PersonName, PhoneNumber};
 use clinicflow::ports::CardToken;
+use clinicflow::topology::{Method, PATIENT, Role, Route};
 use clinicflow_tests::{LocalStack, fast_options};
 use regex::Regex;
 use serde_json::{Value, json};
 
-use super::api::{Answer, Api, Call, FIXTURE_PEOPLE, Person, bearer, booking_for, created_id, date_in, wait_for_view};
+use super::api::{Answer, Api, Call, FIXTURE_PEOPLE, Person, bearer, created_id};
 use crate::logs::Captured;
+use crate::slices::{self, Body, Driver, Fixture, Opens, Request, Sent};
 use crate::{AreaReport, Mode};
 
 /// The prefix of every Korean name this area books with.
@@ -322,7 +329,7 @@ pub async fn run(mode: Mode, logs: &Captured) -> anyhow::Result<AreaReport> {
         "tok_down".to_owned(),
         "tok_slow".to_owned(),
     ];
-    let mut bookings = Vec::new();
+    let mut opened = Vec::new();
     let mut requests = 0;
     for round in 0..mode.pick(2, 1) {
         let mut flows = Flows::start(round, &mut report).await?;
@@ -330,7 +337,7 @@ pub async fn run(mode: Mode, logs: &Captured) -> anyhow::Result<AreaReport> {
         requests += flows.requests;
         subjects.append(&mut flows.subjects);
         tokens.append(&mut flows.tokens);
-        bookings.append(&mut flows.bookings);
+        opened.append(&mut flows.cases);
         flows.stack.shutdown().await;
     }
 
@@ -351,9 +358,9 @@ pub async fn run(mode: Mode, logs: &Captured) -> anyhow::Result<AreaReport> {
     report.cases += found.scanned;
     if found.scanned == 0 {
         report.violation("no log line was captured: the capture is broken, so nothing was scanned".into());
-    } else if let Some(missing) = bookings.iter().find(|id| !lines.iter().any(|l| l.contains(id.as_str()))) {
+    } else if let Some(missing) = opened.iter().find(|id| !lines.iter().any(|l| l.contains(id.as_str()))) {
         report.violation(format!(
-            "no captured line mentions booking {missing} of this area's flows: the capture misses the flows it should scan"
+            "no captured line mentions case {missing} of this area's flows: the capture misses the flows it should scan"
         ));
     }
     report.violations += found.leaks;
@@ -378,28 +385,64 @@ struct Flows<'r> {
     api: Api,
     report: &'r mut AreaReport,
     round: usize,
-    staff: String,
     subjects: Vec<Subject>,
     tokens: Vec<String>,
-    bookings: Vec<String>,
+    /// Every case this round opened.
+    cases: Vec<String>,
     requests: u64,
     day: i64,
+}
+
+/// The routes of `f`'s slice.
+fn routes_of(f: &dyn Fixture) -> impl Iterator<Item = &'static Route> + '_ {
+    clinicflow::catalog()
+        .routes
+        .iter()
+        .filter(move |r| !r.is_public() && slices::of_route(r).is_some_and(|g| g.slice() == f.slice()))
+}
+
+/// `value` with `field` set to `to`.
+fn with(value: &Value, field: &str, to: Value) -> Value {
+    let mut v = value.clone();
+    v[field] = to;
+    v
+}
+
+#[async_trait]
+impl Driver for Flows<'_> {
+    async fn send(&mut self, sub: &str, groups: &[&str], r: Request<'_>) -> anyhow::Result<Sent> {
+        self.requests += 1;
+        let auth = bearer(&self.stack.token(sub, groups));
+        let headers: Vec<(&str, &str)> = r.key.map(|k| ("idempotency-key", k)).into_iter().collect();
+        let call = Call {
+            headers: &headers,
+            ..Call::json(r.method, r.path, Some(&auth), r.body)
+        };
+        let answer = self.api.call(call).await?;
+        Ok(Sent {
+            status: answer.status,
+            body: answer.body,
+            retried: false,
+        })
+    }
+
+    async fn ready(&mut self, fixture: &'static dyn Fixture, id: &str) -> anyhow::Result<bool> {
+        Ok(slices::wait_ready(fixture, &self.stack, id, Duration::from_secs(10)).await)
+    }
 }
 
 impl<'r> Flows<'r> {
     async fn start(round: usize, report: &'r mut AreaReport) -> anyhow::Result<Self> {
         let stack = LocalStack::start(fast_options()).await?;
         let api = Api::new(&stack)?;
-        let staff = stack.token(&format!("privacy-staff-{round}"), &[clinicflow::flows::checkup::CENTRE.group]);
         Ok(Self {
             stack,
             api,
             report,
             round,
-            staff,
             subjects: Vec::new(),
             tokens: Vec::new(),
-            bookings: Vec::new(),
+            cases: Vec::new(),
             requests: 0,
             day: 30,
         })
@@ -411,16 +454,28 @@ impl<'r> Flows<'r> {
         s
     }
 
-    fn patient(&self, n: usize) -> String {
-        self.stack.token(
-            &format!("privacy-patient-{}-{n}", self.round),
-            &[clinicflow::topology::PATIENT.group],
-        )
+    fn patient_sub(&self, n: usize) -> String {
+        format!("privacy-patient-{}-{n}", self.round)
     }
 
-    fn date(&mut self) -> String {
+    fn patient(&self, n: usize) -> String {
+        self.stack.token(&self.patient_sub(n), &[PATIENT.group])
+    }
+
+    /// A token of `role`: the case's owner (`owner`, a token) for the patient role, a staff
+    /// member of this round otherwise.
+    fn token_of(&self, role: Role, owner: &str) -> String {
+        if role == PATIENT {
+            owner.to_owned()
+        } else {
+            self.stack
+                .token(&format!("privacy-staff-{}-{}", self.round, role.group), &[role.group])
+        }
+    }
+
+    fn day(&mut self) -> i64 {
         self.day += 1;
-        date_in(self.day)
+        self.day
     }
 
     /// Sends `call`; a status outside `allowed` is a violation (the flow did not run as
@@ -443,110 +498,102 @@ impl<'r> Flows<'r> {
         }
     }
 
-    async fn book(&mut self, flow: &str, patient: &str, body: &Value, allowed: &[u16]) -> Option<String> {
+    /// Opens a case of `f` as `patient` (a token) with `body`.
+    async fn open(&mut self, f: &dyn Fixture, flow: &str, patient: &str, body: &Value, allowed: &[u16]) -> Option<String> {
         let auth = bearer(patient);
         let answer = self
-            .expect_status(flow, Call::json("POST", "/checkups", Some(&auth), Some(body)), allowed)
+            .expect_status(flow, Call::json("POST", f.opening(), Some(&auth), Some(body)), allowed)
             .await?;
         let id = created_id(&answer)?;
-        if !self.bookings.contains(&id) {
-            self.bookings.push(id.clone());
+        if !self.cases.contains(&id) {
+            self.cases.push(id.clone());
         }
         Some(id)
     }
 
-    async fn on_work_list(&mut self, patient: &str, id: &str) {
-        let seen = wait_for_view(&self.api, patient, id, Duration::from_secs(10), |v| {
-            v["reservation"]["status"] == "received"
-        })
-        .await;
-        if seen.is_none() {
+    async fn ready_case(&mut self, f: &dyn Fixture, id: &str) {
+        if !slices::wait_ready(f, &self.stack, id, Duration::from_secs(10)).await {
             self.report
-                .violation(format!("privacy flow: booking {id} never reached the centre's work list"));
+                .violation(format!("privacy flow: {} case {id} never became ready", f.slice()));
         }
     }
 
     async fn run_all(&mut self) -> anyhow::Result<()> {
-        self.decisions().await;
-        self.payments_refused().await;
-        self.bad_input().await;
-        self.unauthorized().await;
-        self.provider_trouble().await;
+        for f in slices::all() {
+            let first = self.journeys(*f).await?;
+            self.idempotent_retry(*f).await;
+            self.payments_refused(*f).await;
+            self.bad_input(*f).await;
+            self.unauthorized(*f, first.as_deref()).await;
+            self.provider_trouble(*f).await;
+        }
         if !self.stack.settle(Duration::from_secs(30)).await {
             self.report.violation("privacy flows: the stack did not settle within 30 s".into());
         }
         Ok(())
     }
 
-    /// Book, then confirm, cancel (refund), reject (refund); an idempotent retry.
-    async fn decisions(&mut self) {
-        for (n, decision) in ["confirm", "cancel", "reject", "confirm-then-cancel"].into_iter().enumerate() {
+    /// Every journey that opens a case, each case read back by every role its read routes
+    /// allow; then the slice's lists. Returns the first case opened.
+    async fn journeys(&mut self, f: &'static dyn Fixture) -> anyhow::Result<Option<String>> {
+        let mut first = None;
+        let opening: Vec<_> = f.journeys().iter().filter(|j| matches!(j.opens, Opens::Case(_))).collect();
+        for (n, journey) in opening.into_iter().enumerate() {
             let s = self.subject();
-            let patient = self.patient(n);
             let (name, locale) = if n % 2 == 0 { (&s.korean, "ko") } else { (&s.latin, "en") };
-            // The last one books with a foreign number.
-            let phone = if n == 3 { s.foreign_phones()[1].1.clone() } else { s.phone(n) };
-            let date = self.date();
-            let body = booking_for(
-                &date,
+            // Every fourth books with a foreign number.
+            let phone = if n % 4 == 3 { s.foreign_phones()[1].1.clone() } else { s.phone(n) };
+            let day = self.day();
+            let body = f.open_body(
+                day,
                 &Person {
                     name,
                     phone: &phone,
                     locale,
                 },
-                "tok_ok",
+                journey.card,
             );
-            let Some(id) = self.book(decision, &patient, &body, &[201]).await else {
-                continue;
-            };
-            self.on_work_list(&patient, &id).await;
-            let staff = bearer(&self.staff);
-            let own = bearer(&patient);
-            let confirm = format!("/centre/checkups/{id}/confirm");
-            let reject = format!("/centre/checkups/{id}/reject");
-            let cancel = format!("/checkups/{id}/cancel");
-            let reason = json!({"reason": "the centre is closed that day"});
-            match decision {
-                "confirm" => {
-                    self.expect_status(decision, Call::json("POST", &confirm, Some(&staff), None), &[200])
-                        .await;
-                }
-                "cancel" => {
-                    self.expect_status(decision, Call::json("POST", &cancel, Some(&own), None), &[202])
-                        .await;
-                }
-                "reject" => {
-                    self.expect_status(decision, Call::json("POST", &reject, Some(&staff), Some(&reason)), &[200])
-                        .await;
-                }
-                _ => {
-                    self.expect_status(decision, Call::json("POST", &confirm, Some(&staff), None), &[200])
-                        .await;
-                    self.expect_status(decision, Call::json("POST", &cancel, Some(&own), None), &[202])
-                        .await;
+            let owner = self.patient_sub(n);
+            let walked = slices::walk(f, journey, self, &owner, &body, None).await?;
+            for p in walked.problems {
+                self.report.violation(format!("privacy flow {:?}: {p}", journey.name));
+            }
+            let Some(id) = walked.case.id else { continue };
+            if !self.cases.contains(&id) {
+                self.cases.push(id.clone());
+            }
+            first.get_or_insert_with(|| id.clone());
+            // The owner and the staff read it back.
+            let own = self.patient(n);
+            for route in routes_of(f).filter(|r| r.method == Method::Get && r.path.contains("{id}")) {
+                let path = route.path.replace("{id}", &id);
+                for role in route.roles {
+                    let auth = bearer(&self.token_of(*role, &own));
+                    let flow = format!("read the case as {}", role.group);
+                    self.expect_status(&flow, Call::json("GET", &path, Some(&auth), None), &[200]).await;
                 }
             }
-            // The patient and the centre read it back.
-            let path = format!("/checkups/{id}");
-            self.expect_status("read the view", Call::json("GET", &path, Some(&own), None), &[200])
-                .await;
-            self.expect_status("read the view as staff", Call::json("GET", &path, Some(&staff), None), &[200])
-                .await;
         }
-        let list_auth = bearer(&self.patient(0));
-        self.expect_status("my bookings", Call::json("GET", "/checkups", Some(&list_auth), None), &[200])
-            .await;
-        let staff = bearer(&self.staff);
-        self.expect_status("work list", Call::json("GET", "/centre/checkups", Some(&staff), None), &[200])
-            .await;
+        let owner = self.patient(0);
+        for route in routes_of(f).filter(|r| r.method == Method::Get && !r.path.contains('{')) {
+            for role in route.roles {
+                let auth = bearer(&self.token_of(*role, &owner));
+                let flow = format!("a list as {}", role.group);
+                self.expect_status(&flow, Call::json("GET", route.path, Some(&auth), None), &[200])
+                    .await;
+            }
+        }
+        Ok(first)
+    }
 
-        // An idempotent retry: the same key and body, answered twice the same way.
+    /// An idempotent retry: the same key and body, answered twice the same way.
+    async fn idempotent_retry(&mut self, f: &dyn Fixture) {
         let s = self.subject();
         let patient = self.patient(10);
         let phone = s.phone(3);
-        let date = self.date();
-        let body = booking_for(
-            &date,
+        let day = self.day();
+        let body = f.open_body(
+            day,
             &Person {
                 name: &s.korean,
                 phone: &phone,
@@ -561,7 +608,7 @@ impl<'r> Flows<'r> {
         for _ in 0..2 {
             let call = Call {
                 headers: &headers,
-                ..Call::json("POST", "/checkups", Some(&auth), Some(&body))
+                ..Call::json("POST", f.opening(), Some(&auth), Some(&body))
             };
             if let Some(id) = self
                 .expect_status("idempotent retry", call, &[201])
@@ -574,74 +621,86 @@ impl<'r> Flows<'r> {
         }
         if ids.len() == 2 && ids[0] != ids[1] {
             self.report
-                .violation("privacy flow \"idempotent retry\": the retry created a second booking".into());
+                .violation("privacy flow \"idempotent retry\": the retry created a second case".into());
         }
-        self.bookings.extend(ids.into_iter().take(1));
+        self.cases.extend(ids.into_iter().take(1));
     }
 
-    /// Declined by the sandbox, and unknown tokens of this run's own.
-    async fn payments_refused(&mut self) {
-        let own_tokens = [format!("tok_prv{}", fastrand::u64(..)), format!("pm_privacy{}", fastrand::u64(..))];
-        self.tokens.extend(own_tokens.iter().cloned());
-        let cards: Vec<String> = std::iter::once("tok_declined".to_owned()).chain(own_tokens).collect();
-        for (n, card) in cards.iter().enumerate() {
-            let s = self.subject();
-            let patient = self.patient(20 + n);
-            let phone = s.phone(n + 1);
-            let date = self.date();
-            let body = booking_for(
-                &date,
-                &Person {
-                    name: &s.latin,
-                    phone: &phone,
-                    locale: "en",
-                },
-                card,
-            );
-            self.book("payment declined", &patient, &body, &[402]).await;
+    /// The journeys refused for their card, with their card and with unknown tokens of this
+    /// run's own.
+    async fn payments_refused(&mut self, f: &dyn Fixture) {
+        for journey in f.journeys() {
+            let Opens::Refused(status) = journey.opens else { continue };
+            let own_tokens = [format!("tok_prv{}", fastrand::u64(..)), format!("pm_privacy{}", fastrand::u64(..))];
+            self.tokens.extend(own_tokens.iter().cloned());
+            let cards: Vec<String> = std::iter::once(journey.card.to_owned()).chain(own_tokens).collect();
+            for (n, card) in cards.iter().enumerate() {
+                let s = self.subject();
+                let patient = self.patient(20 + n);
+                let phone = s.phone(n + 1);
+                let day = self.day();
+                let body = f.open_body(
+                    day,
+                    &Person {
+                        name: &s.latin,
+                        phone: &phone,
+                        locale: "en",
+                    },
+                    card,
+                );
+                self.open(f, journey.name, &patient, &body, &[status]).await;
+            }
         }
     }
 
     /// Personal data in every kind of bad input.
-    async fn bad_input(&mut self) {
+    async fn bad_input(&mut self, f: &'static dyn Fixture) {
         let s = self.subject();
         let patient = self.patient(30);
         let auth = bearer(&patient);
-        let date = self.date();
+        let day = self.day();
         let phone = s.phone(0);
         let person = Person {
             name: &s.korean,
             phone: &phone,
             locale: "ko",
         };
-        let valid = booking_for(&date, &person, "tok_ok");
-        let with = |k: &str, v: Value| {
-            let mut b = valid.clone();
-            b[k] = v;
-            b
-        };
-        let bodies = [
-            ("invalid phone", with("phone", json!(format!("{phone}9")))),
-            ("phone with letters", with("phone", json!(format!("{phone}a")))),
-            ("name too long", with("name", json!(s.korean.repeat(5)))),
-            ("name with a control character", with("name", json!(format!("{}\u{7}", s.latin)))),
-            ("unknown field with personal data", with("mobile", json!(s.phone(1)))),
-            ("wrong types", with("name", json!([s.latin.clone()]))),
+        let valid = f.open_body(day, &person, "tok_ok");
+        let fields = f.personal();
+        let mut bodies = vec![
+            ("invalid phone", with(&valid, fields.phone, json!(format!("{phone}9")))),
+            ("phone with letters", with(&valid, fields.phone, json!(format!("{phone}a")))),
+            ("name too long", with(&valid, fields.name, json!(s.korean.repeat(5)))),
+            (
+                "name with a control character",
+                with(&valid, fields.name, json!(format!("{}\u{7}", s.latin))),
+            ),
+            ("unknown field with personal data", with(&valid, "mobile", json!(s.phone(1)))),
+            ("wrong types", with(&valid, fields.name, json!([s.latin.clone()]))),
             (
                 "phone as a number",
-                with("phone", json!(format!("10{}", s.subscriber).parse::<u64>().unwrap_or(0))),
+                with(
+                    &valid,
+                    fields.phone,
+                    json!(format!("10{}", s.subscriber).parse::<u64>().unwrap_or(0)),
+                ),
             ),
-            (
-                "card token with spaces",
-                with("card_token", json!(format!("tok ok {}", s.subscriber))),
-            ),
-            ("past date", with("date", json!("2020-01-01"))),
         ];
+        if let Some(card) = fields.card {
+            bodies.push((
+                "card token with spaces",
+                with(&valid, card, json!(format!("tok ok {}", s.subscriber))),
+            ));
+        }
+        bodies.extend(f.invalid_openings(&valid));
         for (flow, body) in &bodies {
-            self.expect_status(flow, Call::json("POST", "/checkups", Some(&auth), Some(body)), &[422])
+            self.expect_status(flow, Call::json("POST", f.opening(), Some(&auth), Some(body)), &[422])
                 .await;
         }
         let text = valid.to_string();
+        let mut oversized = serde_json::Map::new();
+        oversized.insert(fields.name.to_owned(), json!(s.latin.repeat(2000)));
+        oversized.insert(fields.phone.to_owned(), json!(phone));
         let raw: [(&str, &str, Vec<u8>, u16); 4] = [
             ("broken JSON", "application/json", text.as_bytes()[..text.len() - 1].to_vec(), 400),
             (
@@ -654,67 +713,97 @@ impl<'r> Flows<'r> {
             (
                 "oversized body",
                 "application/json",
-                json!({"name": s.latin.repeat(2000), "phone": phone}).to_string().into_bytes(),
+                Value::Object(oversized).to_string().into_bytes(),
                 413,
             ),
         ];
         for (flow, content_type, bytes, status) in raw {
             let call = Call {
                 method: "POST",
-                path: "/checkups",
+                path: f.opening(),
                 authorization: Some(&auth),
                 body: Some((content_type, bytes)),
                 headers: &[],
             };
             self.expect_status(flow, call, &[status]).await;
         }
-        let subscriber = &s.subscriber;
-        let staff = bearer(&self.staff);
-        let queries = [
-            (format!("/checkups?cursor={}", s.phone(1)), &auth, 422),
-            (format!("/checkups?name={}", s.latin.replace(' ', "%20")), &auth, 422),
-            (format!("/centre/checkups?date=010{subscriber}"), &staff, 422),
-            (format!("/checkups/010{subscriber}"), &auth, 404),
-            (format!("/checkups/{}", s.latin.replace(' ', "-")), &auth, 404),
-            (format!("/patients/010{subscriber}"), &auth, 404),
-        ];
+
+        // Personal data in the URL: list parameters and filters, case ids, unknown paths.
+        let subscriber = s.subscriber.clone();
+        let mut queries: Vec<(String, String, u16)> = Vec::new();
+        for route in routes_of(f).filter(|r| r.method == Method::Get) {
+            let Some(role) = route.roles.first() else { continue };
+            let who = self.token_of(*role, &patient);
+            if route.path.contains("{id}") {
+                queries.push((route.path.replace("{id}", &format!("010{subscriber}")), who.clone(), 404));
+                queries.push((route.path.replace("{id}", &s.latin.replace(' ', "-")), who, 404));
+                continue;
+            }
+            queries.push((format!("{}?cursor={}", route.path, s.phone(1)), who.clone(), 422));
+            queries.push((format!("{}?name={}", route.path, s.latin.replace(' ', "%20")), who.clone(), 422));
+            for filter in f.route(route).map_or(&[][..], |c| c.filters) {
+                queries.push((format!("{}?{filter}=010{subscriber}", route.path), who.clone(), 422));
+            }
+        }
+        queries.push((format!("/patients/010{subscriber}"), patient.clone(), 404));
         for (path, who, status) in &queries {
-            self.expect_status("personal data in the URL", Call::json("GET", path, Some(who), None), &[*status])
+            let auth = bearer(who);
+            self.expect_status("personal data in the URL", Call::json("GET", path, Some(&auth), None), &[*status])
                 .await;
         }
-        // A rejection reason too long, and full of someone's details.
-        let other = self.subject();
-        let owner = self.patient(31);
-        let other_phone = other.phone(2);
-        let date = self.date();
-        let body = booking_for(
-            &date,
-            &Person {
-                name: &other.latin,
-                phone: &other_phone,
-                locale: "en",
-            },
-            "tok_ok",
-        );
-        if let Some(id) = self.book("booking to reject badly", &owner, &body, &[201]).await {
-            self.on_work_list(&owner, &id).await;
-            let reason = json!({"reason": format!("{} {} ", other.latin, other_phone).repeat(40)});
-            let path = format!("/centre/checkups/{id}/reject");
-            self.expect_status("over-long reason", Call::json("POST", &path, Some(&staff), Some(&reason)), &[422])
-                .await;
-            let reason = json!({"reason": format!("{}\u{0}", other.korean)});
-            self.expect_status("reason with a NUL", Call::json("POST", &path, Some(&staff), Some(&reason)), &[422])
-                .await;
+
+        // Free text too long, and full of someone's details; free text with a NUL.
+        for route in routes_of(f) {
+            let Some(call) = f.route(route) else { continue };
+            let (Some(field), true) = (call.text, call.case) else { continue };
+            let other = self.subject();
+            let owner = self.patient(31);
+            let other_phone = other.phone(2);
+            let day = self.day();
+            let body = f.open_body(
+                day,
+                &Person {
+                    name: &other.latin,
+                    phone: &other_phone,
+                    locale: "en",
+                },
+                "tok_ok",
+            );
+            let Some(id) = self.open(f, "case to send bad free text on", &owner, &body, &[201]).await else {
+                continue;
+            };
+            self.ready_case(f, &id).await;
+            let base = match call.body {
+                Body::Json(b) => b(),
+                Body::Empty | Body::Opening => json!({}),
+            };
+            let path = route.path.replace("{id}", &id);
+            let Some(role) = route.roles.first() else { continue };
+            let auth = bearer(&self.token_of(*role, &owner));
+            let long = with(&base, field, json!(format!("{} {} ", other.latin, other_phone).repeat(40)));
+            self.expect_status(
+                "over-long free text",
+                Call::json(route.method.as_str(), &path, Some(&auth), Some(&long)),
+                &[422],
+            )
+            .await;
+            let nul = with(&base, field, json!(format!("{}\u{0}", other.korean)));
+            self.expect_status(
+                "free text with a NUL",
+                Call::json(route.method.as_str(), &path, Some(&auth), Some(&nul)),
+                &[422],
+            )
+            .await;
         }
     }
 
     /// Personal data sent without the right to send it.
-    async fn unauthorized(&mut self) {
+    async fn unauthorized(&mut self, f: &dyn Fixture, case: Option<&str>) {
         let s = self.subject();
-        let date = self.date();
+        let day = self.day();
         let phone = s.phone(4);
-        let body = booking_for(
-            &date,
+        let body = f.open_body(
+            day,
             &Person {
                 name: &s.korean,
                 phone: &phone,
@@ -725,39 +814,43 @@ impl<'r> Flows<'r> {
         let expired = self
             .stack
             .tokens
-            .issue(
-                &format!("privacy-expired-{}", self.round),
-                &[clinicflow::topology::PATIENT.group.to_owned()],
-                -600,
-            )
+            .issue(&format!("privacy-expired-{}", self.round), &[PATIENT.group.to_owned()], -600)
             .unwrap_or_default();
-        let staff = self.staff.clone();
         let nobody = self.stack.token("privacy-no-role", &[]);
-        let calls: [(&str, Option<String>, u16); 5] = [
-            ("no token", None, 401),
-            ("expired token", Some(bearer(&expired)), 401),
+        let allowed = routes_of(f)
+            .find(|r| r.method == Method::Post && r.path == f.opening())
+            .map_or(&[][..], |r| r.roles);
+        let mut calls: Vec<(String, Option<String>, u16)> = vec![
+            ("no token".into(), None, 401),
+            ("expired token".into(), Some(bearer(&expired)), 401),
             (
-                "malformed token",
+                "malformed token".into(),
                 Some(bearer(&format!("{}.{}", s.latin_suffix, s.subscriber))),
                 401,
             ),
-            ("centre staff booking", Some(bearer(&staff)), 403),
-            ("no role", Some(bearer(&nobody)), 403),
         ];
+        for role in clinicflow::catalog().roles.iter().filter(|r| !allowed.contains(r)) {
+            let token = self.token_of(*role, "");
+            calls.push((format!("{} staff opening a case", role.group), Some(bearer(&token)), 403));
+        }
+        calls.push(("no role".into(), Some(bearer(&nobody)), 403));
         for (flow, auth, status) in &calls {
-            self.expect_status(flow, Call::json("POST", "/checkups", auth.as_deref(), Some(&body)), &[*status])
+            self.expect_status(flow, Call::json("POST", f.opening(), auth.as_deref(), Some(&body)), &[*status])
                 .await;
         }
-        // Another patient's case is hidden.
-        if let Some(id) = self.bookings.first().cloned() {
-            let intruder = bearer(&self.patient(40));
-            let path = format!("/checkups/{id}");
-            self.expect_status("another patient's case", Call::json("GET", &path, Some(&intruder), None), &[404])
-                .await;
-            let cancel = format!("/checkups/{id}/cancel");
+        // Another patient's case is hidden, on every route of the case a patient may call.
+        let Some(id) = case else { return };
+        let intruder = bearer(&self.patient(40));
+        for route in routes_of(f).filter(|r| r.path.contains("{id}") && r.roles.contains(&PATIENT)) {
+            let path = route.path.replace("{id}", id);
+            let body = f.route(route).and_then(|c| match c.body {
+                Body::Json(b) => Some(b()),
+                Body::Empty | Body::Opening => None,
+            });
+            let flow = format!("another patient's case ({} {})", route.method.as_str(), route.path);
             self.expect_status(
-                "cancelling another patient's case",
-                Call::json("POST", &cancel, Some(&intruder), None),
+                &flow,
+                Call::json(route.method.as_str(), &path, Some(&intruder), body.as_ref()),
                 &[404],
             )
             .await;
@@ -765,15 +858,21 @@ impl<'r> Flows<'r> {
     }
 
     /// The provider slow and down until the circuit opens; then it closes again.
-    async fn provider_trouble(&mut self) {
+    async fn provider_trouble(&mut self, f: &dyn Fixture) {
+        let Some(status) = f.journeys().iter().find_map(|j| match j.opens {
+            Opens::Unavailable(status) => Some(status),
+            Opens::Case(_) | Opens::Refused(_) => None,
+        }) else {
+            return;
+        };
         let cool_down = self.stack.platform.config.payment.cool_down;
         for (n, card) in ["tok_slow", "tok_down", "tok_down", "tok_ok"].into_iter().enumerate() {
             let s = self.subject();
             let patient = self.patient(50 + n);
             let phone = s.phone(n + 2);
-            let date = self.date();
-            let body = booking_for(
-                &date,
+            let day = self.day();
+            let body = f.open_body(
+                day,
                 &Person {
                     name: &s.korean,
                     phone: &phone,
@@ -781,15 +880,15 @@ impl<'r> Flows<'r> {
                 },
                 card,
             );
-            self.book("payment provider slow or down", &patient, &body, &[503]).await;
+            self.open(f, "payment provider slow or down", &patient, &body, &[status]).await;
         }
         tokio::time::sleep(cool_down + Duration::from_millis(200)).await;
         let s = self.subject();
         let patient = self.patient(60);
         let phone = s.phone(5);
-        let date = self.date();
-        let body = booking_for(
-            &date,
+        let day = self.day();
+        let body = f.open_body(
+            day,
             &Person {
                 name: &s.latin,
                 phone: &phone,
@@ -797,7 +896,7 @@ impl<'r> Flows<'r> {
             },
             "tok_ok",
         );
-        self.book("payment provider back", &patient, &body, &[201]).await;
+        self.open(f, "payment provider back", &patient, &body, &[201]).await;
     }
 }
 
@@ -844,7 +943,7 @@ mod tests {
             "01JD3M7Q0101234567800000AB",
             "2026-11-21T07:43:54.010123Z",
             "sbx_00000012",
-            "checkup#2026-12-01#basic",
+            "slot#2026-12-01#basic",
             "+82********78",
         ] {
             assert_eq!(scan(&[line(benign)], &d).leaks, 0, "{benign}");

@@ -1,46 +1,40 @@
-//! The `redelivery` area: a mix of check-up flows on a stack whose bus delivers every event
+//! The `redelivery` area: a mix of every slice's journeys (all but those that trip
+//! breakers by design, [`Opens::Unavailable`]) on a stack whose bus delivers every event
 //! twice, raced by a second deliverer that sends every new event, twice more and at once,
-//! to every consumer its rules name, in a shuffled order; then, settled, every event of the change feed is delivered again, twice, to every
-//! consumer its rules name, and every change record replayed into the projector, all in a
-//! shuffled order (the seed is printed). Nothing may change: SMS, counters, payments and
-//! refunds, aggregates, views, outbox; and the [`invariants`](crate::invariants) hold. The
-//! whole feed, shuffled, is also projected afresh, and must give the same views.
+//! to every consumer its rules name, in a shuffled order; then, settled, every event of the
+//! change feed is delivered again, twice, to every consumer its rules name, and every change
+//! record replayed into the projector, all in a shuffled order (the seed is printed).
+//! Nothing may change: SMS, counters (each fixture's [`Fixture::counters`]), payments and
+//! refunds, the aggregates of every table, views, outbox; and the
+//! [`invariants`](crate::invariants) hold. The whole feed, shuffled, is also projected
+//! afresh, and must give the same views.
+//!
+//! [`Fixture::counters`]: crate::slices::Fixture::counters
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
+use async_trait::async_trait;
 use clinicflow::app::consumers::{self, Handled};
 use clinicflow::app::{AppError, faults, projector};
-use clinicflow::contexts::payment;
 use clinicflow::events::EventEnvelope;
-use clinicflow::flows::checkup::{availability, centre, domain as checkup};
-use clinicflow::topology::NOTIFICATION;
-use clinicflow_tests::{Client, LocalStack, booking, fast_options, future_date};
-use serde_json::json;
+use clinicflow::topology::{PROCESSED, VIEWS};
+use clinicflow_tests::{Client, LocalStack, fast_options};
 
-use crate::invariants::{self, Case, Outcome};
+use super::api::SOMEONE;
+use crate::invariants::{self, Case};
+use crate::slices::{self, Driver, Fixture, Journey, Opens, Request, Sent};
 use crate::{AreaReport, Mode};
 
-/// What a flow does after booking.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Flow {
-    Confirm,
-    Cancel,
-    Reject,
-    ConfirmThenCancel,
-    LeaveBooked,
-    Declined,
+/// Every journey the area mixes, with its fixture, in the fixtures' order.
+fn journeys() -> Vec<(&'static dyn Fixture, &'static Journey)> {
+    slices::all()
+        .iter()
+        .flat_map(|f| f.journeys().iter().map(move |j| (*f, j)))
+        .filter(|(_, j)| !matches!(j.opens, Opens::Unavailable(_)))
+        .collect()
 }
-
-const FLOWS: [Flow; 6] = [
-    Flow::Confirm,
-    Flow::Cancel,
-    Flow::Reject,
-    Flow::ConfirmThenCancel,
-    Flow::LeaveBooked,
-    Flow::Declined,
-];
 
 /// Everything a redelivery must leave as it was.
 #[derive(Debug, PartialEq)]
@@ -55,25 +49,36 @@ struct Snapshot {
     unpublished: usize,
 }
 
-async fn snapshot(stack: &LocalStack, ids: &[String]) -> anyhow::Result<Snapshot> {
+/// The view rows of `cases`, through their fixtures.
+fn view_keys(cases: &[Case]) -> Vec<String> {
+    cases
+        .iter()
+        .filter_map(|c| Some(slices::of(c.slice)?.view_key(c.id.as_deref()?)))
+        .collect()
+}
+
+async fn snapshot(stack: &LocalStack, views: &[String]) -> anyhow::Result<Snapshot> {
     let db = &stack.embedded().context("on SQLite")?.db;
     let mut aggregates = Vec::new();
-    for context in [checkup::CONTEXT, payment::CONTEXT, centre::CONTEXT, NOTIFICATION] {
-        for (id, s) in db.all_aggregates(context).await? {
-            aggregates.push((context.to_owned(), id, s.version, s.state));
+    // Every table that holds aggregates: the contexts' and the notifier's.
+    for table in clinicflow::catalog()
+        .tables
+        .iter()
+        .filter(|t| t.name != VIEWS && t.name != PROCESSED)
+    {
+        for (id, s) in db.all_aggregates(table.name).await? {
+            aggregates.push((table.name.to_owned(), id, s.version, s.state));
         }
     }
     let mut counters = Vec::new();
-    let mut views = Vec::new();
-    for (_, stored) in db.all_aggregates(checkup::CONTEXT).await? {
-        let b: checkup::Booking = serde_json::from_value(stored.state)?;
-        let slot = availability::slot_key(b.date, b.package);
-        counters.push((slot.clone(), stack.platform.store.counter(&slot).await?));
+    for f in slices::all() {
+        counters.extend(f.counters(stack).await?);
     }
     counters.sort();
     counters.dedup();
-    for id in ids {
-        views.push(stack.platform.views.get(&clinicflow::flows::checkup::view::view_key(id)).await?);
+    let mut rows = Vec::new();
+    for key in views {
+        rows.push(stack.platform.views.get(key).await?);
     }
     Ok(Snapshot {
         sms: stack.sms_sent().await?,
@@ -81,7 +86,7 @@ async fn snapshot(stack: &LocalStack, ids: &[String]) -> anyhow::Result<Snapshot
         counters,
         ledger: stack.sandbox.entries(),
         aggregates,
-        views,
+        views: rows,
         events: db.changes_after(0, 1_000_000).await?.into_iter().map(|(_, e)| e.id).collect(),
         unpublished: stack
             .platform
@@ -92,81 +97,36 @@ async fn snapshot(stack: &LocalStack, ids: &[String]) -> anyhow::Result<Snapshot
     })
 }
 
-async fn received(stack: &LocalStack, id: &str) -> bool {
-    for _ in 0..400 {
-        let status = stack
-            .platform
-            .views
-            .get(&clinicflow::flows::checkup::view::view_key(id))
-            .await
-            .ok()
-            .flatten()
-            .and_then(|v| v.body.get("reservation_status").and_then(|s| s.as_str()).map(str::to_owned));
-        if status.as_deref() == Some("received") {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    false
+/// Sends a journey's requests over HTTP, once each.
+struct Http<'a> {
+    stack: &'a LocalStack,
 }
 
-/// Runs one flow through the API; returns the case and what went wrong.
-async fn run_flow(stack: &LocalStack, flow: Flow, n: usize) -> (Case, Vec<String>) {
-    let patient_sub = format!("patient-{n}");
-    let patient = Client::new(stack, &patient_sub, &["patient"]);
-    let staff = Client::new(stack, "centre-staff", &["centre"]);
-    let card = if flow == Flow::Declined { "tok_declined" } else { "tok_ok" };
-    let reply = patient
-        .post("/checkups", &booking(&future_date(30 + (n % 5) as i64), "basic", card))
-        .await;
-    let mut problems = Vec::new();
-    let id = match (flow, reply.status) {
-        (Flow::Declined, 402) => None,
-        (_, 201) => reply.body["id"].as_str().map(str::to_owned),
-        (_, s) => {
-            problems.push(format!("{flow:?}: booking answered {s}"));
-            None
-        }
-    };
-    let outcome = match (flow, &id) {
-        (_, None) => Outcome::NotBooked,
-        (Flow::Confirm, _) => Outcome::Confirmed,
-        (Flow::Cancel | Flow::ConfirmThenCancel, _) => Outcome::Cancelled,
-        (Flow::Reject, _) => Outcome::Rejected,
-        (Flow::LeaveBooked | Flow::Declined, _) => Outcome::Booked,
-    };
-    let case = Case {
-        id: id.clone(),
-        patient: patient_sub,
-        outcome,
-        paid: id.is_some(),
-    };
-    let Some(id) = id else { return (case, problems) };
-    if !received(stack, &id).await {
-        problems.push(format!("{flow:?}: booking {id} never reached the work list"));
-        return (case, problems);
+#[async_trait]
+impl Driver for Http<'_> {
+    async fn send(&mut self, sub: &str, groups: &[&str], r: Request<'_>) -> anyhow::Result<Sent> {
+        let client = Client::new(self.stack, sub, groups);
+        let headers: Vec<(&str, &str)> = r.key.map(|k| ("idempotency-key", k)).into_iter().collect();
+        let reply = client.send(r.method, r.path, r.body, &headers).await;
+        Ok(Sent {
+            status: reply.status,
+            body: reply.body,
+            retried: false,
+        })
     }
-    let steps: Vec<(&Client, String, Option<serde_json::Value>)> = match flow {
-        Flow::Confirm => vec![(&staff, format!("/centre/checkups/{id}/confirm"), None)],
-        Flow::Reject => vec![(
-            &staff,
-            format!("/centre/checkups/{id}/reject"),
-            Some(json!({"reason": "doctor unavailable"})),
-        )],
-        Flow::Cancel => vec![(&patient, format!("/checkups/{id}/cancel"), None)],
-        Flow::ConfirmThenCancel => vec![
-            (&staff, format!("/centre/checkups/{id}/confirm"), None),
-            (&patient, format!("/checkups/{id}/cancel"), None),
-        ],
-        Flow::LeaveBooked | Flow::Declined => vec![],
-    };
-    for (client, path, body) in steps {
-        let r = client.send("POST", &path, body.as_ref(), &[]).await;
-        if !matches!(r.status, 200 | 202) {
-            problems.push(format!("{flow:?}: {path} answered {}", r.status));
-        }
+
+    async fn ready(&mut self, fixture: &'static dyn Fixture, id: &str) -> anyhow::Result<bool> {
+        Ok(slices::wait_ready(fixture, self.stack, id, Duration::from_secs(10)).await)
     }
-    (case, problems)
+}
+
+/// Runs the `n`-th flow through the API; returns the case and what went wrong.
+async fn run_flow(stack: &LocalStack, f: &'static dyn Fixture, journey: &'static Journey, n: usize) -> anyhow::Result<(Case, Vec<String>)> {
+    let owner = format!("patient-{n}");
+    let body = f.open_body(30 + (n % 5) as i64, &SOMEONE, journey.card);
+    let walked = slices::walk(f, journey, &mut Http { stack }, &owner, &body, None).await?;
+    let problems = walked.problems.into_iter().map(|p| format!("{}: {p}", f.slice())).collect();
+    Ok((walked.case, problems))
 }
 
 /// What the racing redeliverer did.
@@ -240,7 +200,12 @@ pub async fn run(mode: Mode) -> anyhow::Result<AreaReport> {
     let seed = fastrand::u64(..);
     eprintln!("    redelivery shuffle seed: {seed}");
     let mut rng = fastrand::Rng::with_seed(seed);
-    let runs = (0..flows).map(|n| run_flow(&stack, FLOWS[n % FLOWS.len()], n));
+    let mix = journeys();
+    anyhow::ensure!(!mix.is_empty(), "no fixture has a journey the redelivery area can run");
+    let runs = (0..flows).map(|n| {
+        let (f, journey) = mix[n % mix.len()];
+        run_flow(&stack, f, journey, n)
+    });
     let flows_done = AtomicBool::new(false);
     let flowing = async {
         let done = futures::future::join_all(runs).await;
@@ -249,7 +214,8 @@ pub async fn run(mode: Mode) -> anyhow::Result<AreaReport> {
     };
     let (done, raced) = tokio::join!(flowing, race(&stack, &flows_done, rng.u64(..)));
     let mut cases = Vec::new();
-    for (case, problems) in done {
+    for flow in done {
+        let (case, problems) = flow?;
         for p in problems {
             report.violation(p);
         }
@@ -268,8 +234,8 @@ pub async fn run(mode: Mode) -> anyhow::Result<AreaReport> {
         report.violation(format!("after the flows: {v}"));
     }
 
-    let ids: Vec<String> = cases.iter().filter_map(|c| c.id.clone()).collect();
-    let before = snapshot(&stack, &ids).await?;
+    let views = view_keys(&cases);
+    let before = snapshot(&stack, &views).await?;
     let history: Vec<EventEnvelope> = stack
         .embedded()
         .context("on SQLite")?
@@ -336,22 +302,16 @@ pub async fn run(mode: Mode) -> anyhow::Result<AreaReport> {
         overtaken += later.len() as u64;
         pending = later;
     }
-    for id in &ids {
-        let stored = p.views.get(&clinicflow::flows::checkup::view::view_key(id)).await?.map(|v| v.body);
-        if fresh
-            .views
-            .get(&clinicflow::flows::checkup::view::view_key(id))
-            .await?
-            .map(|v| v.body)
-            != stored
-        {
-            report.violation(format!("the view of case {id} differs when its records arrive out of order"));
+    for key in &views {
+        let stored = p.views.get(key).await?.map(|v| v.body);
+        if fresh.views.get(key).await?.map(|v| v.body) != stored {
+            report.violation(format!("the view {key} differs when its records arrive out of order"));
         }
     }
     if !stack.settle(Duration::from_secs(20)).await {
         report.violation("the stack never settled after the redeliveries".into());
     }
-    let after = snapshot(&stack, &ids).await?;
+    let after = snapshot(&stack, &views).await?;
     let changed: Vec<&str> = [
         ("SMS", before.sms != after.sms || before.sms_sends != after.sms_sends),
         ("counters", before.counters != after.counters),

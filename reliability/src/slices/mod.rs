@@ -1,0 +1,522 @@
+//! What the harness's areas need from a slice, and the registry of the slices' fixtures.
+//!
+//! The areas know no flow: they derive what is generic from `clinicflow::catalog()` (routes
+//! with their roles and functions, consumers and rules, failure points, functions, tables)
+//! and ask each slice's [`Fixture`] only what the catalog cannot say: how to open a case and
+//! what its journeys do ([`Journey`]), how to call each of its routes ([`RouteCall`]), what
+//! its aggregates must hold once settled ([`Fixture::check`]), how to read its views, which
+//! of its commands contend (the `concurrency` area), and how to open and end a case on its
+//! use cases directly (the staged held-charge race).
+//!
+//! A slice is tested once its fixture is listed in [`all`]. A catalogued route of a slice
+//! whose fixture has no entry for it is a violation of the `authz` and `fuzz` areas, and a
+//! failure point no fixture's journeys are armed at is a violation of the `failpoints` area,
+//! so a new slice cannot escape the harness silently.
+//!
+//! To add one: write `slices/<flow>.rs` with a unit struct implementing [`Fixture`] (the
+//! check-up one, [`checkup`], is the model) and list it in [`all`].
+
+pub mod checkup;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use clinicflow::adapters::embedded::Embedded;
+use clinicflow::app::Platform;
+use clinicflow::config::Config;
+use clinicflow::domain::Won;
+use clinicflow::events::EventEnvelope;
+use clinicflow::topology::{Method, PATIENT, Role, Route};
+use clinicflow_tests::{LocalOptions, LocalStack};
+use serde_json::Value;
+
+use crate::areas::api::{Api, Person};
+use crate::invariants::Case;
+
+/// Every slice's fixture, in the catalog's order of slices.
+pub fn all() -> &'static [&'static dyn Fixture] {
+    static ALL: &[&dyn Fixture] = &[&checkup::CHECKUP];
+    ALL
+}
+
+/// The fixture of the slice named `slice`, if it has one.
+pub fn of(slice: &str) -> Option<&'static dyn Fixture> {
+    all().iter().copied().find(|f| f.slice() == slice)
+}
+
+/// The fixture of the slice that serves `route` (`None` for the platform's public routes and
+/// for a slice without a fixture).
+pub fn of_route(route: &Route) -> Option<&'static dyn Fixture> {
+    clinicflow::catalog().slice_of(route.function).and_then(|s| of(s.name))
+}
+
+/// The catalog's slices that no fixture tests.
+pub fn untested() -> Vec<&'static str> {
+    clinicflow::catalog()
+        .slices
+        .iter()
+        .map(|s| s.name)
+        .filter(|name| of(name).is_none())
+        .collect()
+}
+
+/// Who sends a step of a journey.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Who {
+    /// The person who opened the case (a [`PATIENT`]).
+    Owner,
+    /// A member of a staff role of the slice.
+    Staff(Role),
+}
+
+impl Who {
+    /// The subject and groups of the caller, `owner` being the case's owner.
+    pub fn caller(self, owner: &str) -> (String, Vec<&'static str>) {
+        match self {
+            Self::Owner => (owner.to_owned(), vec![PATIENT.group]),
+            Self::Staff(role) => (format!("staff-{}", role.group), vec![role.group]),
+        }
+    }
+}
+
+/// One request of a journey, on a case that is [`Fixture::ready`].
+#[derive(Debug, Clone, Copy)]
+pub struct Step {
+    /// What it does, in reports (`confirm`).
+    pub name: &'static str,
+    /// Who sends it.
+    pub who: Who,
+    /// Its method.
+    pub method: Method,
+    /// Its path; `{id}` is the case.
+    pub path: &'static str,
+    /// Its JSON body, if it takes one.
+    pub body: Option<fn() -> Value>,
+    /// The status of a step that moved the case (or found it already there).
+    pub success: u16,
+}
+
+impl Step {
+    /// The step's path for case `id`.
+    pub fn path_for(&self, id: &str) -> String {
+        self.path.replace("{id}", id)
+    }
+}
+
+/// How the request that opens a journey's case is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opens {
+    /// `201` with the case's `id`; the case must end in this state.
+    Case(&'static str),
+    /// Refused with this status, and no case (a declined payment, `402`).
+    Refused(u16),
+    /// Refused with this server error by design (a dependency down, `503`): the answer is
+    /// expected, but it trips breakers, so no area runs it alongside other journeys.
+    Unavailable(u16),
+}
+
+/// One way a case goes, from the request that opens it to its last step.
+#[derive(Debug, Clone, Copy)]
+pub struct Journey {
+    /// Its name in reports (`book→confirm`).
+    pub name: &'static str,
+    /// The sandbox card token the case is opened with (`tok_ok`, `tok_declined`, `tok_down`).
+    pub card: &'static str,
+    /// How the opening request is answered.
+    pub opens: Opens,
+    /// What follows once the case is ready.
+    pub steps: &'static [Step],
+    /// The failure points the `failpoints` area arms on this journey: those it passes
+    /// through. A journey whose points others already cover may list none.
+    pub armed_at: fn(&str) -> bool,
+}
+
+impl Journey {
+    /// The state the case ends in, if the journey opens one.
+    pub fn outcome(&self) -> Option<&'static str> {
+        match self.opens {
+            Opens::Case(outcome) => Some(outcome),
+            Opens::Refused(_) | Opens::Unavailable(_) => None,
+        }
+    }
+}
+
+/// The body a route needs.
+#[derive(Debug, Clone, Copy)]
+pub enum Body {
+    /// None.
+    Empty,
+    /// A valid opening request ([`Fixture::open_body`]); the route takes an
+    /// `Idempotency-Key`.
+    Opening,
+    /// This valid JSON body.
+    Json(fn() -> Value),
+}
+
+/// How to call one route so that only authorization (or the input under test) can make
+/// the call fail.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteCall {
+    /// Names a case (`{id}`): one opened by the owner, and ready.
+    pub case: bool,
+    /// Changes state: every call gets a case of its own, and a refused call must change nothing.
+    pub mutates: bool,
+    /// The status of a caller allowed to succeed.
+    pub success: u16,
+    /// Its body.
+    pub body: Body,
+    /// A field of the body holding free text (a reason), if any.
+    pub text: Option<&'static str>,
+    /// The query filters a list route accepts.
+    pub filters: &'static [&'static str],
+}
+
+impl RouteCall {
+    /// A call with no free text and no filters.
+    pub const fn new(case: bool, mutates: bool, success: u16, body: Body) -> Self {
+        Self {
+            case,
+            mutates,
+            success,
+            body,
+            text: None,
+            filters: &[],
+        }
+    }
+}
+
+/// The fields of an opening body that carry personal data.
+#[derive(Debug, Clone, Copy)]
+pub struct Personal {
+    /// The person's name.
+    pub name: &'static str,
+    /// The person's phone number.
+    pub phone: &'static str,
+    /// The card token, when the slice takes a payment.
+    pub card: Option<&'static str>,
+}
+
+/// What a slice's cases owe in money, for the shared refund invariant: a case's payment is
+/// refunded exactly once iff the case ended without completing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Due {
+    /// The case.
+    pub case: String,
+    /// Its state, for reports.
+    pub state: &'static str,
+    /// The payment that paid for it.
+    pub payment_id: String,
+    /// Must it be refunded?
+    pub refunded: bool,
+}
+
+/// A stored case, as the `concurrency` area and the held-charge race judge it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Opened {
+    /// Its id.
+    pub id: String,
+    /// Its owner's subject.
+    pub owner: String,
+    /// The payment that paid for it.
+    pub payment_id: String,
+    /// What it recorded as paid.
+    pub price: Won,
+    /// Which variant of the opening request it was opened with ([`Fixture::variants`]).
+    pub variant: &'static str,
+}
+
+/// The decisions that race on one case in the `concurrency` area.
+#[derive(Debug, Clone, Copy)]
+pub struct Contest {
+    /// The contending steps.
+    pub decisions: &'static [Step],
+    /// Which of them hit the n-th contested case (indices into `decisions`, cycled), so that
+    /// every outcome is contested.
+    pub mixes: &'static [&'static [usize]],
+}
+
+/// A slice's fixture: everything an area needs from it that the catalog cannot say.
+#[async_trait]
+pub trait Fixture: Send + Sync {
+    /// The slice it tests (its `Slice::name`).
+    fn slice(&self) -> &'static str;
+
+    /// The context of its cases' aggregate (a refused call must not move it).
+    fn context(&self) -> &'static str;
+
+    /// The path of the `POST` that opens a case (answered `201` with the case's `id`).
+    fn opening(&self) -> &'static str;
+
+    /// A valid opening body in the `day`-th distinct slot (one day apart: cases in different
+    /// slots never compete for places), for `person`, paid with `card`: variant 0.
+    fn open_body(&self, day: i64, person: &Person<'_>, card: &str) -> Value;
+
+    /// `body` as the other variant of the opening request (another price): variant 1.
+    fn other_body(&self, body: &Value) -> Value;
+
+    /// The names of the two variants, for reports.
+    fn variants(&self) -> [&'static str; 2];
+
+    /// The fields of the opening body that carry personal data.
+    fn personal(&self) -> Personal;
+
+    /// Opening bodies that must be refused with `422` although their personal data is valid.
+    fn invalid_openings(&self, valid: &Value) -> Vec<(&'static str, Value)>;
+
+    /// The view row of case `id` (`platform.views`).
+    fn view_key(&self, id: &str) -> String;
+
+    /// Is case `id` ready for its journeys' steps (read once, from the views)?
+    async fn ready(&self, stack: &LocalStack, id: &str) -> bool;
+
+    /// The journeys, each area runs those it can.
+    fn journeys(&self) -> &'static [Journey];
+
+    /// How to call `route`, one of the slice's; `None`: the harness does not know it (a
+    /// violation).
+    fn route(&self, route: &Route) -> Option<RouteCall>;
+
+    /// The slice's own invariants on a settled stack for its `cases` (every case's terminal
+    /// state, places, views against aggregates), one line `invariant: what broke` each;
+    /// `events` is the whole change feed.
+    async fn check(&self, stack: &LocalStack, cases: &[&Case], events: &[EventEnvelope]) -> anyhow::Result<Vec<String>>;
+
+    /// What every stored case owes in money.
+    async fn dues(&self, db: &Embedded) -> anyhow::Result<Vec<Due>>;
+
+    /// Every counter the stored cases hold (places), by key.
+    async fn counters(&self, stack: &LocalStack) -> anyhow::Result<Vec<(String, i64)>>;
+
+    /// Sets the places per slot.
+    fn set_capacity(&self, options: &mut LocalOptions, places: i64);
+
+    /// The price of variant `variant` under `config`.
+    fn price(&self, config: &Config, variant: usize) -> Won;
+
+    /// Places taken in the slot of opening body `body`.
+    async fn places_taken(&self, stack: &LocalStack, body: &Value) -> anyhow::Result<i64>;
+
+    /// The stored cases in the slot of opening body `body`.
+    async fn cases_like(&self, db: &Embedded, body: &Value) -> anyhow::Result<HashSet<String>>;
+
+    /// Every stored case.
+    async fn opened(&self, db: &Embedded) -> anyhow::Result<Vec<Opened>>;
+
+    /// The decisions that contend on one case.
+    fn contest(&self) -> Contest;
+
+    /// The state a contested case must end in, given which decisions of the contest
+    /// succeeded (by index); an error says why no serial order explains them.
+    fn implied_outcome(&self, won: &[bool]) -> Result<&'static str, String>;
+
+    /// What disagrees, once settled, with a contest that ended in `outcome`: the case's view,
+    /// places, money and SMS. `owner` is the owner's token, `body` the opening body.
+    #[allow(clippy::too_many_arguments)]
+    async fn judge_contest(
+        &self,
+        stack: &LocalStack,
+        api: &Api,
+        id: &str,
+        owner: &str,
+        body: &Value,
+        won: &[bool],
+        outcome: &str,
+    ) -> anyhow::Result<Vec<String>>;
+
+    /// The owner's step that ends a case and gives its money back.
+    fn ending(&self) -> &'static Step;
+
+    /// Opens a case of variant `variant` in slot `day` on the use cases directly (no HTTP),
+    /// under `Idempotency-Key` `key`; answers the status, or the error.
+    async fn open_direct(&self, p: &Platform, owner: &str, day: i64, variant: usize, key: &str, request_id: &str) -> Result<u16, String>;
+
+    /// The owner ends case `id` on the use cases directly.
+    async fn end_direct(&self, p: &Platform, owner: &str, id: &str, request_id: &str) -> anyhow::Result<()>;
+}
+
+/// A request of a journey, as a [`Driver`] sends it.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    /// Method.
+    pub method: &'a str,
+    /// Path.
+    pub path: &'a str,
+    /// JSON body.
+    pub body: Option<&'a Value>,
+    /// `Idempotency-Key`.
+    pub key: Option<&'a str>,
+    /// Server errors taken as the answer (not retried).
+    pub accept: &'a [u16],
+}
+
+/// An answer, as a journey judges it.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    /// Status.
+    pub status: u16,
+    /// JSON body (`Null` if none).
+    pub body: Value,
+    /// Whether the driver had to send it more than once.
+    pub retried: bool,
+}
+
+/// How an area sends a journey's requests and waits for its case.
+#[async_trait]
+pub trait Driver: Send {
+    /// Sends one request as `sub` in `groups`.
+    async fn send(&mut self, sub: &str, groups: &[&str], request: Request<'_>) -> anyhow::Result<Sent>;
+
+    /// Waits (a while of the area's choosing) until case `id` is [`Fixture::ready`].
+    async fn ready(&mut self, fixture: &'static dyn Fixture, id: &str) -> anyhow::Result<bool>;
+}
+
+/// Polls [`Fixture::ready`] every 25 ms for at most `within`.
+pub async fn wait_ready(fixture: &dyn Fixture, stack: &LocalStack, id: &str, within: Duration) -> bool {
+    clinicflow_tests::eventually(within, || async { fixture.ready(stack, id).await.then_some(()) })
+        .await
+        .is_some()
+}
+
+/// What a walk left: the case the harness expects, and what went wrong on the way.
+#[derive(Debug, Clone)]
+pub struct Walked {
+    /// The case.
+    pub case: Case,
+    /// One line per request answered otherwise than the journey says.
+    pub problems: Vec<String>,
+}
+
+/// Walks `journey` of `fixture` through `driver`: opens a case as `owner` with `body` (and
+/// `key`), waits until it is ready, then sends its steps. A step answered `409` after the
+/// driver had to resend it counts as a success (the first attempt won).
+pub async fn walk(
+    fixture: &'static dyn Fixture,
+    journey: &Journey,
+    driver: &mut dyn Driver,
+    owner: &str,
+    body: &Value,
+    key: Option<&str>,
+) -> anyhow::Result<Walked> {
+    let mut problems = Vec::new();
+    let accept: Vec<u16> = match journey.opens {
+        Opens::Unavailable(status) => vec![status],
+        Opens::Case(_) | Opens::Refused(_) => vec![],
+    };
+    let opening = Request {
+        method: "POST",
+        path: fixture.opening(),
+        body: Some(body),
+        key,
+        accept: &accept,
+    };
+    let sent = driver.send(owner, &[PATIENT.group], opening).await?;
+    let id = match (journey.opens, sent.status) {
+        (Opens::Case(_), 201) => sent.body["id"].as_str().map(str::to_owned),
+        (Opens::Refused(s) | Opens::Unavailable(s), got) if got == s => None,
+        (_, got) => {
+            problems.push(format!("{}: opening answered {got}", journey.name));
+            None
+        }
+    };
+    let case = Case {
+        slice: fixture.slice(),
+        id: id.clone(),
+        owner: owner.to_owned(),
+        outcome: id.as_ref().and(journey.outcome()),
+    };
+    let Some(id) = id else {
+        return Ok(Walked { case, problems });
+    };
+    if !driver.ready(fixture, &id).await? {
+        problems.push(format!("{}: case {id} never became ready for its steps", journey.name));
+        return Ok(Walked { case, problems });
+    }
+    for step in journey.steps {
+        let (sub, groups) = step.who.caller(owner);
+        let path = step.path_for(&id);
+        let body = step.body.map(|b| b());
+        let request = Request {
+            method: step.method.as_str(),
+            path: &path,
+            body: body.as_ref(),
+            key: None,
+            accept: &[],
+        };
+        let sent = driver.send(&sub, &groups, request).await?;
+        if sent.status != step.success && !(sent.retried && sent.status == 409) {
+            let title = sent.body["title"].as_str().unwrap_or_default();
+            problems.push(format!("{}: {path} answered {} {title}", journey.name, sent.status));
+        }
+    }
+    Ok(Walked { case, problems })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_slice_of_the_catalog_has_one_fixture_and_every_fixture_a_slice() {
+        assert!(untested().is_empty(), "slices without a fixture: {:?}", untested());
+        let catalog = clinicflow::catalog();
+        let mut seen = HashSet::new();
+        for f in all() {
+            assert!(seen.insert(f.slice()), "two fixtures for {}", f.slice());
+            assert!(
+                catalog.slices.iter().any(|s| s.name == f.slice()),
+                "fixture {} names no slice",
+                f.slice()
+            );
+        }
+    }
+
+    #[test]
+    fn every_route_of_a_slice_has_a_call_in_its_fixture() {
+        let missing: Vec<_> = clinicflow::catalog()
+            .routes
+            .iter()
+            .filter(|r| !r.is_public())
+            .filter(|r| of_route(r).and_then(|f| f.route(r)).is_none())
+            .map(|r| format!("{} {}", r.method.as_str(), r.path))
+            .collect();
+        assert!(missing.is_empty(), "{missing:?}");
+    }
+
+    #[test]
+    fn every_journey_steps_on_catalogued_routes_allowed_to_its_caller() {
+        let catalog = clinicflow::catalog();
+        for f in all() {
+            let opening = catalog
+                .routes
+                .iter()
+                .find(|r| r.method == Method::Post && r.path == f.opening())
+                .expect("the opening route is catalogued");
+            assert!(opening.roles.contains(&PATIENT), "{}", f.slice());
+            let steps = f
+                .journeys()
+                .iter()
+                .flat_map(|j| j.steps)
+                .chain(f.contest().decisions)
+                .chain([f.ending()]);
+            for step in steps {
+                let route = catalog
+                    .routes
+                    .iter()
+                    .find(|r| r.method == step.method && r.path == step.path)
+                    .unwrap_or_else(|| panic!("{}: step {} on no route", f.slice(), step.name));
+                let role = match step.who {
+                    Who::Owner => PATIENT,
+                    Who::Staff(role) => role,
+                };
+                assert!(
+                    route.roles.contains(&role),
+                    "{}: {} not allowed to {}",
+                    f.slice(),
+                    step.name,
+                    role.group
+                );
+            }
+        }
+    }
+}
