@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Fuzzes a running clinicflow API with schemathesis against docs/openapi.json.
 
-Every operation is fuzzed twice, once with a patient's token and once with a centre
-staff member's, with the checks not_a_server_error, response_schema_conformance,
+Every operation is fuzzed once per role token given (`--token <group>=<token>`, one for
+the patient and one per staff role of the catalog), with the checks not_a_server_error, response_schema_conformance,
 status_code_conformance and content_type_conformance, in every phase schemathesis has
 (examples, coverage, fuzzing, stateful). The outcome is read from schemathesis' NDJSON
 event stream (no scraping of its human output) and written as JSON:
@@ -19,7 +19,7 @@ failures or not (they are in the JSON), and 2 when it could not run: schemathesi
 missing, the schema unreadable, the API unreachable.
 
     .venv/bin/python scripts/fuzz_api.py --base-url http://127.0.0.1:3000 \\
-        --patient-token "$PATIENT" --centre-token "$STAFF" --max-examples 15 --out fuzz.json
+        --token "patient=$PATIENT" --token "centre=$STAFF" --max-examples 15 --out fuzz.json
 """
 
 from __future__ import annotations
@@ -188,8 +188,13 @@ def parse_events(path: Path, role: str) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--base-url", required=True, help="the API, e.g. http://127.0.0.1:3000")
-    parser.add_argument("--patient-token", required=True, help="a bearer token in the patient group")
-    parser.add_argument("--centre-token", required=True, help="a bearer token in the centre group")
+    parser.add_argument(
+        "--token",
+        action="append",
+        required=True,
+        metavar="GROUP=TOKEN",
+        help="a bearer token in a role's group; once per role (patient and every staff role)",
+    )
     parser.add_argument("--max-examples", type=int, default=15, help="generated cases per operation and phase")
     parser.add_argument("--out", required=True, type=Path, help="where to write the JSON result")
     parser.add_argument("--schema", type=Path, default=REPO / "docs" / "openapi.json", help="the OpenAPI document")
@@ -198,13 +203,19 @@ def main() -> int:
     args = parser.parse_args()
     if args.max_examples < 1:
         parser.error("--max-examples must be at least 1")
+    tokens = []
+    for given in args.token:
+        role, sep, token = given.partition("=")
+        if not sep or not role or not token:
+            parser.error(f"--token wants GROUP=TOKEN, got {role or given!r}")
+        tokens.append((role, token))
     try:
         if not args.schema.is_file():
             raise CannotRun(f"{args.schema}: no such OpenAPI document")
         cli = schemathesis_cli()
         runs = [
             run_one(cli, args.schema, args.base_url.rstrip("/"), role, token, args)
-            for role, token in (("patient", args.patient_token), ("centre", args.centre_token))
+            for role, token in tokens
         ]
     except CannotRun as why:
         print(f"fuzz_api: cannot run: {why}", file=sys.stderr)

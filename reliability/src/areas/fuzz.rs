@@ -1,6 +1,6 @@
 //! The `fuzz` area: hostile input. Schemathesis (`scripts/fuzz_api.py`) fuzzes every
 //! operation of `docs/openapi.json` against a local stack with a patient's token and a token
-//! for each staff role of the catalog (`--<group>-token`): no 5xx, every response as
+//! for each staff role of the catalog (`--token <group>=<token>`): no 5xx, every response as
 //! documented. Then hand-made hostile requests go to every POST route of the catalog —
 //! bodies over the size limit, JSON nested thousands deep, wrong or missing content types,
 //! bytes that are not UTF-8, unicode edge cases in names, bad `Idempotency-Key`s — and each
@@ -86,13 +86,13 @@ async fn schemathesis(
         .arg(script)
         .arg("--base-url")
         .arg(stack.url())
-        .arg("--patient-token")
-        .arg(stack.token(PATIENT, &[topology::PATIENT.group]));
-    // One token per staff role, under the role's own flag.
+        .arg("--token")
+        .arg(format!("{}={}", topology::PATIENT.group, stack.token(PATIENT, &[topology::PATIENT.group])));
+    // One token per staff role of the catalog.
     for role in staff_roles() {
         command
-            .arg(format!("--{}-token", role.group))
-            .arg(stack.token(STAFF, &[role.group]));
+            .arg("--token")
+            .arg(format!("{}={}", role.group, stack.token(STAFF, &[role.group])));
     }
     let run = command
         .arg("--max-examples")
