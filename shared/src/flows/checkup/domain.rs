@@ -13,6 +13,7 @@ pub const CONTEXT: &str = "checkup";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::EnumString, strum::IntoStaticStr, strum::VariantNames)]
 #[serde(rename_all = "lowercase")]
 #[strum(serialize_all = "lowercase")]
+#[derive(utoipa::ToSchema)]
 pub enum Package {
     /// Basic check-up.
     Basic,
@@ -73,6 +74,7 @@ impl PriceList {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::EnumString, strum::IntoStaticStr, strum::VariantNames)]
 #[serde(rename_all = "lowercase")]
 #[strum(serialize_all = "lowercase")]
+#[derive(utoipa::ToSchema)]
 pub enum BookingStatus {
     /// Paid, waiting for the centre.
     Booked,
