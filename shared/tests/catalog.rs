@@ -62,6 +62,20 @@ fn a_route_without_an_openapi_entry_is_named() {
 }
 
 #[test]
+fn an_openapi_operation_without_a_route_is_named() {
+    let c = mutated(|s| s.routes = leak(s.routes.iter().copied().filter(|r| r.path != "/checkups/{id}/cancel").collect()));
+    assert_named(
+        &problems(&c),
+        &[
+            "slice checkup",
+            "OpenAPI document",
+            "POST /checkups/{id}/cancel",
+            "none of its routes",
+        ],
+    );
+}
+
+#[test]
 fn a_consumer_subscribed_to_an_event_nobody_emits_is_named() {
     let c = mutated(|s| {
         let mut consumers = s.consumers.to_vec();

@@ -1,11 +1,12 @@
 //! The catalog's self-check: what a slice forgot or contradicts, each problem naming the
-//! slice and the place. [`check`] looks at the catalog alone; [`check_files`] at what the
-//! repository must hold for it (each function's entry point, each event's schema and
-//! sample, each route in the OpenAPI document).
+//! slice and the place. [`check`] looks at the catalog alone (the OpenAPI document, which is
+//! generated from it, included); [`check_files`] at what the repository must hold for it
+//! (each function's entry point, each event's schema and sample).
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use crate::http::openapi;
 use crate::topology::{Catalog, PUBLIC_PATHS, Route, Trigger};
 
 /// Who declared a part: its slice, or the platform.
@@ -152,6 +153,30 @@ pub fn check(catalog: &Catalog) -> Vec<String> {
         }
     }
 
+    // The OpenAPI document (served at `GET /openapi.json`, committed as docs/openapi.json)
+    // has an operation for each route, and a slice's part describes only its own routes.
+    let document = catalog.openapi();
+    for r in &catalog.routes {
+        if openapi::operation(&document, r).is_none() {
+            say(format!(
+                "{}: {} has no operation in the OpenAPI document (docs/openapi.json): give its handler a \
+                 #[utoipa::path] and list it in the slice's openapi",
+                owner(catalog, r.function),
+                route_name(r)
+            ));
+        }
+    }
+    for s in &catalog.slices {
+        for (method, path) in openapi::operations(&(s.openapi)()) {
+            if !s.routes.iter().any(|r| r.method.as_str() == method && r.path == path) {
+                say(format!(
+                    "slice {}: its part of the OpenAPI document describes {method} {path}, which is none of its routes",
+                    s.name
+                ));
+            }
+        }
+    }
+
     let emitted = emitted(catalog);
     for rule in &catalog.rules {
         let who = owner(catalog, rule.target);
@@ -196,8 +221,8 @@ pub fn check(catalog: &Catalog) -> Vec<String> {
 }
 
 /// What the repository at `root` lacks for the catalog: an entry point per function
-/// (`functions/<name>/`), a schema (`docs/events/<Type>.schema.json`, the one generated
-/// from the Rust types) and a sample (in `events/`) per event type, and an OpenAPI operation per route (`docs/openapi.json`).
+/// (`functions/<name>/`), and a schema (`docs/events/<Type>.schema.json`, the one generated
+/// from the Rust types) and a sample (in `events/`) per event type.
 pub fn check_files(catalog: &Catalog, root: &Path) -> Vec<String> {
     let mut problems = Vec::new();
     for f in &catalog.functions {
@@ -232,20 +257,6 @@ pub fn check_files(catalog: &Catalog, root: &Path) -> Vec<String> {
                     problems.push(format!("slice {}: event {t} has no sample under events/", slice.name));
                 }
             }
-        }
-    }
-    let openapi: serde_json::Value = std::fs::read_to_string(root.join("docs").join("openapi.json"))
-        .ok()
-        .and_then(|s| serde_json::from_str(&s).ok())
-        .unwrap_or_default();
-    for r in &catalog.routes {
-        let method = r.method.as_str().to_lowercase();
-        if openapi["paths"][r.path][&method].is_null() {
-            problems.push(format!(
-                "{}: {} has no entry in docs/openapi.json",
-                owner(catalog, r.function),
-                route_name(r)
-            ));
         }
     }
     problems

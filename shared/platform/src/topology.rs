@@ -338,7 +338,8 @@ pub const fn context_table(name: &'static str) -> Table {
 
 /// The health check: a route without the authorizer.
 pub const HEALTH_PATH: &str = "/health";
-/// The API's OpenAPI document (`docs/openapi.json`): a route without the authorizer.
+/// The API's OpenAPI document (generated from the catalog, [`Catalog::openapi`]; committed as
+/// `docs/openapi.json`): a route without the authorizer.
 pub const OPENAPI_PATH: &str = "/openapi.json";
 /// The routes without the authorizer, open to anyone.
 pub const PUBLIC_PATHS: &[&str] = &[HEALTH_PATH, OPENAPI_PATH];
@@ -467,6 +468,10 @@ pub struct Slice {
     pub notifications: &'static [Notification],
     /// Reads its own settings, only in its own functions (and the local runtime).
     pub config: crate::config::LoadFn,
+    /// Its part of the OpenAPI document, generated from its handlers' types: an operation
+    /// per route, the schemas they use, and a sentence about the flow for the document's
+    /// description. The platform adds the rest ([`Catalog::openapi`]).
+    pub openapi: fn() -> utoipa::openapi::OpenApi,
 }
 
 /// The whole platform: the slices and the platform's own parts, assembled once.
@@ -495,6 +500,21 @@ pub struct Catalog {
     /// Every failure point: the platform's, then each command's after-commit point and
     /// each consumer's entry, before-write and after-write points.
     pub failure_points: Vec<String>,
+    /// The OpenAPI document as served, generated on first use.
+    openapi_json: OpenApiJson,
+}
+
+/// The served OpenAPI document, once generated (printed as its length only).
+#[derive(Clone, Default)]
+struct OpenApiJson(std::sync::OnceLock<String>);
+
+impl std::fmt::Debug for OpenApiJson {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.get() {
+            Some(json) => write!(f, "OpenApiJson({} bytes)", json.len()),
+            None => f.write_str("OpenApiJson(not generated)"),
+        }
+    }
 }
 
 impl Catalog {
@@ -579,6 +599,7 @@ impl Catalog {
             projections: slices.iter().flat_map(|s| s.projections.iter().copied()).collect(),
             notifications,
             failure_points: Vec::new(),
+            openapi_json: OpenApiJson::default(),
         };
         catalog.failure_points = catalog.derive_failure_points();
         catalog
@@ -771,6 +792,18 @@ impl Catalog {
         })
     }
 
+    /// The OpenAPI 3.1 document of the whole API: the platform's part merged with each
+    /// slice's, each operation's tags and security from its route ([`crate::http::openapi`]).
+    pub fn openapi(&self) -> utoipa::openapi::OpenApi {
+        crate::http::openapi::document(self)
+    }
+
+    /// The OpenAPI document as `GET /openapi.json` serves it and `docs/openapi.json` holds it:
+    /// pretty-printed JSON with a trailing newline, generated once per catalog.
+    pub fn openapi_json(&self) -> &str {
+        self.openapi_json.0.get_or_init(|| crate::http::openapi::to_json(&self.openapi()))
+    }
+
     /// What the catalog is missing or contradicts, each named with its slice and place. The
     /// assembled catalog is checked in a test; an empty list is a whole catalog.
     pub fn check(&self) -> Vec<String> {
@@ -778,7 +811,7 @@ impl Catalog {
     }
 
     /// What the repository at `root` lacks for the catalog: entry points, event schemas and
-    /// samples, OpenAPI operations.
+    /// samples.
     pub fn check_files(&self, root: &std::path::Path) -> Vec<String> {
         crate::catalog_check::check_files(self, root)
     }

@@ -22,17 +22,59 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
-/// Paging parameters as the client sent them.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+/// A page of `T` is the schema `<T>Page` (`CasePage` for `Case`): its items refer to `T`'s
+/// schema rather than repeat it, as utoipa's derive would for a generic type.
+impl<T: utoipa::ToSchema> utoipa::PartialSchema for Page<T> {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{AdditionalProperties, ArrayBuilder, ObjectBuilder, SchemaType, Type};
+        ObjectBuilder::new()
+            .property(
+                "items",
+                ArrayBuilder::new()
+                    .items(utoipa::openapi::Ref::from_schema_name(T::name()))
+                    .max_items(Some(MAX_PAGE)),
+            )
+            .required("items")
+            .property(
+                "next_cursor",
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+                    .description(Some("Pass as `cursor` for the next page; null on the last one.")),
+            )
+            .required("next_cursor")
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+            .into()
+    }
+}
+
+impl<T: utoipa::ToSchema> utoipa::ToSchema for Page<T> {
+    fn name() -> std::borrow::Cow<'static, str> {
+        format!("{}Page", T::name()).into()
+    }
+
+    fn schemas(schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)>) {
+        schemas.push((T::name().into_owned(), T::schema()));
+        T::schemas(schemas);
+    }
+}
+
+/// Paging parameters as the client sent them. Every list takes `cursor` and `limit`; the
+/// filters are each list's own to document.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
-    /// Cursor from the previous page.
-    pub cursor: Option<String>,
-    /// Page size (1–100, default 20).
+    /// Page size, 1 to 100 (default 20).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100, default = 20)]
     pub limit: Option<String>,
+    /// `next_cursor` of the previous page.
+    #[param(min_length = 1)]
+    pub cursor: Option<String>,
     /// Staff lists only: a date.
+    #[param(ignore)]
     pub date: Option<String>,
     /// Staff lists only: a status.
+    #[param(ignore)]
     pub status: Option<String>,
 }
 

@@ -37,7 +37,12 @@ enum State {
 }
 
 /// A breaker's state as seen from outside, for health checks and tests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[schema(
+    description = "A circuit breaker's state: `closed` (calls go through), `open` (calls fail fast) or `halfopen` (a trial call \
+                        decides)."
+)]
 pub enum BreakerState {
     /// Calls go through.
     Closed,

@@ -50,11 +50,16 @@ pub fn short_ref(id: &str) -> &str {
 }
 
 /// A field of a command that failed validation, named as the client sent it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(
+    description = "One field at fault, named as the client sent it: a body field (an unknown one too, even the empty key \
+                        `\"\"`), a query parameter, `Idempotency-Key`, or `body` for the body as a whole."
+)]
 pub struct FieldError {
     /// JSON name of the field (`phone`, `date`, …).
     pub field: String,
     /// Why the value was refused, in words a client developer can act on.
+    #[schema(min_length = 1)]
     pub detail: String,
 }
 
@@ -85,6 +90,7 @@ pub enum DomainError {
 /// An amount in Korean won (KRW), a whole number: money is never a float.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(transparent)]
+#[derive(utoipa::ToSchema)]
 pub struct Won(pub u64);
 
 impl fmt::Display for Won {
@@ -236,6 +242,7 @@ pub fn parse_wire<T: std::str::FromStr + strum::VariantNames>(field: &str, raw: 
 )]
 #[serde(rename_all = "lowercase")]
 #[strum(serialize_all = "lowercase")]
+#[derive(utoipa::ToSchema)]
 pub enum Locale {
     /// Korean, the default.
     #[default]

@@ -1,9 +1,11 @@
 //! The HTTP edge shared by every API function and the local gateway: RFC 9457
 //! `application/problem+json` errors, the one mapping from error to status, caller claims
 //! (from the local gateway or API Gateway's JWT authorizer), JSON bodies parsed with the
-//! field at fault named, and the routers built from `topology.rs`.
+//! field at fault named, the routers built from `topology.rs`, and the OpenAPI document
+//! generated from the handlers' types.
 
 pub mod auth;
+pub mod openapi;
 pub mod routes;
 
 use std::time::Duration;
@@ -23,20 +25,29 @@ pub use routes::router;
 /// The media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
+/// What every problem's `type` starts with; a slug names the kind (`…/problems/not-found`).
+pub const PROBLEM_TYPES: &str = "https://clinicflow.dev/problems/";
+
 /// An RFC 9457 problem document.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[schema(description = "An RFC 9457 problem document (`application/problem+json`). `type` is \
+                        `https://clinicflow.dev/problems/<slug>`; `errors` names the fields at fault when there are any.")]
 pub struct Problem {
     /// A URI naming the kind of problem.
     #[serde(rename = "type")]
+    #[schema(format = "uri", pattern = "^https://clinicflow\\.dev/problems/[a-z-]+$")]
     pub kind: String,
     /// Short summary of the kind.
+    #[schema(min_length = 1)]
     pub title: String,
     /// HTTP status.
+    #[schema(minimum = 400, maximum = 599)]
     pub status: u16,
     /// What went wrong this time.
     pub detail: String,
     /// The fields at fault.
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(min_items = 1)]
     pub errors: Vec<FieldError>,
     /// Seconds to wait before retrying (also the `Retry-After` header).
     #[serde(skip)]
@@ -47,7 +58,7 @@ impl Problem {
     /// A problem of `status` with a slug for its type.
     pub fn new(status: StatusCode, slug: &str, title: &str, detail: impl Into<String>) -> Self {
         Self {
-            kind: format!("https://clinicflow.dev/problems/{slug}"),
+            kind: format!("{PROBLEM_TYPES}{slug}"),
             title: title.to_owned(),
             status: status.as_u16(),
             detail: detail.into(),

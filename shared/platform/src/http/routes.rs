@@ -2,7 +2,7 @@
 //! its roles: a function's router serves only its own routes, the local gateway's serves
 //! them all. Here too: what handlers share (answers, ids, bodies, query strings, the
 //! caller's access), and the platform's public routes, the health check and
-//! `GET /openapi.json` (`docs/openapi.json`, compiled in).
+//! `GET /openapi.json` (the document generated from the catalog, [`super::openapi`]).
 
 use std::sync::Arc;
 
@@ -16,16 +16,13 @@ use axum::routing::{MethodFilter, MethodRouter, on};
 
 use super::{ApiError, Claims, Problem, parse_json, problem_of};
 use crate::app::command::Accepted;
+use crate::app::resilience::BreakerState;
 use crate::app::{AppError, Platform};
 use crate::domain::FieldError;
 use crate::topology::{Role, Scope};
 
 /// Largest request body accepted (413 beyond).
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
-
-/// The OpenAPI 3.1 document of the whole API (`docs/openapi.json`), served at
-/// [`crate::topology::OPENAPI_PATH`].
-pub const OPENAPI_JSON: &str = include_str!("../../../../docs/openapi.json");
 
 /// The state every handler gets: the platform.
 pub type AppState = Arc<Platform>;
@@ -84,16 +81,50 @@ pub fn health(method: MethodFilter) -> MethodRouter<AppState> {
     on(method, health_handler)
 }
 
-async fn health_handler(State(p): State<AppState>) -> Response {
-    let circuit = format!("{:?}", p.payments.state()).to_lowercase();
-    axum::Json(serde_json::json!({"status": "ok", "payment_circuit": circuit})).into_response()
+/// What the health check answers.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[schema(description = "The process answers (`ok`), with the payment provider's circuit breaker as this process sees it.")]
+pub struct Health {
+    /// Always `ok`: the process answers.
+    #[schema(schema_with = super::openapi::ok)]
+    pub status: &'static str,
+    // The payment provider's circuit breaker as this process sees it (described by its
+    // type: a field's description would wrap the inlined schema in a `oneOf`).
+    #[schema(inline)]
+    pub payment_circuit: BreakerState,
+}
+
+/// Health check (public)
+///
+/// The process answers, with the state of its payment circuit. No token needed.
+#[utoipa::path(
+    get,
+    path = crate::topology::HEALTH_PATH,
+    operation_id = "health",
+    responses((status = 200, description = "Up.", body = Health)),
+)]
+pub(crate) async fn health_handler(State(p): State<AppState>) -> Response {
+    axum::Json(Health {
+        status: "ok",
+        payment_circuit: p.payments.state(),
+    })
+    .into_response()
 }
 
 /// The API's OpenAPI document (public).
 pub fn openapi(method: MethodFilter) -> MethodRouter<AppState> {
-    on(method, || async {
-        ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON).into_response()
-    })
+    on(method, openapi_handler)
+}
+
+/// This document (public)
+#[utoipa::path(
+    get,
+    path = crate::topology::OPENAPI_PATH,
+    operation_id = "openapi",
+    responses((status = 200, description = "The OpenAPI document.", body = super::openapi::OpenApiDocument)),
+)]
+pub(crate) async fn openapi_handler(State(p): State<AppState>) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], p.catalog.openapi_json()).into_response()
 }
 
 /// What the caller may see on this route: the widest [`Scope`] among their roles that the

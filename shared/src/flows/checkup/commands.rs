@@ -3,7 +3,7 @@
 
 use super::centre::{self, Reservation};
 use super::config::CheckupConfig;
-use super::domain::{self as checkup, BookCheckup, Booking, Package};
+use super::domain::{self as checkup, BookCheckup, Booking, BookingStatus, Package};
 use super::view::CheckupView;
 use super::{availability, faults};
 use crate::app::command::{self, Accepted, Decided, Idempotency, Work, replay};
@@ -13,22 +13,45 @@ use crate::contexts::payment;
 use crate::domain::{Actor, Contact, FieldError, Locale, PersonName, PhoneNumber, parse_future_date};
 use crate::ports::{AggregateKey, CardToken, ChargeRequest, CounterMove, PaymentGateway, StoreError};
 
-/// A booking request as the client sent it, before validation.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+/// A booking request as the client sent it, before validation: every field is read as text,
+/// so that each one at fault is named. Its schema (`BookingRequest`) is what validation
+/// accepts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(
+    as = BookingRequest,
+    description = "A booking. The server trims `name` and checks it for control and invisible formatting characters; `date` must \
+                   be today or later (Korean time) and within the booking horizon (365 days by default)."
+)]
 pub struct BookInput {
     /// `YYYY-MM-DD`.
+    #[schema(value_type = chrono::NaiveDate)]
     pub date: Option<String>,
-    /// `basic`, `standard` or `premium`.
+    /// The package.
+    #[schema(value_type = Package)]
     pub package: Option<String>,
-    /// Patient name.
+    /// 1 to 50 characters after trimming; no control or invisible formatting characters (U+200B–U+200F, U+202A–U+202E, U+2066–U+2069, U+FEFF).
+    #[schema(value_type = String, min_length = 1, max_length = 50)]
     pub name: Option<String>,
-    /// Phone, national or E.164.
+    /// A Korean mobile number (`010-1234-5678`, `+82 10 1234 5678`) or a foreign E.164 number.
+    #[schema(value_type = String, min_length = 1, max_length = 32)]
     pub phone: Option<String>,
-    /// Card token from the payment widget.
+    /// A token from the payment widget. Sandbox: `tok_ok` approves, `tok_declined` is declined (402), `tok_slow` and `tok_down` fail (503 + Retry-After).
+    #[schema(value_type = String, pattern = "^[A-Za-z0-9_-]{1,128}$")]
     pub card_token: Option<String>,
-    /// `ko` (default) or `en`.
+    /// The language of the SMS; absent or null: `ko`.
+    #[schema(value_type = Option<Locale>, default = "ko")]
     pub locale: Option<String>,
+}
+
+/// What a command on a booking answers: the booking and the status it reached.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct CommandResult {
+    /// Booking id.
+    #[schema(pattern = "^[0-9A-Za-z]{26}$", min_length = 26, max_length = 26)]
+    pub id: String,
+    /// The status the booking reached.
+    pub status: BookingStatus,
 }
 
 struct ValidBooking {
@@ -227,7 +250,10 @@ pub async fn cancel(p: &Platform, actor: &Actor, booking_id: &str, request_id: &
             work,
             accepted: Accepted {
                 status: 202,
-                body: serde_json::json!({"id": booking_id, "status": "cancelled"}),
+                body: serde_json::to_value(CommandResult {
+                    id: booking_id.to_owned(),
+                    status: BookingStatus::Cancelled,
+                })?,
                 location: Some(format!("/checkups/{booking_id}")),
             },
         })
@@ -253,8 +279,8 @@ pub enum CentreDecision {
 /// reservation change in one transaction, so a concurrent cancel makes one of them fail.
 pub async fn decide_as_centre(p: &Platform, booking_id: &str, decision: CentreDecision, request_id: &str) -> Result<Accepted, AppError> {
     let (function, status) = match decision {
-        CentreDecision::Confirm => (faults::CONFIRM, "confirmed"),
-        CentreDecision::Reject { .. } => (faults::REJECT, "rejected"),
+        CentreDecision::Confirm => (faults::CONFIRM, BookingStatus::Confirmed),
+        CentreDecision::Reject { .. } => (faults::REJECT, BookingStatus::Rejected),
     };
     let accepted = command::run(p, function, None, || async {
         let booking = command::load::<Booking>(p, booking_id).await?;
@@ -276,12 +302,15 @@ pub async fn decide_as_centre(p: &Platform, booking_id: &str, decision: CentreDe
             work,
             accepted: Accepted {
                 status: 200,
-                body: serde_json::json!({"id": booking_id, "status": status}),
+                body: serde_json::to_value(CommandResult {
+                    id: booking_id.to_owned(),
+                    status,
+                })?,
                 location: None,
             },
         })
     })
     .await?;
-    tracing::info!(booking_id, correlation_id = booking_id, status, "centre decided");
+    tracing::info!(booking_id, correlation_id = booking_id, status = status.as_str(), "centre decided");
     Ok(accepted)
 }

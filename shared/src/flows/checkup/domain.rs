@@ -26,6 +26,7 @@ pub const CONTEXT: &str = "checkup";
 )]
 #[serde(rename_all = "lowercase")]
 #[strum(serialize_all = "lowercase")]
+#[derive(utoipa::ToSchema)]
 pub enum Package {
     /// Basic check-up.
     Basic,
@@ -86,6 +87,7 @@ impl PriceList {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::EnumString, strum::IntoStaticStr, strum::VariantNames)]
 #[serde(rename_all = "lowercase")]
 #[strum(serialize_all = "lowercase")]
+#[derive(utoipa::ToSchema)]
 pub enum BookingStatus {
     /// Paid, waiting for the centre.
     Booked,

@@ -251,6 +251,7 @@ pub static SLICE: Slice = Slice {
     projections: &[projection::<view::CheckupView>(&[CHECKUP, PAYMENT, RESERVATIONS])],
     notifications: texts::NOTIFICATIONS,
     config: config::load,
+    openapi: routes::openapi,
 };
 
 /// Helpers for the tests of the flow's consumers and of the platform's notifier on it.

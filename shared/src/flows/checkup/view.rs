@@ -5,7 +5,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::centre;
-use super::domain::{self as checkup, Package};
+use super::domain::{self as checkup, BookingStatus, Package};
 use crate::app::projector::{Indexed, Versions, View, context_of};
 use crate::contexts::payment;
 use crate::domain::Won;
@@ -20,9 +20,10 @@ pub fn view_key(id: &str) -> String {
 }
 
 /// One step of a booking's history.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TimelineEntry {
     /// Status reached.
+    #[schema(value_type = BookingStatus)]
     pub status: String,
     /// When.
     pub at: DateTime<Utc>,
@@ -175,43 +176,80 @@ impl CheckupView {
 }
 
 /// A case as the API shows it (`GET /checkups/{id}`, the lists, command responses).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = Checkup, description = "A case's status view: booking, payment and reservation status with the timeline.")]
 pub struct CheckupResponse {
     /// Booking id.
+    #[schema(pattern = "^[0-9A-Za-z]{26}$", min_length = 26, max_length = 26)]
     pub id: String,
     /// Booking status.
+    #[schema(value_type = BookingStatus)]
     pub status: String,
     /// Date.
+    #[schema(required = true)]
     pub date: Option<NaiveDate>,
     /// Package.
+    #[schema(required = true)]
     pub package: Option<Package>,
-    /// Price.
+    /// Price in won (KRW).
+    #[schema(required = true)]
     pub price: Option<Won>,
-    /// The payment's status.
+    // The payment's status (described by its type: a field's description would wrap the
+    // inlined schema in a `oneOf`).
+    #[schema(inline)]
     pub payment: PaymentStatus,
-    /// The centre's reservation.
+    // The centre's reservation (likewise).
+    #[schema(inline)]
     pub reservation: ReservationStatus,
     /// History.
     pub timeline: Vec<TimelineEntry>,
     /// When booked.
+    #[schema(required = true)]
     pub created_at: Option<DateTime<Utc>>,
 }
 
 /// The payment part of a [`CheckupResponse`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(description = "The payment's status.")]
 pub struct PaymentStatus {
-    /// `paid`, `refund_pending`, `refunded`, ….
+    /// `paid`, `refund_pending` (cancelled or rejected, the refund under way) or `refunded`.
+    #[schema(schema_with = payment_statuses)]
     pub status: String,
 }
 
 /// The reservation part of a [`CheckupResponse`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(description = "The centre's reservation.")]
 pub struct ReservationStatus {
-    /// `pending`, `confirmed`, `rejected`, ….
+    /// `pending` (not on the centre's list yet), `received`, `confirmed`, `rejected` or `withdrawn` (cancelled).
+    #[schema(schema_with = reservation_statuses)]
     pub status: String,
     /// Why the centre rejected it.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub reason: Option<String>,
+}
+
+/// What [`PaymentStatus::status`] can say: the payment's own statuses, and `refund_pending`
+/// while a cancelled or rejected booking's refund is under way.
+const PAYMENT_STATUSES: [&str; 3] = ["paid", "refund_pending", "refunded"];
+
+/// What [`ReservationStatus::status`] can say: `pending` until the centre's list has the
+/// booking, then the reservation's own statuses.
+const RESERVATION_STATUSES: [&str; 5] = ["pending", "received", "confirmed", "rejected", "withdrawn"];
+
+fn payment_statuses() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(PAYMENT_STATUSES))
+        .build()
+}
+
+fn reservation_statuses() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(RESERVATION_STATUSES))
+        .build()
 }
 
 #[cfg(test)]
@@ -240,6 +278,46 @@ mod tests {
         assert_eq!(fold(&mut view, &booked()), Fold::Stale);
         assert_eq!(fold(&mut view, &event("CheckupConfirmed", 2)), Fold::Applied);
         assert_eq!(view.status.as_deref(), Some("confirmed"));
+    }
+
+    #[test]
+    fn every_status_the_view_shows_is_one_its_schema_lists() {
+        let from = |source: &str, event_type: &str, data: serde_json::Value| {
+            let mut e = event(event_type, 1);
+            e.source = source.into();
+            e.data = data;
+            e
+        };
+        let mut view = CheckupView::new("b1");
+        let mut shown = Vec::new();
+        for e in [
+            booked(),
+            from(
+                "clinicflow.payment",
+                "PaymentCaptured",
+                serde_json::json!({"case_id": "b1", "amount": 100000, "provider_ref": "r"}),
+            ),
+            from("clinicflow.centre", "ReservationReceived", serde_json::json!({})),
+            from("clinicflow.centre", "ReservationConfirmed", serde_json::json!({})),
+            from("clinicflow.centre", "ReservationRejected", serde_json::json!({"reason": "closed"})),
+            from("clinicflow.centre", "ReservationWithdrawn", serde_json::json!({})),
+            event("CheckupCancelled", 2),
+            from("clinicflow.payment", "PaymentRefunded", serde_json::json!({"amount": 100000})),
+        ] {
+            assert!(view.fold_in(&e), "{} folds in", e.event_type);
+            let r = view.clone().into_response().expect("rendered once booked");
+            shown.push((r.payment.status, r.reservation.status));
+        }
+        for (payment, reservation) in &shown {
+            assert!(PAYMENT_STATUSES.contains(&payment.as_str()), "{payment}");
+            assert!(RESERVATION_STATUSES.contains(&reservation.as_str()), "{reservation}");
+        }
+        let payments: std::collections::BTreeSet<&str> = shown.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(
+            payments.len(),
+            PAYMENT_STATUSES.len(),
+            "each payment status is reached: {payments:?}"
+        );
     }
 
     #[test]
