@@ -82,12 +82,13 @@ async fn schemathesis(
     let out_dir = tempfile::tempdir().context("a temporary directory")?;
     let out = out_dir.path().join("fuzz.json");
     let mut command = tokio::process::Command::new(python);
+    let patient = stack.token(PATIENT, &[topology::PATIENT.group]);
     command
         .arg(script)
         .arg("--base-url")
         .arg(stack.url())
         .arg("--token")
-        .arg(format!("{}={}", topology::PATIENT.group, stack.token(PATIENT, &[topology::PATIENT.group])));
+        .arg(format!("{}={patient}", topology::PATIENT.group));
     // One token per staff role of the catalog.
     for role in staff_roles() {
         command
