@@ -181,6 +181,11 @@ pub enum ContactFrom {
     Field(&'static str),
     /// The contact kept for the case, from an earlier notice of it.
     Case,
+    /// Many people: this field of the event's data lists cases (their ids), and each case's
+    /// kept contact gets the SMS, with that case's reference (every subscriber of a slot).
+    /// Each recipient is sent to at most once per event, and a redelivery sends to those
+    /// the last delivery did not reach.
+    Cases(&'static str),
 }
 
 /// One SMS a status change sends: which event, to whom, and the text in Korean and English.

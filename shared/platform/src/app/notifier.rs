@@ -1,7 +1,9 @@
 //! The SMS notifier: one SMS per status change to the person it concerns, for every slice.
 //! A slice declares its [`Notification`]s as data (the event, whose contact, the text in
 //! Korean and English); the notifier keeps each case's contact in its own table, renders
-//! the text in the person's language and sends it at most once per event and recipient.
+//! the text in the person's language and sends it at most once per event and recipient. One
+//! event may notify many people ([`ContactFrom::Cases`]): each recipient has its own record,
+//! and the event is marked processed once all of them are settled.
 
 use super::consumers::{ConsumerError, ConsumerFuture, Handled, commit_once, mark};
 use super::{Platform, faults};
@@ -54,6 +56,7 @@ async fn notify(p: &Platform, event: &EventEnvelope) -> Result<Handled, Consumer
             carried
         }
         ContactFrom::Case => known_contact(p, &contact_key).await?,
+        ContactFrom::Cases(field) => return notify_many(p, event, notification, field).await,
     };
     let template = match contact.locale {
         Locale::Ko => notification.ko,
@@ -65,13 +68,72 @@ async fn notify(p: &Platform, event: &EventEnvelope) -> Result<Handled, Consumer
         to: contact.phone.clone(),
         body,
     };
-    send_once(p, SMS_NOTIFIER, event, &message, contact_write).await
+    send_once(p, SMS_NOTIFIER, event, sms_record_key(&event.id), &message, contact_write, true).await
+}
+
+/// Sends one event's SMS to every case its data lists in `field`, each with its own record
+/// (`sms#<event id>#<case>`), so that a redelivery skips the recipients already settled and
+/// sends to the rest. The event is marked processed only when every recipient is settled:
+/// a recipient that cannot be reached yet (its contact unknown, the channel down) makes the
+/// delivery retry; one left in doubt by a delivery that died mid-send is not sent to again,
+/// and once the others are settled the event is dead-lettered for it.
+async fn notify_many(p: &Platform, event: &EventEnvelope, notification: &Notification, field: &str) -> Result<Handled, ConsumerError> {
+    let listed: Vec<String> = serde_json::from_value(event.data.get(field).cloned().unwrap_or_default())
+        .map_err(|e| ConsumerError::Permanent(format!("event {} lists no cases in `{field}`: {e}", event.id)))?;
+    let mut cases: Vec<String> = Vec::with_capacity(listed.len());
+    for case in listed {
+        if !cases.contains(&case) {
+            cases.push(case);
+        }
+    }
+    let mut retry = None;
+    let mut doubt = None;
+    for case in &cases {
+        let contact = match known_contact(p, &AggregateKey::new(CONTACTS, case)).await {
+            Ok(contact) => contact,
+            Err(e) => {
+                retry.get_or_insert(e);
+                continue;
+            }
+        };
+        let template = match contact.locale {
+            Locale::Ko => notification.ko,
+            Locale::En => notification.en,
+        };
+        let message = SmsMessage {
+            key: format!("{}#{case}", event.id),
+            to: contact.phone.clone(),
+            body: render_for(template, event, case).map_err(ConsumerError::Permanent)?,
+        };
+        match send_once(p, SMS_NOTIFIER, event, sms_recipient_key(&event.id, case), &message, None, false).await {
+            Ok(_) => {}
+            Err(e @ ConsumerError::Retryable(_)) => {
+                retry.get_or_insert(e);
+            }
+            Err(e @ ConsumerError::Permanent(_)) => {
+                doubt.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = retry.or(doubt) {
+        return Err(e);
+    }
+    let tx = Transaction {
+        processed: mark(SMS_NOTIFIER, event),
+        ..Default::default()
+    };
+    commit_once(p, &faults::after_write(SMS_NOTIFIER), tx).await
 }
 
 /// Fills a notification's text: `{ref}` is the case's short reference, `{field}` an event
 /// data field as it is, `{field:won}` a number of won. A placeholder the event cannot fill
 /// is an error naming it.
 pub fn render(template: &str, event: &EventEnvelope) -> Result<String, String> {
+    render_for(template, event, &event.correlation_id)
+}
+
+/// [`render`] for the recipient of case `case`: `{ref}` is that case's short reference.
+pub fn render_for(template: &str, event: &EventEnvelope, case: &str) -> Result<String, String> {
     let mut out = String::with_capacity(template.len() + 16);
     let mut rest = template;
     while let Some(open) = rest.find('{') {
@@ -85,7 +147,7 @@ pub fn render(template: &str, event: &EventEnvelope) -> Result<String, String> {
             None => (&after[..close], None),
         };
         let value = if name == "ref" {
-            short_ref(&event.correlation_id).to_owned()
+            short_ref(case).to_owned()
         } else {
             let field = event
                 .data
@@ -145,6 +207,12 @@ pub fn sms_record_key(event_id: &str) -> AggregateKey {
     AggregateKey::new(CONTACTS, format!("sms#{event_id}"))
 }
 
+/// The key of the SMS record of one recipient (the case `case`) of an event that notifies
+/// many ([`ContactFrom::Cases`]).
+pub fn sms_recipient_key(event_id: &str, case: &str) -> AggregateKey {
+    AggregateKey::new(CONTACTS, format!("sms#{event_id}#{case}"))
+}
+
 /// How long a claim may belong to a delivery still running: the notifier's timeout, after
 /// which its invocation is dead.
 fn claim_lease(p: &Platform) -> chrono::Duration {
@@ -160,15 +228,20 @@ fn claim_lease(p: &Platform) -> chrono::Duration {
 /// fails permanently and the event lands in the dead-letter queue, where an alarm shows
 /// it. A new contact is stored with the claim, so that a booking SMS left in doubt does not
 /// silence the case's later ones.
+///
+/// `key` is the SMS record; `settles_event` says whether settling it also marks the event
+/// processed (one recipient), or leaves that to the caller (one of many).
 pub(crate) async fn send_once(
     p: &Platform,
     consumer: &str,
     event: &EventEnvelope,
+    key: AggregateKey,
     message: &SmsMessage,
     contact_write: Option<AggregateWrite>,
+    settles_event: bool,
 ) -> Result<Handled, ConsumerError> {
-    let key = sms_record_key(&event.id);
     let to = message.to.masked();
+    let processed = || if settles_event { mark(consumer, event) } else { None };
     let (record, version) = super::load::<SmsRecord>(p, &key).await?;
     let write = |version: u64, record: &SmsRecord| -> Result<AggregateWrite, ConsumerError> {
         Ok(AggregateWrite {
@@ -181,7 +254,7 @@ pub(crate) async fn send_once(
     let settle = |version: u64, record: SmsRecord| -> Result<Transaction, ConsumerError> {
         Ok(Transaction {
             writes: vec![write(version, &record)?],
-            processed: mark(consumer, event),
+            processed: processed(),
             ..Default::default()
         })
     };
@@ -190,9 +263,12 @@ pub(crate) async fn send_once(
             // Settled by an earlier delivery whose processed mark was then lost: mark now.
             let tx = Transaction {
                 writes: contact_write.into_iter().collect(),
-                processed: mark(consumer, event),
+                processed: processed(),
                 ..Default::default()
             };
+            if tx.is_empty() {
+                return Ok(Handled::Skipped);
+            }
             return commit_once(p, &faults::after_write(consumer), tx).await.map(|_| Handled::Skipped);
         }
         // Another delivery of the same event may be sending it right now (at-least-once
