@@ -1,6 +1,7 @@
 //! The sandbox payment provider keeps its ledger in the store on the AWS path, so a charge
 //! taken by one function's platform is voided or refunded by another's, as separate Lambda
-//! processes would: nothing is shared between them but DynamoDB (here, moto).
+//! processes would: nothing is shared between them but DynamoDB (here, moto). The first
+//! test takes the charge and the refunds in separate OS processes (`payment-step`).
 
 use clinicflow::adapters::sandbox::LedgerStatus;
 use clinicflow::app::{Faults, Platform};
@@ -24,6 +25,48 @@ fn charge(key: &str, amount: u64) -> ChargeRequest {
         amount: Won(amount),
         reference: "01JD3M7Q0000000000000000AB".into(),
     }
+}
+
+/// Runs one payment step in a process of its own; its output line.
+async fn step(args: &[&str]) -> String {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_payment-step"))
+        .args(args)
+        .env("CLINICFLOW_MOTO_ENDPOINT", &moto().await.endpoint)
+        .output()
+        .await
+        .expect("payment-step runs");
+    assert!(
+        out.status.success(),
+        "payment-step {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_charge_taken_in_one_process_is_refunded_once_in_others() {
+    let prefix = unique("pay");
+    let (_, parts) = function_platform(&prefix).await;
+    parts.store.create_tables(&clinicflow::catalog().tables).await.expect("tables");
+
+    let provider_ref = step(&["charge", &prefix, "k1", "100000"]).await;
+    assert!(!provider_ref.is_empty());
+    assert_eq!(
+        step(&["charge", &prefix, "k1", "100000"]).await,
+        provider_ref,
+        "a retry of the same key in another process takes no second charge"
+    );
+    for key in ["refund-1", "refund-1", "refund-2"] {
+        assert_eq!(step(&["refund", &prefix, &provider_ref, "100000", key]).await, "refunded");
+    }
+    let ledger = clinicflow::adapters::sandbox::StoredSandbox::new(
+        std::sync::Arc::new(parts.store.clone()),
+        clinicflow::contexts::payment::CONTEXT,
+        Config::default().sandbox_slow,
+    );
+    let entry = ledger.entry(&provider_ref).await.expect("read").expect("in the ledger");
+    assert_eq!(entry.status, LedgerStatus::Refunded);
+    assert_eq!(entry.refunds, 1, "money moved back once, whatever process refunded");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
