@@ -37,6 +37,7 @@
 //! counter bounds, absent dedup mark and idempotency key), and a cancellation is mapped
 //! back to the [`StoreError`] of the item that refused.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -148,7 +149,11 @@ fn from_item<T: DeserializeOwned>(item: impl Into<serde_dynamo::Item>, what: &st
 /// The items of the layout above, one type each, encoded and decoded by serde_dynamo.
 /// Field names are the attribute names (`pk` is [`PK`], `expires_at` is [`TTL_ATTRIBUTE`],
 /// held together by a test).
+/// Written from borrowed values (`Cow::Borrowed`: a commit copies no state or envelope),
+/// read into owned ones.
 mod item {
+    use std::borrow::Cow;
+
     use serde::{Deserialize, Serialize};
 
     use crate::events::EventEnvelope;
@@ -156,10 +161,10 @@ mod item {
 
     /// An aggregate's state and version.
     #[derive(Debug, Serialize, Deserialize)]
-    pub(super) struct Aggregate {
+    pub(super) struct Aggregate<'a> {
         pub pk: String,
         pub version: u64,
-        pub state: serde_json::Value,
+        pub state: Cow<'a, serde_json::Value>,
     }
 
     /// A bounded counter (written by `ADD`, only read as an item).
@@ -170,9 +175,9 @@ mod item {
 
     /// An outbox event; `pending` and `pending_at` only until it is published.
     #[derive(Debug, Serialize, Deserialize)]
-    pub(super) struct Event {
+    pub(super) struct Event<'a> {
         pub pk: String,
-        pub envelope: EventEnvelope,
+        pub envelope: Cow<'a, EventEnvelope>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub pending: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -190,15 +195,15 @@ mod item {
 
     /// An idempotent response.
     #[derive(Debug, Serialize, Deserialize)]
-    pub(super) struct Idempotency {
+    pub(super) struct Idempotency<'a> {
         pub pk: String,
-        pub record: IdempotencyRecord,
+        pub record: Cow<'a, IdempotencyRecord>,
         pub expires_at: i64,
     }
 
     /// A status view with the keys of its indexes.
     #[derive(Debug, Serialize, Deserialize)]
-    pub(super) struct View {
+    pub(super) struct View<'a> {
         pub pk: String,
         pub flow: String,
         pub owner: String,
@@ -210,7 +215,7 @@ mod item {
         pub queue: Option<String>,
         pub created_at: String,
         pub revision: u64,
-        pub body: serde_json::Value,
+        pub body: Cow<'a, serde_json::Value>,
         pub owner_key: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub date_key: Option<String>,
@@ -359,7 +364,7 @@ fn view_item(view: &ViewRecord) -> Result<Attrs, StoreError> {
         status: view.status.clone(),
         queue: view.queue.clone(),
         revision: view.revision,
-        body: view.body.clone(),
+        body: Cow::Borrowed(&view.body),
         owner_key: format!("{}#{}", view.flow, view.owner),
         date_key: view.date.as_ref().map(|date| format!("{}#{date}", view.flow)),
         queue_key: view.queue.as_ref().map(|queue| format!("{}#{queue}", view.flow)),
@@ -371,7 +376,7 @@ fn view_item(view: &ViewRecord) -> Result<Attrs, StoreError> {
 }
 
 fn view_from_item(item: Attrs) -> Result<ViewRecord, StoreError> {
-    let item: item::View = from_item(item, "view")?;
+    let item: item::View<'static> = from_item(item, "view")?;
     let what = format!("view {}", item.pk);
     Ok(ViewRecord {
         created_at: parse_ts(&item.created_at, &what)?,
@@ -382,12 +387,12 @@ fn view_from_item(item: Attrs) -> Result<ViewRecord, StoreError> {
         status: item.status,
         queue: item.queue,
         revision: item.revision,
-        body: item.body,
+        body: item.body.into_owned(),
     })
 }
 
 fn envelope_from_item(item: impl Into<serde_dynamo::Item>) -> Result<EventEnvelope, StoreError> {
-    from_item::<item::Event>(item, "outbox item").map(|e| e.envelope)
+    from_item::<item::Event<'static>>(item, "outbox item").map(|e| e.envelope.into_owned())
 }
 
 fn key_element(name: &str, key_type: KeyType) -> Result<KeySchemaElement, StoreError> {
@@ -621,7 +626,7 @@ impl DynamoStore {
                 &item::Aggregate {
                     pk: aggregate_pk(&w.key.id),
                     version: w.new_version,
-                    state: w.state.clone(),
+                    state: Cow::Borrowed(&w.state),
                 },
                 &format!("aggregate {name}"),
             )?;
@@ -675,7 +680,7 @@ impl DynamoStore {
             let item = to_item(
                 &item::Idempotency {
                     pk: idempotency_pk(&record.scope, &record.key),
-                    record: record.clone(),
+                    record: Cow::Borrowed(record),
                     expires_at: expiry(now, IDEMPOTENCY_TTL),
                 },
                 "idempotency record",
@@ -688,7 +693,7 @@ impl DynamoStore {
             let item = to_item(
                 &item::Event {
                     pk: event_pk(&e.id),
-                    envelope: e.clone(),
+                    envelope: Cow::Borrowed(e),
                     pending: Some(PENDING.to_owned()),
                     pending_at: Some(format!("{occurred_at}#{}", e.id)),
                     occurred_at,
@@ -776,10 +781,10 @@ impl AggregateStore for DynamoStore {
         let Some(item) = self.get(table, aggregate_pk(&key.id), "GetItem").await? else {
             return Ok(None);
         };
-        let item: item::Aggregate = from_item(item, &format!("aggregate {}/{}", key.context, key.id))?;
+        let item: item::Aggregate<'static> = from_item(item, &format!("aggregate {}/{}", key.context, key.id))?;
         Ok(Some(Stored {
             version: item.version,
-            state: item.state,
+            state: item.state.into_owned(),
         }))
     }
 
@@ -819,7 +824,7 @@ impl AggregateStore for DynamoStore {
         let Some(item) = self.get(&self.tables.processed, idempotency_pk(scope, key), "GetItem").await? else {
             return Ok(None);
         };
-        from_item::<item::Idempotency>(item, "idempotency record").map(|i| Some(i.record))
+        from_item::<item::Idempotency<'static>>(item, "idempotency record").map(|i| Some(i.record.into_owned()))
     }
 }
 
@@ -1146,7 +1151,7 @@ mod tests {
         let event = to_item(
             &item::Event {
                 pk: event_pk(&env.id),
-                envelope: env.clone(),
+                envelope: Cow::Borrowed(&env),
                 pending: Some(PENDING.to_owned()),
                 pending_at: Some(format!("x#{}", env.id)),
                 occurred_at: ts(env.occurred_at),
