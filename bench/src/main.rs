@@ -146,8 +146,8 @@ fn path_with_venv(root: &Path) -> std::ffi::OsString {
     std::env::join_paths(paths).unwrap_or_default()
 }
 
-/// The arm64 zips of every function and the floor, and native bootstraps of `functions`
-/// and the floor, all with the functions' release profile (scripts/lambda-build.sh).
+/// The arm64 zips of every bootstrap and the floor, and native builds of the bootstraps of
+/// `functions` and of the floor, all with the functions' release profile (scripts/lambda-build.sh).
 /// `scripts/lambda-build.sh`, with the environment `cargo run` gave this process taken out
 /// (`CARGO`, `CARGO_PKG_*`, `CARGO_MANIFEST_*`, ...): the nested builds must see what the
 /// test command's own build step saw, or they may not reuse its artifacts. The user's own
@@ -176,12 +176,10 @@ fn build_script(root: &Path) -> Command {
 /// figures that a smoke run does not report anyway (BENCHMARKS.md).
 fn build_smoke(root: &Path, native_dir: &Path, functions: &[String]) -> anyhow::Result<()> {
     let zips = root.join("target/lambda");
-    let have_zips = clinicflow::catalog()
-        .functions
-        .iter()
-        .map(|f| f.name)
+    let have_zips = lambda::bootstraps()
+        .into_iter()
         .chain([FLOOR])
-        .all(|f| zips.join(f).join("bootstrap.zip").exists());
+        .all(|b| zips.join(b).join("bootstrap.zip").exists());
     if !have_zips {
         eprintln!("==> building the arm64 zips (scripts/lambda-build.sh)");
         let status = build_script(root)
@@ -192,7 +190,8 @@ fn build_smoke(root: &Path, native_dir: &Path, functions: &[String]) -> anyhow::
             bail!("scripts/lambda-build.sh failed");
         }
     }
-    eprintln!("==> debug builds of {} and {FLOOR} (smoke run)", functions.join(", "));
+    let bootstraps = lambda::bootstraps_of(functions);
+    eprintln!("==> debug builds of {} and {FLOOR} (smoke run)", bootstraps.join(", "));
     let mut cargo = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cargo
         .current_dir(root)
@@ -200,10 +199,10 @@ fn build_smoke(root: &Path, native_dir: &Path, functions: &[String]) -> anyhow::
     if !cargo.status().context("running cargo build")?.success() {
         bail!("cargo build of the smoke run's bootstraps failed");
     }
-    for f in functions.iter().map(String::as_str).chain([FLOOR]) {
-        let dir = native_dir.join(f);
+    for b in bootstraps.into_iter().chain([FLOOR]) {
+        let dir = native_dir.join(b);
         std::fs::create_dir_all(&dir)?;
-        let from = root.join("target/debug").join(f);
+        let from = root.join("target/debug").join(b);
         std::fs::copy(&from, dir.join("bootstrap")).with_context(|| format!("copying {}", from.display()))?;
     }
     Ok(())
@@ -218,11 +217,16 @@ fn build(root: &Path, native_dir: &Path, functions: &[String]) -> anyhow::Result
     if !status.success() {
         bail!("scripts/lambda-build.sh failed");
     }
-    eprintln!("==> building native bootstraps for {} and {FLOOR}", functions.join(", "));
+    let bootstraps = lambda::bootstraps_of(functions);
+    eprintln!(
+        "==> building native bootstraps {} (for {}) and {FLOOR}",
+        bootstraps.join(", "),
+        functions.join(", ")
+    );
     let status = build_script(root)
         .arg("--native")
         .arg(native_dir)
-        .args(functions)
+        .args(bootstraps)
         .arg(FLOOR)
         .status()
         .context("running scripts/lambda-build.sh --native")?;

@@ -34,11 +34,13 @@ def main(path):
         for m in matches:
             print(m, file=sys.stderr)
         return 1
-    # Local code paths become placeholders, as `sam package` would upload them.
+    # Local code paths become placeholders, as `sam package` would upload them: one object
+    # per build (a bootstrap, BuildProperties.Binary), shared by the functions it serves.
     for resource in template.get("Resources", {}).values():
         props = resource.get("Properties") or {}
         if resource.get("Type") == "AWS::Serverless::Function" and isinstance(props.get("CodeUri"), str):
-            props["CodeUri"] = "s3://clinicflow-artifacts/code.zip"
+            binary = ((resource.get("Metadata") or {}).get("BuildProperties") or {}).get("Binary", "code")
+            props["CodeUri"] = f"s3://clinicflow-artifacts/{binary}.zip"
     globals_fn = template.get("Globals", {}).get("Function", {})
     if isinstance(globals_fn.get("CodeUri"), str):
         globals_fn["CodeUri"] = "s3://clinicflow-artifacts/code.zip"

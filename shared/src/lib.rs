@@ -19,8 +19,43 @@ pub static SLICES: &[&Slice] = &[&flows::checkup::SLICE];
 /// document) until the platform has an HTTP function of its own.
 pub const PUBLIC_HOST: &str = flows::checkup::faults::QUERY;
 
+/// The whole API's OpenAPI document as committed (`docs/openapi.json`), which every catalog
+/// here serves at `GET /openapi.json`: a test holds it equal to the document generated from
+/// the handlers' types (`Catalog::openapi`, feature `docs`), so that no Lambda function
+/// carries the generators.
+pub const OPENAPI_JSON: &str = include_str!("../../docs/openapi.json");
+
 /// The catalog of the whole platform: every slice with the platform's own parts.
 pub fn catalog() -> &'static Catalog {
-    static CATALOG: LazyLock<Catalog> = LazyLock::new(|| Catalog::new(SLICES, PUBLIC_HOST));
+    static CATALOG: LazyLock<Catalog> = LazyLock::new(|| Catalog::new(SLICES, PUBLIC_HOST).serving_openapi(OPENAPI_JSON));
     &CATALOG
+}
+
+/// The entry points of the Lambda bootstraps (`functions/<bootstrap>/`): one binary per
+/// slice, and one for the platform's own functions, each serving the function its
+/// `Handler` setting names (`_HANDLER`, [`clinicflow_platform::bootstrap`]).
+#[cfg(feature = "aws")]
+pub mod bootstrap {
+    pub use clinicflow_platform::bootstrap::{BootstrapError, HANDLER_VARIABLE, select};
+
+    use super::{Catalog, OPENAPI_JSON, PUBLIC_HOST, Slice, catalog};
+
+    /// The catalog a slice's bootstrap runs on: that slice alone with the platform's parts,
+    /// so that the binary links no other flow's code, serving the whole API's document.
+    pub fn catalog_of(slice: &'static Slice) -> Catalog {
+        Catalog::new(&[slice], PUBLIC_HOST).serving_openapi(OPENAPI_JSON)
+    }
+
+    /// Runs the function of `slice` that `_HANDLER` names.
+    pub async fn flow(slice: &'static Slice) -> Result<(), lambda_runtime::Error> {
+        let catalog: &'static Catalog = Box::leak(Box::new(catalog_of(slice)));
+        clinicflow_platform::bootstrap::run(catalog, slice.name).await
+    }
+
+    /// Runs the platform function (`sms-notifier`, `status-projector`, `outbox-sweeper`)
+    /// that `_HANDLER` names, on the whole catalog: every slice's projections and
+    /// notifications.
+    pub async fn platform() -> Result<(), lambda_runtime::Error> {
+        clinicflow_platform::bootstrap::run(catalog(), crate::topology::PLATFORM_BOOTSTRAP).await
+    }
 }

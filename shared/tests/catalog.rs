@@ -102,7 +102,7 @@ fn an_event_without_a_schema_or_a_sample_is_named() {
         events.push(Emits {
             source: "clinicflow.checkup",
             types: &["CheckupRescheduled"],
-            schema: <clinicflow::flows::checkup::domain::Event as schemars::JsonSchema>::json_schema,
+            schema: clinicflow::events::schema::of::<clinicflow::flows::checkup::domain::Event>,
         });
         s.events = leak(events);
     });
@@ -122,7 +122,7 @@ fn an_event_variant_the_slice_does_not_declare_is_named() {
 }
 
 #[test]
-fn a_function_without_a_deployable_entry_is_named() {
+fn a_new_function_joins_its_slices_bootstrap_and_a_slice_without_one_is_named() {
     let c = mutated(|s| {
         let mut functions = s.functions.to_vec();
         functions.push(Function {
@@ -136,8 +136,18 @@ fn a_function_without_a_deployable_entry_is_named() {
         s.functions = leak(functions);
     });
     let found = problems(&c);
-    assert_named(&found, &["slice checkup", "function checkup-reschedule", "no deployable entry"]);
+    assert_eq!(c.bootstrap_of("checkup-reschedule"), "checkup", "served by the slice's bootstrap");
+    assert!(
+        !found.iter().any(|p| p.contains("has no package")),
+        "a function needs no package of its own: {found:#?}"
+    );
     assert_named(&found, &["slice checkup", "function checkup-reschedule", "serves no route"]);
+
+    let c = mutated(|s| s.name = "reschedule");
+    assert_named(
+        &problems(&c),
+        &["bootstrap reschedule", "checkup-book", "has no package (functions/reschedule/)"],
+    );
 }
 
 #[test]

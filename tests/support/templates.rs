@@ -366,10 +366,33 @@ pub fn check(template: &Value) -> Vec<String> {
     v
 }
 
+/// Which code a function runs: its `Code` (one uploaded zip per bootstrap: SAM's build of
+/// `BuildProperties.Binary`, CDK's asset of `<bootstrap>/bootstrap.zip`).
+fn code_of(s: &Stack<'_>, id: &str) -> String {
+    s.render(&s.resources[id]["Properties"]["Code"])
+}
+
+/// The functions sharing one code are exactly the functions of one bootstrap.
+fn check_bootstraps(s: &Stack<'_>, v: &mut Vec<String>) {
+    let catalog = clinicflow::catalog();
+    let mut by_code: std::collections::BTreeMap<String, BTreeSet<&str>> = std::collections::BTreeMap::new();
+    for (id, name) in &s.functions {
+        by_code.entry(code_of(s, id)).or_default().insert(name);
+    }
+    let actual: BTreeSet<Vec<&str>> = by_code.into_values().map(|names| names.into_iter().collect()).collect();
+    let mut expected: std::collections::BTreeMap<&str, BTreeSet<&str>> = std::collections::BTreeMap::new();
+    for f in &catalog.functions {
+        expected.entry(catalog.bootstrap_of(f.name)).or_default().insert(f.name);
+    }
+    let expected: BTreeSet<Vec<&str>> = expected.into_values().map(|names| names.into_iter().collect()).collect();
+    diff("functions sharing one bootstrap", &expected, &actual, v);
+}
+
 fn check_functions(s: &Stack<'_>, v: &mut Vec<String>) {
     let expected: BTreeSet<&str> = clinicflow::catalog().functions.iter().map(|f| f.name).collect();
     let actual: BTreeSet<&str> = s.functions.values().copied().collect();
     diff("functions", &expected, &actual, v);
+    check_bootstraps(s, v);
     for (id, name) in &s.functions {
         let f = clinicflow::catalog().function(name).expect("tagged functions are catalogued");
         let p = &s.resources[id]["Properties"];
@@ -381,7 +404,8 @@ fn check_functions(s: &Stack<'_>, v: &mut Vec<String>) {
         };
         expect("Runtime", &p["Runtime"], json!("provided.al2023"), v);
         expect("Architectures", &p["Architectures"], json!(["arm64"]), v);
-        expect("Handler", &p["Handler"], json!("bootstrap"), v);
+        // The bootstrap serves several functions: the Handler (`_HANDLER`) names this one.
+        expect("Handler", &p["Handler"], json!(f.name), v);
         expect("MemorySize", &p["MemorySize"], json!(f.memory_mb), v);
         expect("Timeout", &p["Timeout"], json!(f.timeout_s), v);
         expect("TracingConfig.Mode", &p["TracingConfig"]["Mode"], json!("Active"), v);

@@ -76,6 +76,26 @@ fn assert_each_departure_is_noticed(template: &Value) {
             resources(t).remove(&id);
         },
     );
+    assert_noticed(
+        template,
+        "a function on another bootstrap's code",
+        "functions sharing one bootstrap",
+        |t| {
+            let from = first_of(t, "AWS::Lambda::Function", |r| tagged(r, "clinicflow:function", "sms-notifier"));
+            let to = first_of(t, "AWS::Lambda::Function", |r| tagged(r, "clinicflow:function", "checkup-book"));
+            let code = t["Resources"][&from]["Properties"]["Code"].clone();
+            resources(t)[&to]["Properties"]["Code"] = code;
+        },
+    );
+    assert_noticed(
+        template,
+        "a handler naming another function",
+        "function checkup-book: Handler",
+        |t| {
+            let id = first_of(t, "AWS::Lambda::Function", |r| tagged(r, "clinicflow:function", "checkup-book"));
+            resources(t)[&id]["Properties"]["Handler"] = json!("checkup-cancel");
+        },
+    );
     assert_noticed(template, "a missing table", "tables: the template lacks \"views\"", |t| {
         let id = first_of(t, "AWS::DynamoDB::Table", |r| tagged(r, "clinicflow:table", "views"));
         resources(t).remove(&id);

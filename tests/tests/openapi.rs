@@ -137,7 +137,7 @@ fn every_reference_resolves_and_every_error_is_a_problem() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_local_stack_serves_exactly_the_document_without_a_token() {
     assert_eq!(
-        clinicflow::catalog().openapi_json(),
+        clinicflow::http::openapi::to_json(&clinicflow::catalog().openapi()),
         document_text(),
         "docs/openapi.json is the generated document (CLINICFLOW_UPDATE_OPENAPI=1 cargo test -p clinicflow --test openapi_export)"
     );

@@ -31,9 +31,9 @@ pub const RSS_BUDGET_BYTES: f64 = 16_000_000.0;
 pub struct LambdaOptions {
     /// The workspace root.
     pub root: PathBuf,
-    /// Where the native bootstraps are: `<dir>/<function>/bootstrap`.
+    /// Where the native bootstraps are: `<dir>/<bootstrap>/bootstrap`.
     pub native_dir: PathBuf,
-    /// Where the arm64 zips are: `<dir>/<function>/bootstrap.zip`.
+    /// Where the arm64 zips are: `<dir>/<bootstrap>/bootstrap.zip`.
     pub zip_dir: PathBuf,
     /// The functions to spawn (every function's zip is measured regardless).
     pub functions: Vec<String>,
@@ -60,7 +60,29 @@ struct Spawn {
     warm_ms: f64,
 }
 
-/// Every function's zip size against the floor's.
+/// The bootstraps of the catalog, in catalog order: each slice's, then the platform's.
+pub fn bootstraps() -> Vec<&'static str> {
+    let catalog = clinicflow::catalog();
+    let mut out: Vec<&'static str> = Vec::new();
+    for f in &catalog.functions {
+        let b = catalog.bootstrap_of(f.name);
+        if !out.contains(&b) {
+            out.push(b);
+        }
+    }
+    out
+}
+
+/// The bootstraps that serve `functions`, each once.
+pub fn bootstraps_of(functions: &[String]) -> Vec<&'static str> {
+    let catalog = clinicflow::catalog();
+    bootstraps()
+        .into_iter()
+        .filter(|b| functions.iter().any(|f| catalog.bootstrap_of(f) == *b))
+        .collect()
+}
+
+/// Every bootstrap's zip size against the floor's.
 pub fn zip_metrics(zip_dir: &Path) -> anyhow::Result<Vec<Metric>> {
     let size = |name: &str| -> anyhow::Result<f64> {
         let path = zip_dir.join(name).join("bootstrap.zip");
@@ -73,11 +95,16 @@ pub fn zip_metrics(zip_dir: &Path) -> anyhow::Result<Vec<Metric>> {
             .target(Target::MaxValue(ZIP_BUDGET_BYTES))
             .note("the floor itself"),
     ];
-    for f in &clinicflow::catalog().functions {
+    let catalog = clinicflow::catalog();
+    for b in bootstraps() {
+        let served: Vec<&str> = catalog.served_by(b).map(|f| f.name).collect();
         metrics.push(
-            Metric::new(format!("zip_bytes.{}", f.name), size(f.name)?, "bytes", floor)
+            Metric::new(format!("zip_bytes.{b}"), size(b)?, "bytes", floor)
                 .target(Target::MaxValue(ZIP_BUDGET_BYTES))
-                .note("cargo lambda build --release --arm64, zipped"),
+                .note(format!(
+                    "cargo lambda build --release --arm64, zipped; serves {}",
+                    served.join(", ")
+                )),
         );
     }
     Ok(metrics)
@@ -264,7 +291,14 @@ async fn spawn_once(
     expect: Expect,
     prime: bool,
 ) -> anyhow::Result<Spawn> {
-    let binary = options.native_dir.join(function).join("bootstrap");
+    // A function is spawned from its bootstrap, told which one it is by `_HANDLER` (as the
+    // Lambda runtime does from its Handler setting); the floor is a binary of its own.
+    let (bootstrap, handler) = if function == FLOOR {
+        (FLOOR, None)
+    } else {
+        (clinicflow::catalog().bootstrap_of(function), Some(function))
+    };
+    let binary = options.native_dir.join(bootstrap).join("bootstrap");
     if !binary.exists() {
         bail!("{} is missing (build it, or run without --no-build)", binary.display());
     }
@@ -287,6 +321,7 @@ async fn spawn_once(
         .env("AWS_SECRET_ACCESS_KEY", "bench")
         .env("AWS_ENDPOINT_URL", &options.endpoint)
         .env("OUTBOX_GRACE_MS", "0")
+        .envs(handler.map(|h| (clinicflow::bootstrap::HANDLER_VARIABLE, h)))
         .env("CLINICFLOW_PRIME", if prime { "on" } else { "off" })
         .envs(seeder.environment())
         .stdin(Stdio::null())

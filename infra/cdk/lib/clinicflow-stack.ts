@@ -46,7 +46,7 @@ import { FunctionSpec, Permission, Topology } from './topology';
 
 export interface ClinicflowStackProps extends StackProps {
   readonly topology: Topology;
-  /** Where `<function>/bootstrap.zip` are (`cargo lambda build --release --arm64 --output-format zip`). */
+  /** Where `<bootstrap>/bootstrap.zip` are (`cargo lambda build --release --arm64 --output-format zip`). */
   readonly lambdaDir: string;
 }
 
@@ -398,7 +398,9 @@ export class ClinicflowStack extends Stack {
     const aliases = new Map<string, lambda.Alias>();
     for (const spec of topology.functions) {
       const id = pascal(spec.name);
-      const zip = path.join(lambdaDir, spec.name, 'bootstrap.zip');
+      // One zip per bootstrap (a slice's, or the platform's), shared by its functions as one
+      // asset; the handler tells the binary which function it is (`_HANDLER`).
+      const zip = path.join(lambdaDir, spec.bootstrap, 'bootstrap.zip');
       if (!fs.existsSync(zip)) {
         throw new Error(`${zip} is missing: build the functions first with ./scripts/lambda-build.sh`);
       }
@@ -416,7 +418,7 @@ export class ClinicflowStack extends Stack {
         description: spec.description,
         runtime: lambda.Runtime.PROVIDED_AL2023,
         architecture: lambda.Architecture.ARM_64,
-        handler: 'bootstrap',
+        handler: spec.name,
         code: lambda.Code.fromAsset(zip),
         memorySize: spec.memory_mb,
         timeout: Duration.seconds(spec.timeout_s),

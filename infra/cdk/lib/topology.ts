@@ -17,6 +17,8 @@ export type Trigger = 'http' | 'events' | 'stream' | 'schedule';
 
 export interface FunctionSpec {
   readonly name: string;
+  /** The binary (`functions/<bootstrap>/`) that serves it, picked by its handler. */
+  readonly bootstrap: string;
   readonly description: string;
   readonly trigger: Trigger;
   readonly schedule: string | null;
@@ -86,6 +88,7 @@ export function loadTopology(file: string): Topology {
     if (fnNames.has(f.name)) problems.push(`function ${f.name} is declared twice`);
     fnNames.add(f.name);
     if (!/^[a-z][a-z0-9-]*$/.test(f.name)) problems.push(`function name ${f.name} is not kebab-case`);
+    if (!/^[a-z][a-z0-9-]*$/.test(f.bootstrap ?? '')) problems.push(`function ${f.name}: no bootstrap`);
     if (!TRIGGERS.includes(f.trigger)) problems.push(`function ${f.name}: unknown trigger ${f.trigger}`);
     if (f.trigger === 'schedule' && !f.schedule) problems.push(`function ${f.name}: schedule trigger without a schedule`);
     if (f.trigger !== 'schedule' && f.schedule) problems.push(`function ${f.name}: a schedule on a ${f.trigger} function`);

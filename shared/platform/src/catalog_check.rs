@@ -4,8 +4,10 @@
 //! (each function's entry point, each event's schema and sample).
 
 use std::collections::BTreeSet;
+#[cfg(feature = "docs")]
 use std::path::Path;
 
+#[cfg(feature = "docs")]
 use crate::http::openapi;
 use crate::topology::{Catalog, PUBLIC_PATHS, Route, Trigger};
 
@@ -128,6 +130,57 @@ pub fn check(catalog: &Catalog) -> Vec<String> {
         }
     }
 
+    #[cfg(feature = "docs")]
+    check_documents(catalog, &mut say);
+
+    let emitted = emitted(catalog);
+    for rule in &catalog.rules {
+        let who = owner(catalog, rule.target);
+        for source in &rule.sources {
+            for t in &rule.detail_types {
+                if !emitted.contains(&(*source, *t)) {
+                    say(format!(
+                        "{who}: consumer {} subscribes (rule {}) to {t} from {source}, which no slice emits",
+                        rule.target, rule.name
+                    ));
+                }
+            }
+        }
+        if catalog.consumer(rule.target).is_none() {
+            say(format!(
+                "{who}: rule {} targets {}, which has no consumer handler",
+                rule.name, rule.target
+            ));
+        }
+    }
+    for slice in &catalog.slices {
+        for n in slice.notifications {
+            if !emitted.contains(&(n.source, n.event_type)) {
+                say(format!(
+                    "slice {}: a notification waits for {} from {}, which no slice emits",
+                    slice.name, n.event_type, n.source
+                ));
+            }
+        }
+        for p in slice.projections {
+            for c in p.contexts {
+                if !catalog.context_tables().any(|t| t == *c) {
+                    say(format!(
+                        "slice {}: view {} folds context {c}, which has no streamed table",
+                        slice.name, p.view
+                    ));
+                }
+            }
+        }
+    }
+    problems
+}
+
+/// The documents generated from the slices' types: each declared event type is a variant
+/// of its source's event enum and the reverse; the OpenAPI document has an operation for
+/// each route, and a slice's part describes only its own routes.
+#[cfg(feature = "docs")]
+fn check_documents(catalog: &Catalog, say: &mut impl FnMut(String)) {
     for slice in &catalog.slices {
         for e in slice.events {
             match crate::events::schema::types_of(e.schema) {
@@ -176,62 +229,28 @@ pub fn check(catalog: &Catalog) -> Vec<String> {
             }
         }
     }
-
-    let emitted = emitted(catalog);
-    for rule in &catalog.rules {
-        let who = owner(catalog, rule.target);
-        for source in &rule.sources {
-            for t in &rule.detail_types {
-                if !emitted.contains(&(*source, *t)) {
-                    say(format!(
-                        "{who}: consumer {} subscribes (rule {}) to {t} from {source}, which no slice emits",
-                        rule.target, rule.name
-                    ));
-                }
-            }
-        }
-        if catalog.consumer(rule.target).is_none() {
-            say(format!(
-                "{who}: rule {} targets {}, which has no consumer handler",
-                rule.name, rule.target
-            ));
-        }
-    }
-    for slice in &catalog.slices {
-        for n in slice.notifications {
-            if !emitted.contains(&(n.source, n.event_type)) {
-                say(format!(
-                    "slice {}: a notification waits for {} from {}, which no slice emits",
-                    slice.name, n.event_type, n.source
-                ));
-            }
-        }
-        for p in slice.projections {
-            for c in p.contexts {
-                if !catalog.context_tables().any(|t| t == *c) {
-                    say(format!(
-                        "slice {}: view {} folds context {c}, which has no streamed table",
-                        slice.name, p.view
-                    ));
-                }
-            }
-        }
-    }
-    problems
 }
 
-/// What the repository at `root` lacks for the catalog: an entry point per function
-/// (`functions/<name>/`), and a schema (`docs/events/<Type>.schema.json`, the one generated
-/// from the Rust types) and a sample (in `events/`) per event type.
+/// What the repository at `root` lacks for the catalog: a bootstrap per slice and one for
+/// the platform (`functions/<bootstrap>/`, serving its functions by handler name), and a
+/// schema (`docs/events/<Type>.schema.json`, the one generated from the Rust types) and a
+/// sample (in `events/`) per event type.
+#[cfg(feature = "docs")]
 pub fn check_files(catalog: &Catalog, root: &Path) -> Vec<String> {
     let mut problems = Vec::new();
-    for f in &catalog.functions {
-        if !root.join("functions").join(f.name).join("Cargo.toml").is_file() {
+    let mut bootstraps: Vec<&str> = catalog.functions.iter().map(|f| catalog.bootstrap_of(f.name)).collect();
+    bootstraps.dedup();
+    for b in bootstraps {
+        if !root.join("functions").join(b).join("Cargo.toml").is_file() {
+            let served: Vec<&str> = catalog
+                .functions
+                .iter()
+                .filter(|f| catalog.bootstrap_of(f.name) == b)
+                .map(|f| f.name)
+                .collect();
             problems.push(format!(
-                "{}: function {} has no deployable entry (functions/{}/)",
-                owner(catalog, f.name),
-                f.name,
-                f.name
+                "bootstrap {b} (serving {}) has no package (functions/{b}/)",
+                served.join(", ")
             ));
         }
     }
@@ -262,6 +281,7 @@ pub fn check_files(catalog: &Catalog, root: &Path) -> Vec<String> {
     problems
 }
 
+#[cfg(feature = "docs")]
 fn read_all(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else {

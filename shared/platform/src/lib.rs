@@ -8,6 +8,8 @@
 
 pub mod adapters;
 pub mod app;
+#[cfg(feature = "aws")]
+pub mod bootstrap;
 mod catalog_check;
 pub mod config;
 pub mod domain;

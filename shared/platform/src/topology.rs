@@ -356,6 +356,10 @@ pub const STATUS_PROJECTOR: &str = "status-projector";
 /// The outbox sweeper.
 pub const OUTBOX_SWEEPER: &str = "outbox-sweeper";
 
+/// The bootstrap of the platform's own functions (`functions/platform/`); a slice's is
+/// named after the slice.
+pub const PLATFORM_BOOTSTRAP: &str = "platform";
+
 /// The platform's own functions, shared by every flow.
 pub const PLATFORM_FUNCTIONS: &[Function] = &[
     Function {
@@ -444,9 +448,9 @@ pub struct Emits {
     pub source: &'static str,
     /// Event types.
     pub types: &'static [&'static str],
-    /// The JSON Schema of the aggregate's event enum (`<Event as JsonSchema>::json_schema`),
-    /// one variant per type: `docs/events/<Type>.schema.json` is generated from it
-    /// ([`crate::events::schema`]).
+    /// The JSON Schema of the aggregate's event enum (`events::schema::of::<Event>`), one
+    /// variant per type: `docs/events/<Type>.schema.json` is generated from it
+    /// ([`crate::events::schema`]; empty without the `docs` feature).
     pub schema: crate::events::schema::SchemaFn,
 }
 
@@ -475,7 +479,8 @@ pub struct Slice {
     pub config: crate::config::LoadFn,
     /// Its part of the OpenAPI document, generated from its handlers' types: an operation
     /// per route, the schemas they use, and a sentence about the flow for the document's
-    /// description. The platform adds the rest ([`Catalog::openapi`]).
+    /// description (`http::openapi::part::<Api>`; empty without the `docs` feature). The
+    /// platform adds the rest (`Catalog::openapi`).
     pub openapi: fn() -> utoipa::openapi::OpenApi,
 }
 
@@ -640,6 +645,19 @@ impl Catalog {
         self.roles.iter().copied().find(|r| r.group == group)
     }
 
+    /// The bootstrap (the binary, `functions/<bootstrap>/`) that serves `function`: its
+    /// slice's, named after the slice, or the platform's ([`PLATFORM_BOOTSTRAP`]). Every
+    /// function of a bootstrap is still its own Lambda function; the `Handler` setting
+    /// (`_HANDLER`) tells the binary which one it is.
+    pub fn bootstrap_of(&self, function: &str) -> &'static str {
+        self.slice_of(function).map_or(PLATFORM_BOOTSTRAP, |s| s.name)
+    }
+
+    /// The functions `bootstrap` serves, in catalog order.
+    pub fn served_by<'a>(&'a self, bootstrap: &'a str) -> impl Iterator<Item = &'a Function> + 'a {
+        self.functions.iter().filter(move |f| self.bootstrap_of(f.name) == bootstrap)
+    }
+
     /// The slice a function belongs to (`None` for the platform's own).
     pub fn slice_of(&self, function: &str) -> Option<&'static Slice> {
         self.slices.iter().copied().find(|s| s.functions.iter().any(|f| f.name == function))
@@ -759,6 +777,7 @@ impl Catalog {
                 };
                 json!({
                     "name": f.name,
+                    "bootstrap": self.bootstrap_of(f.name),
                     "description": f.description,
                     "trigger": trigger,
                     "schedule": schedule,
@@ -799,14 +818,37 @@ impl Catalog {
 
     /// The OpenAPI 3.1 document of the whole API: the platform's part merged with each
     /// slice's, each operation's tags and security from its route ([`crate::http::openapi`]).
+    #[cfg(feature = "docs")]
     pub fn openapi(&self) -> utoipa::openapi::OpenApi {
         crate::http::openapi::document(self)
     }
 
-    /// The OpenAPI document as `GET /openapi.json` serves it and `docs/openapi.json` holds it:
-    /// pretty-printed JSON with a trailing newline, generated once per catalog.
+    /// Serves `json` at `GET /openapi.json`: the committed `docs/openapi.json`, which a test
+    /// holds equal to [`Catalog::openapi`]. A Lambda function's catalog (one flow, no
+    /// generators) serves the whole API's document this way.
+    pub fn serving_openapi(self, json: &'static str) -> Self {
+        let served = std::sync::OnceLock::new();
+        let _ = served.set(json.to_owned());
+        Self {
+            openapi_json: OpenApiJson(served),
+            ..self
+        }
+    }
+
+    /// The OpenAPI document as `GET /openapi.json` serves it: the one given to
+    /// [`Catalog::serving_openapi`], or else (with the `docs` feature) the generated one,
+    /// pretty-printed with a trailing newline, as `docs/openapi.json` holds it.
     pub fn openapi_json(&self) -> &str {
-        self.openapi_json.0.get_or_init(|| crate::http::openapi::to_json(&self.openapi()))
+        self.openapi_json.0.get_or_init(|| {
+            #[cfg(feature = "docs")]
+            {
+                crate::http::openapi::to_json(&self.openapi())
+            }
+            #[cfg(not(feature = "docs"))]
+            {
+                crate::http::openapi::UNDOCUMENTED.to_owned()
+            }
+        })
     }
 
     /// What the catalog is missing or contradicts, each named with its slice and place. The
@@ -815,8 +857,9 @@ impl Catalog {
         crate::catalog_check::check(self)
     }
 
-    /// What the repository at `root` lacks for the catalog: entry points, event schemas and
+    /// What the repository at `root` lacks for the catalog: bootstraps, event schemas and
     /// samples.
+    #[cfg(feature = "docs")]
     pub fn check_files(&self, root: &std::path::Path) -> Vec<String> {
         crate::catalog_check::check_files(self, root)
     }

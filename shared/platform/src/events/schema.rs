@@ -15,8 +15,23 @@ use super::EventEnvelope;
 /// Where the documents say they live.
 pub const ID_BASE: &str = "https://clinicflow.dev/events/";
 
-/// How a slice's event enum describes itself (`<Event as JsonSchema>::json_schema`).
+/// How a slice's event enum describes itself: [`of::<Event>`](of).
 pub type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
+
+/// The schema of `T` (a slice's event enum), for [`crate::topology::Emits::schema`]. With
+/// the `docs` feature off (a Lambda function, which serves no schema) it is an empty schema
+/// and `T`'s `JsonSchema` code is never called, so the linker leaves it out.
+pub fn of<T: schemars::JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
+    #[cfg(feature = "docs")]
+    {
+        T::json_schema(generator)
+    }
+    #[cfg(not(feature = "docs"))]
+    {
+        let _ = generator;
+        Schema::default()
+    }
+}
 
 /// A generator with every subschema inlined, so that each document stands alone.
 fn generator() -> SchemaGenerator {

@@ -227,12 +227,12 @@ pub static SLICE: Slice = Slice {
         Emits {
             source: "clinicflow.checkup",
             types: &["CheckupBooked", "CheckupConfirmed", "CheckupRejected", "CheckupCancelled"],
-            schema: <domain::Event as schemars::JsonSchema>::json_schema,
+            schema: crate::events::schema::of::<domain::Event>,
         },
         Emits {
             source: "clinicflow.payment",
             types: &["PaymentCaptured", "PaymentRefunded"],
-            schema: <crate::contexts::payment::Event as schemars::JsonSchema>::json_schema,
+            schema: crate::events::schema::of::<crate::contexts::payment::Event>,
         },
         Emits {
             source: "clinicflow.centre",
@@ -242,7 +242,7 @@ pub static SLICE: Slice = Slice {
                 "ReservationRejected",
                 "ReservationWithdrawn",
             ],
-            schema: <centre::Event as schemars::JsonSchema>::json_schema,
+            schema: crate::events::schema::of::<centre::Event>,
         },
     ],
     functions: FUNCTIONS,
@@ -251,7 +251,7 @@ pub static SLICE: Slice = Slice {
     projections: &[projection::<view::CheckupView>(&[CHECKUP, PAYMENT, RESERVATIONS])],
     notifications: texts::NOTIFICATIONS,
     config: config::load,
-    openapi: routes::openapi,
+    openapi: crate::http::openapi::part::<routes::CheckupApi>,
 };
 
 /// Helpers for the tests of the flow's consumers and of the platform's notifier on it.

@@ -96,12 +96,7 @@ pub const ROUTES: &[Route] = &[
     ),
     paths(book, my_checkups, get_checkup, cancel, centre_checkups, confirm, reject)
 )]
-struct CheckupApi;
-
-/// The flow's part of the OpenAPI document: its operations and their schemas.
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    <CheckupApi as utoipa::OpenApi>::openapi()
-}
+pub struct CheckupApi;
 
 /// A page of the status views.
 pub type CheckupPage = Page<CheckupResponse>;

@@ -1,0 +1,98 @@
+//! The entry point of every Lambda bootstrap. A bootstrap is one binary serving several
+//! functions (a slice's, or the platform's own): each is still its own Lambda function, with
+//! its own role, alias and alarms, whose `Handler` setting names it; the runtime passes that
+//! setting to the process as `_HANDLER`, and [`run`] starts that function's handler on the
+//! runtime loop its trigger needs. An unknown or missing handler is an init error naming it
+//! and the functions the bootstrap serves.
+
+use std::sync::Arc;
+
+use lambda_runtime::{LambdaEvent, service_fn};
+
+use crate::topology::{Catalog, Function, OUTBOX_SWEEPER, Trigger};
+
+/// The variable the Lambda runtime sets from the function's `Handler` setting.
+pub const HANDLER_VARIABLE: &str = "_HANDLER";
+
+/// Why a bootstrap cannot tell which function it is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BootstrapError {
+    /// `_HANDLER` is not set (or empty).
+    #[error(
+        "{HANDLER_VARIABLE} is not set: the function's Handler setting must name one of the functions bootstrap {bootstrap} serves: {served}"
+    )]
+    NoHandler {
+        /// The bootstrap.
+        bootstrap: String,
+        /// The functions it serves, comma-separated.
+        served: String,
+    },
+    /// `_HANDLER` names no function of this bootstrap.
+    #[error("unknown handler {handler:?}: bootstrap {bootstrap} serves {served}")]
+    Unknown {
+        /// What `_HANDLER` says.
+        handler: String,
+        /// The bootstrap.
+        bootstrap: String,
+        /// The functions it serves, comma-separated.
+        served: String,
+    },
+    /// A scheduled function other than the outbox sweeper: the platform has no scheduled
+    /// handler for it.
+    #[error("function {0} runs on a schedule, and the outbox sweeper is the only scheduled handler")]
+    NoScheduledHandler(String),
+}
+
+/// The function of `bootstrap` that `handler` (the `_HANDLER` value) names.
+pub fn select<'a>(catalog: &'a Catalog, bootstrap: &str, handler: Option<&str>) -> Result<&'a Function, BootstrapError> {
+    let served = || catalog.served_by(bootstrap).map(|f| f.name).collect::<Vec<_>>().join(", ");
+    let handler = handler.map(str::trim).filter(|h| !h.is_empty());
+    let Some(handler) = handler else {
+        return Err(BootstrapError::NoHandler {
+            bootstrap: bootstrap.to_owned(),
+            served: served(),
+        });
+    };
+    let Some(function) = catalog
+        .functions
+        .iter()
+        .find(|f| f.name == handler && catalog.bootstrap_of(f.name) == bootstrap)
+    else {
+        return Err(BootstrapError::Unknown {
+            handler: handler.to_owned(),
+            bootstrap: bootstrap.to_owned(),
+            served: served(),
+        });
+    };
+    if matches!(function.trigger, Trigger::Schedule(_)) && function.name != OUTBOX_SWEEPER {
+        return Err(BootstrapError::NoScheduledHandler(function.name.to_owned()));
+    }
+    Ok(function)
+}
+
+/// Runs the function of `bootstrap` that `_HANDLER` names, on `catalog`, until the runtime
+/// stops it: its platform is built from the environment once ([`crate::wiring::from_env`]),
+/// then the loop of its trigger serves it (HTTP through `lambda_http`, an EventBridge
+/// consumer, the stream projector, the scheduled sweeper).
+pub async fn run(catalog: &'static Catalog, bootstrap: &str) -> Result<(), lambda_runtime::Error> {
+    crate::telemetry::init();
+    let handler = std::env::var(HANDLER_VARIABLE).ok();
+    let function = select(catalog, bootstrap, handler.as_deref()).inspect_err(|e| {
+        tracing::error!(bootstrap, error = %e, "init failed");
+    })?;
+    let name = function.name;
+    let platform = crate::wiring::from_env(catalog, name).await?;
+    match function.trigger {
+        Trigger::Http => lambda_http::run(crate::http::router(Arc::new(platform), Some(name))).await,
+        Trigger::Events => lambda_runtime::run(service_fn(|event| crate::wiring::handle_eventbridge(&platform, name, event))).await,
+        Trigger::Stream => lambda_runtime::run(service_fn(|event| crate::wiring::handle_stream(&platform, event))).await,
+        Trigger::Schedule(_) => {
+            let grace = platform.config.outbox_grace;
+            lambda_runtime::run(service_fn(|_: LambdaEvent<serde_json::Value>| async {
+                let report = crate::app::relay::sweep(&platform, grace).await.map_err(|e| e.to_string())?;
+                Ok::<_, lambda_runtime::Error>(serde_json::json!({"published": report.published, "failed": report.failed}))
+            }))
+            .await
+        }
+    }
+}
