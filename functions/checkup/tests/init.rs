@@ -21,12 +21,18 @@ fn start(env: &[(&str, &str)]) -> (Output, String) {
 #[test]
 fn an_unknown_handler_is_a_clear_init_error_naming_it_and_the_functions_served() {
     let (_, all) = start(&[("_HANDLER", "checkup-reschedule")]);
-    assert!(all.contains(r#"unknown handler \"checkup-reschedule\": bootstrap checkup serves"#), "{all}");
+    assert!(
+        all.contains(r#"unknown handler \"checkup-reschedule\": bootstrap checkup serves"#),
+        "{all}"
+    );
     assert!(all.contains("checkup-book") && all.contains("payment-refund"), "{all}");
     assert!(all.contains(r#""message":"init failed""#), "logged as JSON: {all}");
 
     let (_, all) = start(&[("_HANDLER", "sms-notifier")]);
-    assert!(all.contains("unknown handler"), "the platform's functions are not this bootstrap's: {all}");
+    assert!(
+        all.contains("unknown handler"),
+        "the platform's functions are not this bootstrap's: {all}"
+    );
 
     let (_, all) = start(&[]);
     assert!(all.contains("_HANDLER is not set"), "{all}");
