@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The CDK app: one env-agnostic stack, `Clinicflow`, built from infra/topology.json and the
-// prebuilt arm64 zips (target/lambda/<function>/bootstrap.zip, or -c lambdaDir=<dir>).
+// prebuilt arm64 zips, one per bootstrap (target/lambda/<bootstrap>/bootstrap.zip, or
+// -c lambdaDir=<dir>).
 // Synth needs no AWS credentials and makes no lookups.
 
 import * as fs from 'fs';
@@ -32,8 +33,8 @@ const lambdaDir =
 
 const topology = loadTopology(path.join(repo, 'infra', 'topology.json'));
 
-const missing = topology.functions
-  .map((f) => path.join(lambdaDir, f.name, 'bootstrap.zip'))
+const missing = [...new Set(topology.functions.map((f) => f.bootstrap))]
+  .map((bootstrap) => path.join(lambdaDir, bootstrap, 'bootstrap.zip'))
   .filter((zip) => !fs.existsSync(zip));
 if (missing.length > 0) {
   console.error(
