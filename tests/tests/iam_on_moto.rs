@@ -7,7 +7,8 @@
 //! through them (its module under `iam/`: for the check-up slice, bookings, a confirmation,
 //! a rejection, a cancellation), with every consumer, the projector and a sweep of events
 //! whose publish failed; then every recorded call must be one that function's grants allow,
-//! and every function must have been exercised.
+//! every function must have been exercised, and every grant used: none is more than the
+//! function needs.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -109,17 +110,21 @@ impl Intercept for Recorder {
     }
 }
 
-/// Keeps what a function publishes, for the test to deliver; or refuses it all.
+/// Keeps what a function publishes, for the test to deliver. A refusing function's first
+/// publish fails (those events wait in its outbox for the sweeper) and its later ones go
+/// through, so that both the sweeper's marks and the function's own are exercised.
 #[derive(Default)]
 struct Capture {
     events: Mutex<Vec<EventEnvelope>>,
-    refuse: bool,
+    refuse_first: std::sync::atomic::AtomicBool,
+    calls: std::sync::atomic::AtomicUsize,
 }
 
 #[async_trait]
 impl Publisher for Capture {
     async fn publish(&self, events: &[EventEnvelope]) -> PublishOutcome {
-        if self.refuse {
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if self.refuse_first.swap(false, std::sync::atomic::Ordering::SeqCst) {
             return PublishOutcome {
                 published: vec![],
                 failed: events.iter().map(|e| (e.id.clone(), "bus down".to_owned())).collect(),
@@ -178,8 +183,8 @@ impl Deployment {
             platform.outbox = store.clone();
             platform.views = store;
             let published = Arc::new(Capture {
-                events: Mutex::default(),
-                refuse: refusing.contains(&f.name),
+                refuse_first: refusing.contains(&f.name).into(),
+                ..Capture::default()
             });
             platform.publisher = published.clone();
             functions.insert(
@@ -276,7 +281,8 @@ fn allowed(grants: &[topology::Grant], action: &str, resource: &str) -> bool {
 pub struct Saga {
     /// The slice.
     pub slice: &'static str,
-    /// Functions whose publish fails: their events wait in the outbox for the sweeper.
+    /// Functions whose first publish fails: those events wait in the outbox for the sweeper
+    /// (whose marks they exercise), the later ones are published and marked by the function.
     pub unpublished: &'static [&'static str],
     /// Drives the saga, settling as it goes; returns the cases it opened.
     pub run: for<'a> fn(&'a Deployment) -> BoxFuture<'a, Vec<String>>,
@@ -313,17 +319,25 @@ async fn every_function_does_its_work_within_its_iam_grants() {
     }
 
     let mut denied = Vec::new();
+    let mut unused = Vec::new();
     for (name, f) in &d.functions {
         let calls = f.calls.lock().expect("not poisoned").clone();
         assert!(!calls.is_empty(), "{name} was never exercised");
         let grants = clinicflow::catalog().permissions(clinicflow::catalog().function(name).expect("catalogued"));
         for g in &grants {
+            // The stream, ListStreams and the failure queue are Lambda's calls on the
+            // function's behalf, and the SMS opt-out check is the SNS client's: what the
+            // DynamoDB client records is every table and index grant, and the bus is the
+            // publisher's.
             for action in g.actions.iter().filter(|a| a.starts_with("dynamodb:")) {
                 let resource = g.resource.to_string();
                 let used = calls.iter().any(|(a, r)| a == action && allowed(std::slice::from_ref(g), a, r));
                 if !used && !resource.ends_with("/stream") && resource != "*" {
-                    eprintln!("{name}: {action} on {resource} granted, not used in this saga");
+                    unused.push(format!("{name}: {action} on {resource}"));
                 }
+            }
+            if g.actions.contains(&"events:PutEvents") && f.published.calls.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+                unused.push(format!("{name}: events:PutEvents on the bus"));
             }
         }
         for (action, resource) in calls {
@@ -333,4 +347,9 @@ async fn every_function_does_its_work_within_its_iam_grants() {
         }
     }
     assert!(denied.is_empty(), "calls IAM would deny:\n  {}", denied.join("\n  "));
+    assert!(
+        unused.is_empty(),
+        "grants no call of the sagas used (least privilege: drop them, or make a saga use them):\n  {}",
+        unused.join("\n  ")
+    );
 }

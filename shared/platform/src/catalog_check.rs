@@ -83,7 +83,7 @@ pub fn check(catalog: &Catalog) -> Vec<String> {
             }
             _ => {}
         }
-        for t in f.uses.reads.iter().chain(f.uses.writes) {
+        for t in f.uses.reads.iter().chain(f.uses.writes).chain(f.uses.counts) {
             if catalog.table(t).is_none() {
                 say(format!("{who}: function {} uses table {t}, which no slice declares", f.name));
             }

@@ -251,8 +251,13 @@ pub struct Function {
 pub struct Uses {
     /// Bounded-context tables it reads.
     pub reads: &'static [&'static str],
-    /// Bounded-context tables it writes (aggregates, counters, outbox), transactionally.
+    /// Bounded-context tables it stores aggregates, events (its outbox) or records in,
+    /// transactionally: `PutItem`; with [`Uses::bus`] also `UpdateItem`, for its counters
+    /// there and for marking the events it published.
     pub writes: &'static [&'static str],
+    /// Bounded-context tables where it only moves counters (a place given back), storing
+    /// nothing else there: `UpdateItem` alone.
+    pub counts: &'static [&'static str],
     /// Reads and lists the status views.
     pub views_read: bool,
     /// Writes the status views (read, then a put conditional on the revision).
@@ -271,7 +276,13 @@ pub struct Uses {
 impl Uses {
     /// Touches DynamoDB at all.
     pub fn store(&self) -> bool {
-        !self.reads.is_empty() || !self.writes.is_empty() || self.views_read || self.views_write || self.processed || self.outbox_index
+        !self.reads.is_empty()
+            || !self.writes.is_empty()
+            || !self.counts.is_empty()
+            || self.views_read
+            || self.views_write
+            || self.processed
+            || self.outbox_index
     }
 }
 
@@ -279,6 +290,7 @@ impl Uses {
 pub const NONE: Uses = Uses {
     reads: &[],
     writes: &[],
+    counts: &[],
     views_read: false,
     views_write: false,
     processed: false,
@@ -694,10 +706,18 @@ impl Catalog {
         for t in u.reads {
             grant(Resource::Table(t), &["dynamodb:GetItem"]);
         }
-        // A commit is one TransactWriteItems of conditional Puts and Updates (counters);
-        // marking an event published is an UpdateItem.
+        // A commit is one TransactWriteItems of conditional Puts (aggregates, events,
+        // records) and Updates (counters); marking an event published is an UpdateItem, so
+        // only a function that publishes updates the tables it stores in. The IAM saga on
+        // moto proves each of these grants both needed and enough.
         for t in u.writes {
-            grant(Resource::Table(t), &["dynamodb:PutItem", "dynamodb:UpdateItem"]);
+            grant(Resource::Table(t), &["dynamodb:PutItem"]);
+            if u.bus {
+                grant(Resource::Table(t), &["dynamodb:UpdateItem"]);
+            }
+        }
+        for t in u.counts {
+            grant(Resource::Table(t), &["dynamodb:UpdateItem"]);
         }
         if u.processed {
             grant(Resource::Table(PROCESSED), &["dynamodb:GetItem", "dynamodb:PutItem"]);

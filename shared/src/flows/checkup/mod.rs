@@ -162,10 +162,10 @@ pub const FUNCTIONS: &[Function] = &[
         trigger: Trigger::Events,
         description: "gives a cancelled or rejected booking's place back",
         uses: Uses {
+            // It moves the place's counter and stores nothing else: no event, no aggregate.
             reads: &[CHECKUP],
-            writes: &[CHECKUP],
+            counts: &[CHECKUP],
             processed: true,
-            bus: true,
             ..NONE
         },
         memory_mb: 128,
