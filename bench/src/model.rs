@@ -37,16 +37,35 @@ pub mod price {
     pub const ALARM_MONTH: f64 = 0.10;
 }
 
-/// The stack's fixed monthly cost at idle: the rollback alarms (33; the first 10 are in
-/// the free tier) and the sweeper's schedule (one invocation a minute, which queries
-/// three outbox indexes).
+/// The rollback alarms the templates give the catalog's functions (the template test holds
+/// them to exactly these): `Errors` and `Throttles` of each, the depth of each consumer's
+/// dead-letter queue (one per consumer, whatever its rules) and of each failure queue, and
+/// the projector's iterator age.
+pub fn rollback_alarms(catalog: &topology::Catalog) -> usize {
+    catalog
+        .functions
+        .iter()
+        .map(|f| {
+            let dlq = catalog.rules.iter().any(|r| r.target == f.name);
+            let failure_queue = matches!(f.trigger, topology::Trigger::Events | topology::Trigger::Stream);
+            let iterator_age = f.trigger == topology::Trigger::Stream;
+            2 + usize::from(dlq) + usize::from(failure_queue) + usize::from(iterator_age)
+        })
+        .sum()
+}
+
+/// The stack's fixed monthly cost at idle: the rollback alarms ([`rollback_alarms`], at
+/// list price; the first 10 are in the free tier) and the sweeper's schedule (one invocation
+/// a minute, which queries every context table's outbox index).
 pub fn idle_usd_per_month(sweeper_ms: f64, sweeper_memory_mb: f64) -> f64 {
-    let alarms = 33.0 * price::ALARM_MONTH;
+    let catalog = clinicflow::catalog();
+    let alarms = rollback_alarms(catalog) as f64 * price::ALARM_MONTH;
+    let outbox_indexes = catalog.context_tables().count() as f64;
     let ticks = 60.0 * 24.0 * 30.0;
     let sweeper = ticks
         * (price::LAMBDA_REQUEST
             + billed_s(sweeper_ms) * sweeper_memory_mb / 1024.0 * price::LAMBDA_ARM_GB_S
-            + 3.0 * 0.5 * price::DYNAMODB_RRU
+            + outbox_indexes * 0.5 * price::DYNAMODB_RRU
             + LOG_BYTES_PER_INVOCATION / 1e9 * price::LOGS_GB);
     alarms + sweeper
 }
@@ -150,7 +169,10 @@ pub fn metrics(measured: &[Metric]) -> Vec<Metric> {
                 "USD",
                 idle_usd_per_month(floor_ms, 128.0),
             )
-            .note("model: 33 alarms at list price + the sweeper's schedule; floor: the same at the hello-world duration"),
+            .note(format!(
+                "model: {} alarms at list price + the sweeper's schedule; floor: the same at the hello-world duration",
+                rollback_alarms(clinicflow::catalog())
+            )),
         );
     }
     out
@@ -185,7 +207,8 @@ mod tests {
             assert!(slow > fast && fast > 0.0);
         }
         let idle = idle_usd_per_month(5.0, 128.0);
-        assert!(idle > 3.3 && idle < 3.5, "{idle}");
+        let alarms = rollback_alarms(clinicflow::catalog()) as f64 * price::ALARM_MONTH;
+        assert!(idle > alarms && idle < alarms + 0.2, "{idle}");
     }
 
     #[test]

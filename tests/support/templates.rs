@@ -160,14 +160,14 @@ impl<'a> Stack<'a> {
                 _ => {}
             }
         }
-        // Queues are named by their use: a rule's dead-letter queue, a stream mapping's
-        // failure queue.
+        // Queues are named by their use: a consumer's dead-letter queue (shared by its
+        // rules), a stream mapping's or a consumer's failure queue.
         for r in resources.values() {
             if kind(r) == "AWS::Events::Rule" {
                 let Some(rule) = stack.topology_rule(r) else { continue };
                 for target in as_list(&r["Properties"]["Targets"]) {
                     if let Some(q) = stack.ref_id(&target["DeadLetterConfig"]["Arn"]) {
-                        stack.queues.insert(q, format!("dlq/{}", rule.name));
+                        stack.queues.insert(q, format!("dlq/{}", rule.target));
                     }
                 }
             }
@@ -579,8 +579,8 @@ fn check_rollouts(s: &Stack<'_>, v: &mut Vec<String>) {
             .collect();
         let f = clinicflow::catalog().function(name).expect("catalogued");
         let mut expected: BTreeSet<String> = ["Errors", "Throttles"].iter().map(|m| format!("{m} of fn:{name} (live)")).collect();
-        for rule in clinicflow::catalog().rules.iter().filter(|r| r.target == *name) {
-            expected.insert(format!("depth of dlq/{}", rule.name));
+        if clinicflow::catalog().rules.iter().any(|r| r.target == *name) {
+            expected.insert(format!("depth of dlq/{name}"));
         }
         if f.trigger == Trigger::Stream {
             expected.insert(format!("IteratorAge of fn:{name} (live)"));
@@ -589,8 +589,17 @@ fn check_rollouts(s: &Stack<'_>, v: &mut Vec<String>) {
             expected.insert(format!("depth of failure-queue/{name}"));
         }
         diff(&format!("rollback alarms of {name}"), &expected, &actual, v);
+        let alarms = as_list(&p["AlarmConfiguration"]["Alarms"]).len();
+        if alarms > MAX_DEPLOYMENT_ALARMS {
+            v.push(format!(
+                "function {name}: its deployment group has {alarms} alarms; CodeDeploy takes at most {MAX_DEPLOYMENT_ALARMS}"
+            ));
+        }
     }
 }
+
+/// CodeDeploy's limit of alarms per deployment group.
+const MAX_DEPLOYMENT_ALARMS: usize = 10;
 
 fn check_api(s: &Stack<'_>, v: &mut Vec<String>) {
     let apis: Vec<(&String, &Value)> = s.of_type("AWS::ApiGatewayV2::Api").collect();
@@ -750,12 +759,20 @@ fn check_rules(s: &Stack<'_>, v: &mut Vec<String>) {
                 v.push(format!("rule {}: its target has no SQS dead-letter queue", rule.name));
                 continue;
             };
+            // One dead-letter queue per consumer, shared by its rules: the queue's tag says
+            // whose it is.
+            let own = format!("dlq/{}", rule.target);
+            if s.resources.get(queue).and_then(|q| tag(q, "clinicflow:queue")).as_ref() != Some(&own) {
+                v.push(format!("rule {}: its dead-letter queue is not its consumer's ({own})", rule.name));
+            }
             let allowed = s.of_type("AWS::SQS::QueuePolicy").any(|(_, policy)| {
                 let p = &policy["Properties"];
                 as_list(&p["Queues"]).iter().any(|q| s.ref_id(q).as_deref() == Some(queue))
                     && as_list(&p["PolicyDocument"]["Statement"]).iter().any(|st| {
                         as_list(&st["Principal"]["Service"]).contains(&json!("events.amazonaws.com"))
-                            && s.ref_id(&st["Condition"]["ArnEquals"]["aws:SourceArn"]).as_deref() == Some(id.as_str())
+                            && as_list(&st["Condition"]["ArnEquals"]["aws:SourceArn"])
+                                .iter()
+                                .any(|arn| s.ref_id(arn).as_deref() == Some(id.as_str()))
                     })
             });
             if !allowed {

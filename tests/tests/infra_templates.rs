@@ -124,6 +124,35 @@ fn assert_each_departure_is_noticed(template: &Value) {
         let id = first_of(t, "AWS::Lambda::EventSourceMapping", |_| true);
         resources(t)[&id]["Properties"]["BisectBatchOnFunctionError"] = json!(false);
     });
+    assert_noticed(
+        template,
+        "a deployment group over CodeDeploy's alarm limit",
+        "CodeDeploy takes at most 10",
+        |t| {
+            let id = first_of(t, "AWS::CodeDeploy::DeploymentGroup", |_| true);
+            let alarms = &mut resources(t)[&id]["Properties"]["AlarmConfiguration"]["Alarms"];
+            let first = alarms[0].clone();
+            let list = alarms.as_array_mut().expect("alarms");
+            while list.len() <= 10 {
+                list.push(first.clone());
+            }
+        },
+    );
+    assert_noticed(
+        template,
+        "a rule dead-lettering into another consumer's queue",
+        "is not its consumer's (dlq/",
+        |t| {
+            let notifier_rule = first_of(t, "AWS::Events::Rule", |r| {
+                r["Properties"]["Targets"].to_string().contains("SmsNotifier")
+            });
+            let other_rule = first_of(t, "AWS::Events::Rule", |r| {
+                !r["Properties"]["EventPattern"].is_null() && !r["Properties"]["Targets"].to_string().contains("SmsNotifier")
+            });
+            let dlq = t["Resources"][&other_rule]["Properties"]["Targets"][0]["DeadLetterConfig"].clone();
+            resources(t)[&notifier_rule]["Properties"]["Targets"][0]["DeadLetterConfig"] = dlq;
+        },
+    );
     assert_noticed(template, "a consumer whose failed deliveries vanish", "no EventInvokeConfig", |t| {
         let id = first_of(t, "AWS::Lambda::EventInvokeConfig", |_| true);
         resources(t).remove(&id);

@@ -54,7 +54,7 @@ export interface ClinicflowStackProps extends StackProps {
 export const FUNCTION_TAG = 'clinicflow:function';
 /** The tag that names a table's topology entry. */
 export const TABLE_TAG = 'clinicflow:table';
-/** The tag that names a queue's use (`dlq/<rule>`, `failure/<function>`), as in the SAM template. */
+/** The tag that names a queue's use (`dlq/<consumer>`, `failure/<function>`), as in the SAM template. */
 export const QUEUE_TAG = 'clinicflow:queue';
 
 /** The alias every trigger targets and CodeDeploy shifts. */
@@ -268,9 +268,12 @@ export class ClinicflowStack extends Stack {
       return q;
     };
 
-    const ruleDlqs = new Map<string, sqs.Queue>();
+    // One dead-letter queue per consumer, shared by its rules (each rule adds its own
+    // statement to the queue's policy): one rollback alarm whatever the number of rules, so
+    // a deployment group stays within CodeDeploy's 10 alarms.
+    const dlqs = new Map<string, sqs.Queue>();
     for (const rule of topology.rules) {
-      ruleDlqs.set(rule.name, queue(`${pascal(rule.name)}Dlq`, `dlq/${rule.name}`));
+      if (!dlqs.has(rule.target)) dlqs.set(rule.target, queue(`${pascal(rule.target)}Dlq`, `dlq/${rule.target}`));
     }
 
     // A function's failure queue takes what still fails after retries: its stream mappings'
@@ -470,13 +473,14 @@ export class ClinicflowStack extends Stack {
           1,
         ),
       ];
-      for (const rule of topology.rules.filter((r) => r.target === spec.name)) {
+      const dlq = dlqs.get(spec.name);
+      if (dlq) {
         alarms.push(
           alarm(
-            `${pascal(rule.name)}DlqDepthAlarm`,
-            `${rule.name}-dlq-depth`,
-            `${rule.name}: events dead-lettered after the rule's retries`,
-            queueDepth(ruleDlqs.get(rule.name)!),
+            `${id}DlqDepthAlarm`,
+            `${spec.name}-dlq-depth`,
+            `${spec.name}: events its rules dead-lettered after their retries`,
+            queueDepth(dlq),
             ABOVE,
             0,
           ),
@@ -564,7 +568,7 @@ export class ClinicflowStack extends Stack {
         eventPattern: pattern as events.EventPattern,
         targets: [
           new targets.LambdaFunction(aliasOf(spec.target, `rule ${spec.name}`), {
-            deadLetterQueue: ruleDlqs.get(spec.name),
+            deadLetterQueue: dlqs.get(spec.target),
             retryAttempts: RULE_RETRY_ATTEMPTS,
             maxEventAge: RULE_MAX_EVENT_AGE,
           }),

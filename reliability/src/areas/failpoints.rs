@@ -44,7 +44,7 @@ fn effects(point: &str) -> &'static [Effect] {
 enum Arming {
     /// For its first firings.
     Times(u64),
-    /// For every firing for a while, then disarmed.
+    /// For every firing for a while from its first, then disarmed.
     While(Duration),
 }
 
@@ -287,11 +287,17 @@ async fn run_inside(plan: Plan) -> anyhow::Result<Outcomes> {
     };
     stack.faults().arm(plan.point, plan.effect, times);
     // A point armed for a while is disarmed when the while is over, on a timer, however
-    // busy the run is. Only crashes restart the stack, and they are armed for times.
+    // busy the run is. The while starts at the point's first firing: a point deep in a
+    // journey (a refund after a booking and a rejection) is reached at a time that depends
+    // on how loaded the machine is, and a window opened at arming could close before it.
+    // Only crashes restart the stack, and they are armed for times.
     let timer = match plan.arming {
         Arming::While(d) => {
             let faults = stack.faults().clone();
             Some(tokio::spawn(async move {
+                while faults.fired(plan.point) == 0 {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
                 tokio::time::sleep(d).await;
                 faults.disarm(plan.point);
             }))
