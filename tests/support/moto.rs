@@ -95,12 +95,25 @@ impl Moto {
 
     /// SMS moto recorded as sent, as `(phone number, message)`, oldest first.
     pub async fn sms(&self) -> Vec<(String, String)> {
-        let data: Value = reqwest::get(format!("{}/moto-api/data.json", self.endpoint))
-            .await
-            .expect("moto data")
-            .json()
-            .await
-            .expect("moto data is JSON");
+        // moto builds data.json from every backend's live state; while other tests change
+        // that state it can fail and answer an error page instead, so ask again.
+        let url = format!("{}/moto-api/data.json", self.endpoint);
+        let mut last = String::new();
+        let mut data = None;
+        for _ in 0..20 {
+            let res = reqwest::get(&url).await.expect("moto data");
+            let status = res.status();
+            let text = res.text().await.expect("moto data read");
+            match serde_json::from_str::<Value>(&text) {
+                Ok(v) if status.is_success() => {
+                    data = Some(v);
+                    break;
+                }
+                _ => last = format!("{status}: {}", text.chars().take(200).collect::<String>()),
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let data = data.unwrap_or_else(|| panic!("moto data is not JSON after 20 tries; last answer {last}"));
         data["sns"]["SMS"]
             .as_array()
             .map(|all| {
