@@ -176,7 +176,8 @@ fn build_script(root: &Path) -> Command {
 /// figures that a smoke run does not report anyway (BENCHMARKS.md).
 fn build_smoke(root: &Path, native_dir: &Path, functions: &[String]) -> anyhow::Result<()> {
     let zips = root.join("target/lambda");
-    let have_zips = lambda::bootstraps()
+    let have_zips = clinicflow::catalog()
+        .bootstraps()
         .into_iter()
         .chain([FLOOR])
         .all(|b| zips.join(b).join("bootstrap.zip").exists());

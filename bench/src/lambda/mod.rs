@@ -60,23 +60,11 @@ struct Spawn {
     warm_ms: f64,
 }
 
-/// The bootstraps of the catalog, in catalog order: each slice's, then the platform's.
-pub fn bootstraps() -> Vec<&'static str> {
-    let catalog = clinicflow::catalog();
-    let mut out: Vec<&'static str> = Vec::new();
-    for f in &catalog.functions {
-        let b = catalog.bootstrap_of(f.name);
-        if !out.contains(&b) {
-            out.push(b);
-        }
-    }
-    out
-}
-
 /// The bootstraps that serve `functions`, each once.
 pub fn bootstraps_of(functions: &[String]) -> Vec<&'static str> {
     let catalog = clinicflow::catalog();
-    bootstraps()
+    catalog
+        .bootstraps()
         .into_iter()
         .filter(|b| functions.iter().any(|f| catalog.bootstrap_of(f) == *b))
         .collect()
@@ -96,7 +84,7 @@ pub fn zip_metrics(zip_dir: &Path) -> anyhow::Result<Vec<Metric>> {
             .note("the floor itself"),
     ];
     let catalog = clinicflow::catalog();
-    for b in bootstraps() {
+    for b in catalog.bootstraps() {
         let served: Vec<&str> = catalog.served_by(b).map(|f| f.name).collect();
         metrics.push(
             Metric::new(format!("zip_bytes.{b}"), size(b)?, "bytes", floor)

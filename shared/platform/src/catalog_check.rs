@@ -238,16 +238,9 @@ fn check_documents(catalog: &Catalog, say: &mut impl FnMut(String)) {
 #[cfg(feature = "docs")]
 pub fn check_files(catalog: &Catalog, root: &Path) -> Vec<String> {
     let mut problems = Vec::new();
-    let mut bootstraps: Vec<&str> = catalog.functions.iter().map(|f| catalog.bootstrap_of(f.name)).collect();
-    bootstraps.dedup();
-    for b in bootstraps {
+    for b in catalog.bootstraps() {
         if !root.join("functions").join(b).join("Cargo.toml").is_file() {
-            let served: Vec<&str> = catalog
-                .functions
-                .iter()
-                .filter(|f| catalog.bootstrap_of(f.name) == b)
-                .map(|f| f.name)
-                .collect();
+            let served: Vec<&str> = catalog.served_by(b).map(|f| f.name).collect();
             problems.push(format!(
                 "bootstrap {b} (serving {}) has no package (functions/{b}/)",
                 served.join(", ")

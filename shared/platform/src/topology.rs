@@ -526,9 +526,10 @@ pub struct Catalog {
     openapi_json: OpenApiJson,
 }
 
-/// The served OpenAPI document, once generated (printed as its length only).
+/// The served OpenAPI document: the one given, borrowed as it is, or the generated one,
+/// once (printed as its length only).
 #[derive(Clone, Default)]
-struct OpenApiJson(std::sync::OnceLock<String>);
+struct OpenApiJson(std::sync::OnceLock<std::borrow::Cow<'static, str>>);
 
 impl std::fmt::Debug for OpenApiJson {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -663,6 +664,18 @@ impl Catalog {
     /// (`_HANDLER`) tells the binary which one it is.
     pub fn bootstrap_of(&self, function: &str) -> &'static str {
         self.slice_of(function).map_or(PLATFORM_BOOTSTRAP, |s| s.name)
+    }
+
+    /// Every bootstrap, each once, in catalog order: each slice's, then the platform's.
+    pub fn bootstraps(&self) -> Vec<&'static str> {
+        let mut out: Vec<&'static str> = Vec::new();
+        for f in &self.functions {
+            let b = self.bootstrap_of(f.name);
+            if !out.contains(&b) {
+                out.push(b);
+            }
+        }
+        out
     }
 
     /// The functions `bootstrap` serves, in catalog order.
@@ -847,8 +860,9 @@ impl Catalog {
     /// holds equal to [`Catalog::openapi`]. A Lambda function's catalog (one flow, no
     /// generators) serves the whole API's document this way.
     pub fn serving_openapi(self, json: &'static str) -> Self {
+        // Borrowed: a function's init copies nothing it may never serve.
         let served = std::sync::OnceLock::new();
-        let _ = served.set(json.to_owned());
+        let _ = served.set(std::borrow::Cow::Borrowed(json));
         Self {
             openapi_json: OpenApiJson(served),
             ..self
@@ -862,11 +876,11 @@ impl Catalog {
         self.openapi_json.0.get_or_init(|| {
             #[cfg(feature = "docs")]
             {
-                crate::http::openapi::to_json(&self.openapi())
+                std::borrow::Cow::Owned(crate::http::openapi::to_json(&self.openapi()))
             }
             #[cfg(not(feature = "docs"))]
             {
-                crate::http::openapi::UNDOCUMENTED.to_owned()
+                std::borrow::Cow::Borrowed(crate::http::openapi::UNDOCUMENTED)
             }
         })
     }
