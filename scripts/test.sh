@@ -55,14 +55,20 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "Lambda functions: cargo lambda build --release --arm64, zipped sizes"
 ./scripts/lambda-build.sh
 
-step "infrastructure: cdk synth, cfn-lint, sam validate --lint"
-# The CDK app (typescript@5, aws-cdk@2, pinned in its package-lock.json) synthesizes from
-# infra/topology.json and the zips built above; nothing here calls AWS.
+step "infrastructure: SAM stacks generated, cdk synth, cfn-lint, sam validate --lint, resources per stack"
+# The SAM templates are generated from infra/topology.json (never edited by hand): a stale
+# one fails here (and in tests/tests/infra_templates.rs).
+python infra/scripts/sam-gen.py --check
+# The CDK app (typescript@5, aws-cdk@2, pinned in its package-lock.json) synthesizes every
+# stack from infra/topology.json and the zips built above; nothing here calls AWS.
 export CDK_DISABLE_CLI_TELEMETRY=1
 (cd infra/cdk && npm ci --no-audit --no-fund --loglevel=error && npx --no-install cdk synth --quiet)
-cfn-lint infra/sam/template.yaml infra/cdk/cdk.out/Clinicflow.template.json
+cfn-lint infra/sam/*/template.yaml infra/cdk/cdk.out/*.template.json
 # sam validate needs a region; --lint runs cfn-lint's rules with SAM's own settings.
-(cd infra/sam && AWS_DEFAULT_REGION=us-east-1 sam validate --lint)
+for stack in infra/sam/*/; do
+  (cd "$stack" && AWS_DEFAULT_REGION=us-east-1 sam validate --lint)
+done
+python infra/scripts/stack-report.py
 
 step "doctests"
 cargo test --workspace --doc --locked --quiet

@@ -131,11 +131,25 @@ fn run_with(settings: Settings, out_dir: &Path) -> anyhow::Result<Vec<Metric>> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Case {
     EchoHttp,
-    Http { fixture: usize, case: HttpCase },
+    Http {
+        fixture: usize,
+        case: HttpCase,
+    },
+    /// A platform HTTP function (the public routes), on its first sample.
+    Public {
+        function: &'static str,
+    },
     EchoEvent,
-    Consumer { fixture: usize, target: &'static str },
-    Projector { fixture: usize },
-    Sweeper { fixture: usize },
+    Consumer {
+        fixture: usize,
+        target: &'static str,
+    },
+    Projector {
+        fixture: usize,
+    },
+    Sweeper {
+        fixture: usize,
+    },
 }
 
 impl Case {
@@ -143,6 +157,7 @@ impl Case {
         match self {
             Self::EchoHttp => "echo_http",
             Self::Http { case, .. } => case.name,
+            Self::Public { function } => function,
             Self::EchoEvent => "echo_event",
             Self::Consumer { target, .. } => target,
             Self::Projector { .. } => topology::STATUS_PROJECTOR,
@@ -154,6 +169,7 @@ impl Case {
     fn function(self) -> Option<&'static str> {
         match self {
             Self::Http { case, .. } => Some(case.function),
+            Self::Public { function } => Some(function),
             _ => None,
         }
     }
@@ -178,7 +194,7 @@ impl Case {
     /// The fixture that makes the case's events (the floors': the first).
     fn fixture(self) -> usize {
         match self {
-            Self::EchoHttp | Self::EchoEvent => 0,
+            Self::EchoHttp | Self::EchoEvent | Self::Public { .. } => 0,
             Self::Http { fixture, .. } | Self::Consumer { fixture, .. } | Self::Projector { fixture } | Self::Sweeper { fixture } => {
                 fixture
             }
@@ -196,6 +212,14 @@ fn cases(fixtures: &[Box<dyn Handlers>]) -> anyhow::Result<Vec<Case>> {
     for (fixture, handlers) in fixtures.iter().enumerate() {
         cases.extend(handlers.http_cases().iter().map(|&case| Case::Http { fixture, case }));
     }
+    let catalog = clinicflow::catalog();
+    cases.extend(
+        catalog
+            .functions
+            .iter()
+            .filter(|f| f.trigger == Trigger::Http && catalog.slice_of(f.name).is_none())
+            .map(|f| Case::Public { function: f.name }),
+    );
     let mut missing = Vec::new();
     for f in clinicflow::catalog().functions.iter().filter(|f| f.trigger == Trigger::Http) {
         if !cases.iter().any(|c| c.function() == Some(f.name)) {
@@ -318,6 +342,7 @@ async fn prepare(case: Case, fixtures: &[Box<dyn Handlers>], config: &Config) ->
     let event = match case {
         Case::EchoHttp => fixture.entry_event().to_owned(),
         Case::Http { case, .. } => fixture.prepare(&case, &ctx).await?,
+        Case::Public { function } => first_sample(function)?,
         Case::EchoEvent => fixture.echo_event().to_owned(),
         // Each call's event is made from the consumer's own sample, or for a fresh case.
         Case::Consumer { .. } | Case::Projector { .. } => String::new(),
@@ -358,7 +383,7 @@ async fn iteration(case: Case, prep: &Prepared, fixtures: &[Box<dyn Handlers>]) 
     let ctx = &prep.ctx;
     let fixture = &fixtures[case.fixture()];
     match case {
-        Case::EchoHttp => http(&prep.router, prep.event.as_bytes(), case.status()).await,
+        Case::EchoHttp | Case::Public { .. } => http(&prep.router, prep.event.as_bytes(), case.status()).await,
         Case::Http { case: http_case, .. } => match fixture.event(&http_case, ctx, &prep.event).await? {
             Some(event) => http(&prep.router, event.as_bytes(), case.status()).await,
             None => http(&prep.router, prep.event.as_bytes(), case.status()).await,

@@ -15,10 +15,6 @@ use topology::{Catalog, Slice};
 /// Every slice, in the order the catalog lists their parts.
 pub static SLICES: &[&Slice] = &[&flows::checkup::SLICE];
 
-/// The function that serves the platform's public routes (the health check, the OpenAPI
-/// document) until the platform has an HTTP function of its own.
-pub const PUBLIC_HOST: &str = flows::checkup::faults::QUERY;
-
 /// The whole API's OpenAPI document as committed (`docs/openapi.json`), which every catalog
 /// here serves at `GET /openapi.json`: a test holds it equal to the document generated from
 /// the handlers' types (`Catalog::openapi`, feature `docs`), so that no Lambda function
@@ -27,7 +23,7 @@ pub const OPENAPI_JSON: &str = include_str!("../../docs/openapi.json");
 
 /// The catalog of the whole platform: every slice with the platform's own parts.
 pub fn catalog() -> &'static Catalog {
-    static CATALOG: LazyLock<Catalog> = LazyLock::new(|| Catalog::new(SLICES, PUBLIC_HOST).serving_openapi(OPENAPI_JSON));
+    static CATALOG: LazyLock<Catalog> = LazyLock::new(|| Catalog::new(SLICES).serving_openapi(OPENAPI_JSON));
     &CATALOG
 }
 
@@ -38,12 +34,12 @@ pub fn catalog() -> &'static Catalog {
 pub mod bootstrap {
     pub use clinicflow_platform::bootstrap::{BootstrapError, HANDLER_VARIABLE, select};
 
-    use super::{Catalog, OPENAPI_JSON, PUBLIC_HOST, Slice, catalog};
+    use super::{Catalog, OPENAPI_JSON, Slice, catalog};
 
     /// The catalog a slice's bootstrap runs on: that slice alone with the platform's parts,
     /// so that the binary links no other flow's code, serving the whole API's document.
     pub fn catalog_of(slice: &'static Slice) -> Catalog {
-        Catalog::new(&[slice], PUBLIC_HOST).serving_openapi(OPENAPI_JSON)
+        Catalog::new(&[slice]).serving_openapi(OPENAPI_JSON)
     }
 
     /// Runs the function of `slice` that `_HANDLER` names.
@@ -52,8 +48,8 @@ pub mod bootstrap {
         clinicflow_platform::bootstrap::run(catalog, slice.name).await
     }
 
-    /// Runs the platform function (`sms-notifier`, `status-projector`, `outbox-sweeper`)
-    /// that `_HANDLER` names, on the whole catalog: every slice's projections and
+    /// Runs the platform function (`platform-api`, `sms-notifier`, `status-projector`,
+    /// `outbox-sweeper`) that `_HANDLER` names, on the whole catalog: every slice's projections and
     /// notifications.
     pub async fn platform() -> Result<(), lambda_runtime::Error> {
         clinicflow_platform::bootstrap::run(catalog(), crate::topology::PLATFORM_BOOTSTRAP).await

@@ -19,7 +19,7 @@ fn mutated(change: impl FnOnce(&mut Slice)) -> Catalog {
     let mut slice = checkup::SLICE;
     change(&mut slice);
     let slice: &'static Slice = Box::leak(Box::new(slice));
-    Catalog::new(&[slice], checkup::faults::QUERY)
+    Catalog::new(&[slice])
 }
 
 fn leak<T>(items: Vec<T>) -> &'static [T] {

@@ -36,7 +36,7 @@ fn catalog() -> &'static Catalog {
     notifications.push(REOPENED);
     slice.notifications = Box::leak(notifications.into_boxed_slice());
     let slice: &'static Slice = Box::leak(Box::new(slice));
-    Box::leak(Box::new(Catalog::new(&[slice], checkup::faults::QUERY)))
+    Box::leak(Box::new(Catalog::new(&[slice])))
 }
 
 /// Counts every send, and refuses the numbers in `down` (transiently) while they are there.

@@ -1,15 +1,20 @@
-//! The SAM template (expanded by the SAM translator) and the synthesized CDK template both
-//! build exactly the topology of `shared/src/topology.rs`: its functions, routes, rules and
-//! event patterns, stream mappings and tables, each function's IAM grants and nothing more,
-//! an alias with a gradual, alarm-guarded rollout per function. The rules are in
-//! `infra/README.md`. The last tests break a good template in each of those ways and
-//! expect the check to notice, so that the check itself cannot silently pass.
+//! The SAM stacks (generated, expanded by the SAM translator) and the synthesized CDK
+//! stacks both build exactly the topology of `shared/src/topology.rs`: a platform stack and
+//! a stack per flow, each resource in its stack, cross-stack references only through the
+//! platform's named exports; its functions, routes, rules and event patterns, stream
+//! mappings, schedules and tables, each function's IAM grants and nothing more, an alias
+//! with a gradual, alarm-guarded rollout per function. The rules are in `infra/README.md`.
+//! The last tests break good stacks in each of those ways and expect the check to notice,
+//! so that the check itself cannot silently pass.
 
-use clinicflow_tests::templates::{cdk_synthesized, check, sam_expanded};
+use clinicflow_tests::templates::{Deployment, MAX_STACK_RESOURCES, cdk_synthesized, check, sam_expanded};
 use serde_json::{Value, json};
 
-fn assert_clean(what: &str, template: &Value) {
-    let violations = check(template);
+fn assert_clean(what: &str, deployment: &Deployment) {
+    let violations = check(deployment);
+    for (stack, count) in deployment.resource_counts() {
+        println!("{what}: stack {stack}: {count} resources");
+    }
     assert!(
         violations.is_empty(),
         "{what} departs from the topology in {} ways:\n  {}",
@@ -19,38 +24,60 @@ fn assert_clean(what: &str, template: &Value) {
 }
 
 #[test]
-fn the_sam_template_builds_exactly_the_topology() {
-    assert_clean("infra/sam/template.yaml", &sam_expanded());
+fn the_sam_stacks_build_exactly_the_topology() {
+    assert_clean("SAM", &sam_expanded());
 }
 
 #[test]
-fn the_cdk_app_builds_exactly_the_topology() {
-    assert_clean("the synthesized CDK template", &cdk_synthesized());
+fn the_cdk_stacks_build_exactly_the_topology() {
+    assert_clean("CDK", &cdk_synthesized());
 }
 
-fn resources(t: &mut Value) -> &mut serde_json::Map<String, Value> {
-    t["Resources"].as_object_mut().expect("resources")
+/// Where a resource is: (stack index, logical ID).
+type At = (usize, String);
+
+fn resources(d: &mut Deployment, stack: usize) -> &mut serde_json::Map<String, Value> {
+    d.stacks[stack].1["Resources"].as_object_mut().expect("resources")
 }
 
-fn first_of(t: &Value, kind: &str, with: impl Fn(&Value) -> bool) -> String {
-    t["Resources"]
-        .as_object()
-        .expect("resources")
+fn get(d: &Deployment, at: &At) -> Value {
+    d.stacks[at.0].1["Resources"][&at.1].clone()
+}
+
+fn at<'a>(d: &'a mut Deployment, at: &At) -> &'a mut Value {
+    &mut resources(d, at.0)[&at.1]
+}
+
+fn first_of(d: &Deployment, kind: &str, with: impl Fn(&Value) -> bool) -> At {
+    d.stacks
         .iter()
-        .find(|(_, r)| r["Type"] == kind && with(r))
-        .map(|(id, _)| id.clone())
+        .enumerate()
+        .find_map(|(i, (_, t))| {
+            t["Resources"]
+                .as_object()
+                .expect("resources")
+                .iter()
+                .find(|(_, r)| r["Type"] == kind && with(r))
+                .map(|(id, _)| (i, id.clone()))
+        })
         .unwrap_or_else(|| panic!("no {kind}"))
 }
 
+fn stack_index(d: &Deployment, name: &str) -> usize {
+    d.stacks.iter().position(|(n, _)| n == name).expect("the stack")
+}
+
 fn tagged(r: &Value, key: &str, value: &str) -> bool {
-    r["Properties"]["Tags"]
-        .as_array()
-        .is_some_and(|tags| tags.iter().any(|t| t["Key"] == key && t["Value"] == value))
+    match &r["Properties"]["Tags"] {
+        Value::Array(tags) => tags.iter().any(|t| t["Key"] == key && t["Value"] == value),
+        Value::Object(tags) => tags.get(key).is_some_and(|v| v == value),
+        _ => false,
+    }
 }
 
 /// Each mutation must be reported with a message containing `expect`.
-fn assert_noticed(template: &Value, what: &str, expect: &str, mutate: impl FnOnce(&mut Value)) {
-    let mut broken = template.clone();
+fn assert_noticed(deployment: &Deployment, what: &str, expect: &str, mutate: impl FnOnce(&mut Deployment)) {
+    let mut broken = deployment.clone();
     mutate(&mut broken);
     let violations = check(&broken);
     assert!(
@@ -59,13 +86,13 @@ fn assert_noticed(template: &Value, what: &str, expect: &str, mutate: impl FnOnc
     );
 }
 
-fn assert_each_departure_is_noticed(template: &Value) {
+fn assert_each_departure_is_noticed(template: &Deployment) {
     assert!(check(template).is_empty(), "the unbroken template passes");
     assert_noticed(template, "a function the code does not have", "not in the topology", |t| {
         let id = first_of(t, "AWS::Lambda::Function", |_| true);
-        let mut rogue = t["Resources"][&id].clone();
+        let mut rogue = get(t, &id);
         rogue["Properties"]["Tags"] = json!([{"Key": "clinicflow:function", "Value": "rogue"}]);
-        resources(t).insert("Rogue".into(), rogue);
+        resources(t, id.0).insert("Rogue".into(), rogue);
     });
     assert_noticed(
         template,
@@ -73,7 +100,7 @@ fn assert_each_departure_is_noticed(template: &Value) {
         "functions: the template lacks \"payment-refund\"",
         |t| {
             let id = first_of(t, "AWS::Lambda::Function", |r| tagged(r, "clinicflow:function", "payment-refund"));
-            resources(t).remove(&id);
+            resources(t, id.0).remove(&id.1);
         },
     );
     assert_noticed(
@@ -83,8 +110,8 @@ fn assert_each_departure_is_noticed(template: &Value) {
         |t| {
             let from = first_of(t, "AWS::Lambda::Function", |r| tagged(r, "clinicflow:function", "sms-notifier"));
             let to = first_of(t, "AWS::Lambda::Function", |r| tagged(r, "clinicflow:function", "checkup-book"));
-            let code = t["Resources"][&from]["Properties"]["Code"].clone();
-            resources(t)[&to]["Properties"]["Code"] = code;
+            let code = get(t, &from)["Properties"]["Code"].clone();
+            at(t, &to)["Properties"]["Code"] = code;
         },
     );
     assert_noticed(
@@ -93,23 +120,23 @@ fn assert_each_departure_is_noticed(template: &Value) {
         "function checkup-book: Handler",
         |t| {
             let id = first_of(t, "AWS::Lambda::Function", |r| tagged(r, "clinicflow:function", "checkup-book"));
-            resources(t)[&id]["Properties"]["Handler"] = json!("checkup-cancel");
+            at(t, &id)["Properties"]["Handler"] = json!("checkup-cancel");
         },
     );
     assert_noticed(template, "a missing table", "tables: the template lacks \"views\"", |t| {
         let id = first_of(t, "AWS::DynamoDB::Table", |r| tagged(r, "clinicflow:table", "views"));
-        resources(t).remove(&id);
+        resources(t, id.0).remove(&id.1);
     });
     assert_noticed(template, "a table without its stream", "NEW_IMAGE stream", |t| {
         let id = first_of(t, "AWS::DynamoDB::Table", |r| tagged(r, "clinicflow:table", "checkup"));
-        resources(t)[&id]["Properties"]
+        at(t, &id)["Properties"]
             .as_object_mut()
             .expect("props")
             .remove("StreamSpecification");
     });
     assert_noticed(template, "a rule whose pattern differs", "is not a topology rule", |t| {
         let id = first_of(t, "AWS::Events::Rule", |r| !r["Properties"]["EventPattern"].is_null());
-        resources(t)[&id]["Properties"]["EventPattern"]["detail-type"] = json!(["SomethingElse"]);
+        at(t, &id)["Properties"]["EventPattern"]["detail-type"] = json!(["SomethingElse"]);
     });
     assert_noticed(
         template,
@@ -117,12 +144,12 @@ fn assert_each_departure_is_noticed(template: &Value) {
         "stream mappings (table, function): the template lacks",
         |t| {
             let id = first_of(t, "AWS::Lambda::EventSourceMapping", |_| true);
-            resources(t).remove(&id);
+            resources(t, id.0).remove(&id.1);
         },
     );
     assert_noticed(template, "a stream mapping without bisect", "BisectBatchOnFunctionError", |t| {
         let id = first_of(t, "AWS::Lambda::EventSourceMapping", |_| true);
-        resources(t)[&id]["Properties"]["BisectBatchOnFunctionError"] = json!(false);
+        at(t, &id)["Properties"]["BisectBatchOnFunctionError"] = json!(false);
     });
     assert_noticed(
         template,
@@ -130,7 +157,7 @@ fn assert_each_departure_is_noticed(template: &Value) {
         "CodeDeploy takes at most 10",
         |t| {
             let id = first_of(t, "AWS::CodeDeploy::DeploymentGroup", |_| true);
-            let alarms = &mut resources(t)[&id]["Properties"]["AlarmConfiguration"]["Alarms"];
+            let alarms = &mut at(t, &id)["Properties"]["AlarmConfiguration"]["Alarms"];
             let first = alarms[0].clone();
             let list = alarms.as_array_mut().expect("alarms");
             while list.len() <= 10 {
@@ -149,13 +176,13 @@ fn assert_each_departure_is_noticed(template: &Value) {
             let other_rule = first_of(t, "AWS::Events::Rule", |r| {
                 !r["Properties"]["EventPattern"].is_null() && !r["Properties"]["Targets"].to_string().contains("SmsNotifier")
             });
-            let dlq = t["Resources"][&other_rule]["Properties"]["Targets"][0]["DeadLetterConfig"].clone();
-            resources(t)[&notifier_rule]["Properties"]["Targets"][0]["DeadLetterConfig"] = dlq;
+            let dlq = get(t, &other_rule)["Properties"]["Targets"][0]["DeadLetterConfig"].clone();
+            at(t, &notifier_rule)["Properties"]["Targets"][0]["DeadLetterConfig"] = dlq;
         },
     );
     assert_noticed(template, "a consumer whose failed deliveries vanish", "no EventInvokeConfig", |t| {
         let id = first_of(t, "AWS::Lambda::EventInvokeConfig", |_| true);
-        resources(t).remove(&id);
+        resources(t, id.0).remove(&id.1);
     });
     assert_noticed(template, "a wider grant", "which the code does not", |t| {
         let id = first_of(t, "AWS::IAM::Role", |r| {
@@ -163,7 +190,7 @@ fn assert_each_departure_is_noticed(template: &Value) {
                 .to_string()
                 .contains("lambda.amazonaws.com")
         });
-        let policies = &mut resources(t)[&id]["Properties"]["Policies"];
+        let policies = &mut at(t, &id)["Properties"]["Policies"];
         if !policies.is_array() {
             *policies = json!([]);
         }
@@ -178,11 +205,11 @@ fn assert_each_departure_is_noticed(template: &Value) {
                 .to_string()
                 .contains("lambda.amazonaws.com")
         });
-        resources(t)[&id]["Properties"]["ManagedPolicyArns"] = json!(["arn:aws:iam::aws:policy/AdministratorAccess"]);
+        at(t, &id)["Properties"]["ManagedPolicyArns"] = json!(["arn:aws:iam::aws:policy/AdministratorAccess"]);
     });
     assert_noticed(template, "a function without its rollout", "no CodeDeploy deployment group", |t| {
         let id = first_of(t, "AWS::Lambda::Alias", |_| true);
-        resources(t)[&id].as_object_mut().expect("alias").remove("UpdatePolicy");
+        at(t, &id).as_object_mut().expect("alias").remove("UpdatePolicy");
     });
     assert_noticed(
         template,
@@ -190,59 +217,134 @@ fn assert_each_departure_is_noticed(template: &Value) {
         "Cognito groups: the template lacks \"centre\"",
         |t| {
             let id = first_of(t, "AWS::Cognito::UserPoolGroup", |r| r["Properties"]["GroupName"] == "centre");
-            resources(t).remove(&id);
+            resources(t, id.0).remove(&id.1);
         },
     );
 }
 
-#[test]
-fn the_check_notices_each_way_the_sam_template_could_depart() {
-    let template = sam_expanded();
-    assert_each_departure_is_noticed(&template);
-    assert_noticed(&template, "a route the code does not have", "which the code does not", |t| {
-        let id = first_of(t, "AWS::ApiGatewayV2::Api", |_| true);
-        let paths = &mut resources(t)[&id]["Properties"]["Body"]["paths"];
-        let health = paths["/health"].clone();
-        paths["/rogue"] = health;
+/// What both tools share beyond the single-template rules: routes as raw resources on the
+/// platform's API, the stacks, their limit, their placement and their imports.
+fn assert_each_stack_departure_is_noticed(d: &Deployment) {
+    assert_noticed(d, "a route the code does not have", "which the code does not", |t| {
+        let id = first_of(t, "AWS::ApiGatewayV2::Route", |r| r["Properties"]["AuthorizationType"] == "JWT");
+        let mut rogue = get(t, &id);
+        rogue["Properties"]["RouteKey"] = json!("GET /rogue");
+        resources(t, id.0).insert("RogueRoute".into(), rogue);
     });
     assert_noticed(
-        &template,
-        "a protected route made public",
-        "routes (method, path, function, public)",
-        |t| {
-            let id = first_of(t, "AWS::ApiGatewayV2::Api", |_| true);
-            let op = &mut resources(t)[&id]["Properties"]["Body"]["paths"]["/checkups"]["post"];
-            op.as_object_mut().expect("operation").remove("security");
-        },
-    );
-}
-
-#[test]
-fn the_check_notices_each_way_the_cdk_template_could_depart() {
-    let template = cdk_synthesized();
-    assert_each_departure_is_noticed(&template);
-    assert_noticed(
-        &template,
+        d,
         "a missing route",
         "routes (method, path, function, public): the template lacks",
         |t| {
-            let id = first_of(t, "AWS::ApiGatewayV2::Route", |_| true);
-            resources(t).remove(&id);
+            let id = first_of(t, "AWS::ApiGatewayV2::Route", |r| r["Properties"]["AuthorizationType"] == "JWT");
+            resources(t, id.0).remove(&id.1);
+        },
+    );
+    assert_noticed(d, "a protected route made public", "routes (method, path, function, public)", |t| {
+        let id = first_of(t, "AWS::ApiGatewayV2::Route", |r| r["Properties"]["AuthorizationType"] == "JWT");
+        at(t, &id)["Properties"]["AuthorizationType"] = json!("NONE");
+    });
+    assert_noticed(d, "a route API Gateway may not invoke", "API Gateway has no permission", |t| {
+        for i in 0..t.stacks.len() {
+            resources(t, i)
+                .retain(|_, r| !(r["Type"] == "AWS::Lambda::Permission" && r["Properties"]["Principal"] == "apigateway.amazonaws.com"));
+        }
+    });
+    assert_noticed(d, "a missing stack", "stacks: expected", |t| {
+        t.stacks.pop();
+    });
+    assert_noticed(d, "a stack over the limit", "resources; the limit here is", |t| {
+        let id = first_of(t, "AWS::SQS::Queue", |_| true);
+        let queue = get(t, &id);
+        for n in 0..=MAX_STACK_RESOURCES {
+            resources(t, id.0).insert(format!("Padding{n}"), queue.clone());
+        }
+    });
+    assert_noticed(
+        d,
+        "a function in the wrong stack",
+        "function checkup-book is in stack platform",
+        |t| {
+            let id = first_of(t, "AWS::Lambda::Function", |r| tagged(r, "clinicflow:function", "checkup-book"));
+            let function = resources(t, id.0).remove(&id.1).expect("the function");
+            let platform = stack_index(t, "platform");
+            resources(t, platform).insert(id.1, function);
+        },
+    );
+    assert_noticed(d, "a table in the wrong stack", "table views is in stack checkup", |t| {
+        let id = first_of(t, "AWS::DynamoDB::Table", |r| tagged(r, "clinicflow:table", "views"));
+        let table = resources(t, id.0).remove(&id.1).expect("the table");
+        let flow = stack_index(t, "checkup");
+        resources(t, flow).insert(id.1, table);
+    });
+    assert_noticed(d, "an import nothing exports", "which the platform's stack does not export", |t| {
+        let flow = stack_index(t, "checkup");
+        let text = t.stacks[flow]
+            .1
+            .to_string()
+            .replacen("clinicflow-${Stage}-EventBusArn", "clinicflow-${Stage}-Nothing", 1);
+        t.stacks[flow].1 = serde_json::from_str(&text).expect("json");
+    });
+    assert_noticed(d, "a flow's stack exporting", "only the platform's stack exports", |t| {
+        let flow = stack_index(t, "checkup");
+        t.stacks[flow].1["Outputs"]["Rogue"] = json!({"Value": "x", "Export": {"Name": {"Fn::Sub": "clinicflow-${Stage}-Rogue"}}});
+    });
+    assert_noticed(d, "a variable a function is not given", "is not in its environment", |t| {
+        let id = first_of(t, "AWS::Lambda::Function", |r| tagged(r, "clinicflow:function", "checkup-query"));
+        at(t, &id)["Properties"]["Environment"]["Variables"]["TABLE_PROCESSED"] = json!("x");
+    });
+    assert_noticed(
+        d,
+        "a sweeper schedule naming another table",
+        "schedules (expression, function, stack, tables)",
+        |t| {
+            let id = first_of(t, "AWS::Events::Rule", |r| !r["Properties"]["ScheduleExpression"].is_null());
+            let target = &mut at(t, &id)["Properties"]["Targets"][0];
+            let input = target["Input"].to_string().replacen("\\\"payment\\\"", "\\\"views\\\"", 1);
+            target["Input"] = serde_json::from_str(&input).expect("json");
         },
     );
     assert_noticed(
-        &template,
-        "a protected route made public",
-        "routes (method, path, function, public)",
+        d,
+        "a platform grant written in the platform's stack",
+        "is written in stack platform, expected checkup",
         |t| {
-            let id = first_of(t, "AWS::ApiGatewayV2::Route", |r| r["Properties"]["AuthorizationType"] == "JWT");
-            resources(t)[&id]["Properties"]["AuthorizationType"] = json!("NONE");
+            // The projector's grant on a flow's stream, moved from the flow's policy to the role.
+            let flow = stack_index(t, "checkup");
+            let policy = first_of(t, "AWS::IAM::Policy", |r| {
+                r["Properties"]["PolicyDocument"].to_string().contains("dynamodb:GetRecords")
+            });
+            assert_eq!(policy.0, flow, "the projector's stream grants are in the flow's stack");
+            let statements = get(t, &policy)["Properties"]["PolicyDocument"]["Statement"].clone();
+            let role = first_of(t, "AWS::IAM::Role", |r| {
+                r["Properties"].to_string().contains("dynamodb:ListStreams")
+                    || r["Properties"]["Policies"].to_string().contains("ListStreams")
+            });
+            let mut policy_in_platform = get(t, &policy);
+            policy_in_platform["Properties"]["Roles"] = json!([{"Ref": role.1}]);
+            policy_in_platform["Properties"]["PolicyDocument"]["Statement"] = statements;
+            resources(t, flow).remove(&policy.1);
+            resources(t, role.0).insert("MovedPolicy".into(), policy_in_platform);
         },
     );
 }
 
 #[test]
-fn sam_and_cdk_take_the_same_parameters_with_the_same_defaults() {
+fn the_check_notices_each_way_the_sam_stacks_could_depart() {
+    let d = sam_expanded();
+    assert_each_departure_is_noticed(&d);
+    assert_each_stack_departure_is_noticed(&d);
+}
+
+#[test]
+fn the_check_notices_each_way_the_cdk_stacks_could_depart() {
+    let d = cdk_synthesized();
+    assert_each_departure_is_noticed(&d);
+    assert_each_stack_departure_is_noticed(&d);
+}
+
+#[test]
+fn sam_and_cdk_take_the_same_parameters_with_the_same_defaults_in_every_stack() {
     let defaults = |t: &Value| -> Vec<(String, String)> {
         let mut out: Vec<(String, String)> = t["Parameters"]
             .as_object()
@@ -253,5 +355,26 @@ fn sam_and_cdk_take_the_same_parameters_with_the_same_defaults() {
         out.sort();
         out
     };
-    assert_eq!(defaults(&sam_expanded()), defaults(&cdk_synthesized()));
+    let (sam, cdk) = (sam_expanded(), cdk_synthesized());
+    for (stack, template) in &sam.stacks {
+        let other = cdk.stack(stack).unwrap_or_else(|| panic!("CDK has no stack {stack}"));
+        assert_eq!(defaults(template), defaults(other), "stack {stack}");
+    }
+}
+
+#[test]
+fn the_committed_sam_templates_are_what_the_generator_writes() {
+    let root = clinicflow_tests::templates::repo_root();
+    let python = std::env::var("CLINICFLOW_PYTHON").unwrap_or_else(|_| root.join(".venv/bin/python").display().to_string());
+    let out = std::process::Command::new(python)
+        .arg(root.join("infra/scripts/sam-gen.py"))
+        .arg("--check")
+        .output()
+        .expect("sam-gen.py runs");
+    assert!(
+        out.status.success(),
+        "the SAM templates are stale; regenerate them with `.venv/bin/python infra/scripts/sam-gen.py`:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -266,6 +266,11 @@ impl Seeder {
         let fixture = slices::driver(function)?;
         let mut out = Vec::with_capacity(count);
         match f.trigger {
+            // The platform's HTTP function serves the public routes: its own sample, as is.
+            Trigger::Http if clinicflow::catalog().slice_of(function).is_none() => {
+                let sample = first_sample(&self.events_dir.join(function))?;
+                out = vec![sample; count];
+            }
             Trigger::Http => {
                 out = fixture.http_events(self, function, count).await?;
                 if out.len() != count {
@@ -303,7 +308,13 @@ impl Seeder {
                 }
             }
             Trigger::Schedule(_) => {
-                let template = first_sample(&self.events_dir.join(function))?;
+                // The schedule's input names the tables to sweep, as a flow's stack sets it
+                // (events/outbox-sweeper/ holds one as deployed).
+                let tables: serde_json::Map<String, Value> = clinicflow::catalog()
+                    .context_tables()
+                    .filter_map(|c| self.settings.tables.name_of(c).map(|n| (c.to_owned(), Value::String(n.to_owned()))))
+                    .collect();
+                let template = json!({ "tables": tables });
                 // One case whose publish failed: its events wait in the outbox.
                 fixture.open_case(self, &self.holding).await?;
                 for _ in 0..count {

@@ -504,6 +504,7 @@ mod tests {
             "sms-notifier",
             "status-projector",
             "outbox-sweeper",
+            "platform-api",
             "echo_http",
             "echo_event",
         ]

@@ -245,7 +245,9 @@ pub fn driver(function: &str) -> anyhow::Result<&'static dyn Fixture> {
         None if topology::PLATFORM_FUNCTIONS.iter().any(|g| g.name == function) => first()?,
         None => bail!("{function} belongs to no slice and is not a platform function"),
     };
-    if f.trigger == Trigger::Http && !fixture.http_functions().contains(&function) {
+    // A platform HTTP function (the public routes) is driven by its own samples.
+    let public = owner.is_none();
+    if f.trigger == Trigger::Http && !public && !fixture.http_functions().contains(&function) {
         bail!(
             "the bench fixture of slice {} makes no request for {function}: add it to its http_functions and http_events",
             fixture.slice().name

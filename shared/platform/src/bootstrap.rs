@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use lambda_runtime::{LambdaEvent, service_fn};
+use lambda_runtime::service_fn;
 
 use crate::topology::{Catalog, Function, OUTBOX_SWEEPER, Trigger};
 
@@ -81,18 +81,11 @@ pub async fn run(catalog: &'static Catalog, bootstrap: &str) -> Result<(), lambd
         tracing::error!(bootstrap, error = %e, "init failed");
     })?;
     let name = function.name;
-    let platform = crate::wiring::from_env(catalog, name).await?;
+    let (platform, parts) = crate::wiring::parts_from_env(catalog, name).await?;
     match function.trigger {
         Trigger::Http => lambda_http::run(crate::http::router(Arc::new(platform), Some(name))).await,
         Trigger::Events => lambda_runtime::run(service_fn(|event| crate::wiring::handle_eventbridge(&platform, name, event))).await,
         Trigger::Stream => lambda_runtime::run(service_fn(|event| crate::wiring::handle_stream(&platform, event))).await,
-        Trigger::Schedule(_) => {
-            let grace = platform.config.outbox_grace;
-            lambda_runtime::run(service_fn(|_: LambdaEvent<serde_json::Value>| async {
-                let report = crate::app::relay::sweep(&platform, grace).await.map_err(|e| e.to_string())?;
-                Ok::<_, lambda_runtime::Error>(serde_json::json!({"published": report.published, "failed": report.failed}))
-            }))
-            .await
-        }
+        Trigger::Schedule(_) => lambda_runtime::run(service_fn(|event| crate::wiring::handle_sweep(&platform, &parts.store, event))).await,
     }
 }

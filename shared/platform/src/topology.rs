@@ -367,6 +367,12 @@ pub const SMS_NOTIFIER: &str = "sms-notifier";
 pub const STATUS_PROJECTOR: &str = "status-projector";
 /// The outbox sweeper.
 pub const OUTBOX_SWEEPER: &str = "outbox-sweeper";
+/// The platform's HTTP function: the public routes (the health check, the OpenAPI document).
+pub const PLATFORM_API: &str = "platform-api";
+
+/// The stack of the platform's own parts (deployed first); a slice's stack is named after
+/// the slice.
+pub const PLATFORM_STACK: &str = "platform";
 
 /// The bootstrap of the platform's own functions (`functions/platform/`); a slice's is
 /// named after the slice.
@@ -374,6 +380,14 @@ pub const PLATFORM_BOOTSTRAP: &str = "platform";
 
 /// The platform's own functions, shared by every flow.
 pub const PLATFORM_FUNCTIONS: &[Function] = &[
+    Function {
+        name: PLATFORM_API,
+        trigger: Trigger::Http,
+        description: "the public routes: the health check and the OpenAPI document",
+        uses: NONE,
+        memory_mb: 128,
+        timeout_s: 10,
+    },
     Function {
         name: SMS_NOTIFIER,
         trigger: Trigger::Events,
@@ -541,9 +555,9 @@ impl std::fmt::Debug for OpenApiJson {
 }
 
 impl Catalog {
-    /// Assembles `slices` with the platform's functions, tables and public routes; the
-    /// public routes are served by `public_host`, one of the slices' HTTP functions.
-    pub fn new(slices: &[&'static Slice], public_host: &'static str) -> Self {
+    /// Assembles `slices` with the platform's functions, tables and public routes (served
+    /// by [`PLATFORM_API`]).
+    pub fn new(slices: &[&'static Slice]) -> Self {
         let public = [
             (HEALTH_PATH, crate::http::routes::health as Handler),
             (OPENAPI_PATH, crate::http::routes::openapi as Handler),
@@ -551,7 +565,7 @@ impl Catalog {
         .map(|(path, handler)| Route {
             method: Method::Get,
             path,
-            function: public_host,
+            function: PLATFORM_API,
             roles: &[],
             handler,
         });
@@ -683,6 +697,37 @@ impl Catalog {
         self.functions.iter().filter(move |f| self.bootstrap_of(f.name) == bootstrap)
     }
 
+    /// The stack that deploys `function`: its slice's, named after the slice, or the
+    /// platform's ([`PLATFORM_STACK`]), which is deployed first.
+    pub fn stack_of(&self, function: &str) -> &'static str {
+        self.slice_of(function).map_or(PLATFORM_STACK, |s| s.name)
+    }
+
+    /// The stack that holds `table`: that of the slice declaring it, or the platform's.
+    pub fn stack_of_table(&self, table: &str) -> &'static str {
+        self.slices
+            .iter()
+            .find(|s| s.tables.iter().any(|t| t.name == table))
+            .map_or(PLATFORM_STACK, |s| s.name)
+    }
+
+    /// Every stack, each once: each slice's, then the platform's.
+    pub fn stacks(&self) -> Vec<&'static str> {
+        self.slices.iter().map(|s| s.name).chain([PLATFORM_STACK]).collect()
+    }
+
+    /// The stack whose template writes a grant of `function` on `resource`: the function's
+    /// own, unless the function is the platform's and the resource a slice's table (the
+    /// projector reading a flow's stream, the sweeper its outbox): then the slice's stack,
+    /// which is deployed after the platform's and attaches the grant to the function's role.
+    pub fn stack_of_grant(&self, function: &str, resource: Resource) -> &'static str {
+        let own = self.stack_of(function);
+        match resource.table() {
+            Some(table) if own == PLATFORM_STACK => self.stack_of_table(table),
+            _ => own,
+        }
+    }
+
     /// The slice a function belongs to (`None` for the platform's own).
     pub fn slice_of(&self, function: &str) -> Option<&'static Slice> {
         self.slices.iter().copied().find(|s| s.functions.iter().any(|f| f.name == function))
@@ -779,13 +824,40 @@ impl Catalog {
             .collect()
     }
 
-    /// The environment every function gets: each table's physical name and the bus name
-    /// (variable → resource).
-    pub fn environment(&self) -> Vec<(String, Resource)> {
+    /// The environment `function` gets (variable → resource): the physical name of each
+    /// table it has a grant on, in its own stack or the platform's, and the bus name if it
+    /// publishes. A platform function never names a slice's table in its environment (its
+    /// stack is deployed before theirs): the projector reads the stream records it is
+    /// given, and the sweeper sweeps the tables its schedule's input names.
+    pub fn environment_of(&self, function: &Function) -> Vec<(String, Resource)> {
+        let own = self.stack_of(function.name);
+        let granted: Vec<&'static str> = self
+            .permissions(function)
+            .iter()
+            .filter_map(|g| g.resource.table())
+            .filter(|t| {
+                let home = self.stack_of_table(t);
+                home == own || home == PLATFORM_STACK
+            })
+            .collect();
         self.tables
             .iter()
+            .filter(|t| granted.contains(&t.name))
             .map(|t| (table_variable(t.name), Resource::Table(t.name)))
-            .chain([(BUS_VARIABLE.to_owned(), Resource::Bus)])
+            .chain(function.uses.bus.then(|| (BUS_VARIABLE.to_owned(), Resource::Bus)))
+            .collect()
+    }
+
+    /// What the sweeper's schedule in each stack sweeps: the stack's context tables (those
+    /// with an outbox and a stream), for the stacks that have any.
+    pub fn sweeps(&self) -> Vec<(&'static str, Vec<&'static str>)> {
+        self.stacks()
+            .into_iter()
+            .map(|stack| {
+                let tables: Vec<&'static str> = self.context_tables().filter(|t| self.stack_of_table(t) == stack).collect();
+                (stack, tables)
+            })
+            .filter(|(_, tables)| !tables.is_empty())
             .collect()
     }
 
@@ -793,11 +865,6 @@ impl Catalog {
     /// the template test compares the SAM and synthesized CDK templates against.
     pub fn export(&self) -> serde_json::Value {
         use serde_json::{Value, json};
-        let environment: serde_json::Map<String, Value> = self
-            .environment()
-            .into_iter()
-            .map(|(k, r)| (k, Value::String(r.to_string())))
-            .collect();
         let functions: Vec<Value> = self
             .functions
             .iter()
@@ -808,8 +875,14 @@ impl Catalog {
                     Trigger::Stream => ("stream", None),
                     Trigger::Schedule(s) => ("schedule", Some(s)),
                 };
+                let environment: serde_json::Map<String, Value> = self
+                    .environment_of(f)
+                    .into_iter()
+                    .map(|(k, r)| (k, Value::String(r.to_string())))
+                    .collect();
                 json!({
                     "name": f.name,
+                    "stack": self.stack_of(f.name),
                     "bootstrap": self.bootstrap_of(f.name),
                     "description": f.description,
                     "trigger": trigger,
@@ -820,27 +893,56 @@ impl Catalog {
                     "permissions": self.permissions(f).iter().map(|g| json!({
                         "actions": g.actions,
                         "resource": g.resource.to_string(),
+                        "stack": self.stack_of_grant(f.name, g.resource),
                     })).collect::<Vec<_>>(),
                 })
             })
             .collect();
+        let streams: Vec<Value> = self
+            .streams
+            .iter()
+            .flat_map(|s| {
+                self.stacks().into_iter().filter_map(move |stack| {
+                    let tables: Vec<&str> = s.tables.iter().copied().filter(|t| self.stack_of_table(t) == stack).collect();
+                    (!tables.is_empty()).then(|| json!({"function": s.function, "stack": stack, "tables": tables}))
+                })
+            })
+            .collect();
+        let schedules: Vec<Value> = self
+            .functions
+            .iter()
+            .filter_map(|f| match f.trigger {
+                Trigger::Schedule(expression) => Some((f.name, expression)),
+                _ => None,
+            })
+            .flat_map(|(function, expression)| {
+                self.sweeps()
+                    .into_iter()
+                    .map(move |(stack, tables)| json!({"function": function, "expression": expression, "stack": stack, "tables": tables}))
+            })
+            .collect();
         json!({
+            "stacks": self.stacks(),
             "roles": self.roles.iter().map(|r| r.group).collect::<Vec<_>>(),
             "functions": functions,
             "routes": self.routes.iter().map(|r| json!({
                 "method": r.method.as_str(),
                 "path": r.path,
                 "function": r.function,
+                "stack": self.stack_of(r.function),
                 "public": r.is_public(),
             })).collect::<Vec<_>>(),
             "rules": self.rules.iter().map(|r| json!({
                 "name": r.name,
                 "target": r.target,
+                "stack": self.stack_of(r.target),
                 "pattern": {"source": r.sources, "detail-type": r.detail_types},
             })).collect::<Vec<_>>(),
-            "streams": self.streams.iter().map(|s| json!({"function": s.function, "tables": s.tables})).collect::<Vec<_>>(),
+            "streams": streams,
+            "schedules": schedules,
             "tables": self.tables.iter().map(|t| json!({
                 "name": t.name,
+                "stack": self.stack_of_table(t.name),
                 "key": TABLE_KEY,
                 "stream": t.stream.then_some("NEW_IMAGE"),
                 "ttl": t.ttl.then_some(TTL_ATTRIBUTE),
@@ -926,6 +1028,16 @@ pub enum Resource {
     Any,
     /// Anything but an SNS topic (`NotResource: arn:<partition>:sns:*:*:*`): direct SMS only.
     AnyButTopics,
+}
+
+impl Resource {
+    /// The table a table, index or stream resource belongs to.
+    pub fn table(self) -> Option<&'static str> {
+        match self {
+            Self::Table(t) | Self::Index(t, _) | Self::Stream(t) => Some(t),
+            _ => None,
+        }
+    }
 }
 
 impl std::fmt::Display for Resource {

@@ -107,7 +107,9 @@ mod embedded_wiring {
 }
 
 #[cfg(feature = "aws")]
-pub use aws_wiring::{AwsParts, AwsSettings, ChangeRecord, aws, from_env, handle_stream, project_changes};
+pub use aws_wiring::{
+    AwsParts, AwsSettings, ChangeRecord, SweepInput, aws, from_env, handle_stream, handle_sweep, parts_from_env, project_changes,
+};
 
 #[cfg(feature = "aws")]
 mod aws_wiring {
@@ -145,22 +147,27 @@ mod aws_wiring {
             topology::table_variable(context)
         }
 
-        /// Reads the settings through `lookup`; a missing variable is an error naming it.
-        pub fn from_lookup(catalog: &Catalog, lookup: impl Fn(&str) -> Option<String>) -> Result<Self, InitError> {
+        /// Reads the settings of `function` through `lookup`: the variables of its
+        /// environment ([`Catalog::environment_of`]: the tables it is granted, the bus if it
+        /// publishes), each required; a missing one is an error naming it. A table outside
+        /// its environment stays unnamed, and a call on it fails naming the variable.
+        pub fn from_lookup(catalog: &Catalog, function: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<Self, InitError> {
             let required = |name: String| -> Result<String, InitError> {
                 lookup(&name).filter(|v| !v.trim().is_empty()).ok_or(InitError::Missing(name))
             };
-            let mut contexts = Vec::new();
-            for context in catalog.context_tables().chain([CONTACTS]) {
-                contexts.push((context, required(Self::table_variable(context))?));
+            let environment = catalog.function(function).map(|f| catalog.environment_of(f)).unwrap_or_default();
+            let mut tables = DynamoTables::default();
+            let mut bus = String::new();
+            for (variable, resource) in environment {
+                match resource {
+                    topology::Resource::Table(table) => tables.name(table, required(variable)?),
+                    topology::Resource::Bus => bus = required(variable)?,
+                    _ => {}
+                }
             }
             Ok(Self {
-                tables: DynamoTables {
-                    contexts,
-                    views: required(Self::table_variable("views"))?,
-                    processed: required(Self::table_variable("processed"))?,
-                },
-                bus: required("EVENT_BUS_NAME".into())?,
+                tables,
+                bus,
                 sms: SmsSettings {
                     sender_id: lookup("SMS_SENDER_ID").filter(|v| !v.is_empty()),
                     origination_number: lookup("SMS_ORIGINATION_NUMBER").filter(|v| !v.is_empty()),
@@ -252,17 +259,23 @@ mod aws_wiring {
     /// will use opened now (during init, not on the first request's hot path). A missing
     /// or bad variable is logged and returned, so the runtime reports an init error.
     pub async fn from_env(catalog: &'static Catalog, function: &str) -> Result<Platform, InitError> {
-        let platform = build_from_env(catalog, function).await;
-        if let Err(e) = &platform {
-            tracing::error!(function, error = %e, "init failed");
-        }
-        platform
+        parts_from_env(catalog, function).await.map(|(platform, _)| platform)
     }
 
-    async fn build_from_env(catalog: &'static Catalog, function: &str) -> Result<Platform, InitError> {
+    /// [`from_env`], with the adapters behind the platform (the sweeper scopes its store to
+    /// the tables each schedule names).
+    pub async fn parts_from_env(catalog: &'static Catalog, function: &str) -> Result<(Platform, AwsParts), InitError> {
+        let built = build_from_env(catalog, function).await;
+        if let Err(e) = &built {
+            tracing::error!(function, error = %e, "init failed");
+        }
+        built
+    }
+
+    async fn build_from_env(catalog: &'static Catalog, function: &str) -> Result<(Platform, AwsParts), InitError> {
         let lookup = |name: &str| std::env::var(name).ok();
         let config = Config::for_function(catalog, function, lookup)?;
-        let settings = AwsSettings::from_lookup(catalog, lookup)?;
+        let settings = AwsSettings::from_lookup(catalog, function, lookup)?;
         let target = AwsTarget {
             endpoint: lookup("AWS_ENDPOINT_URL").filter(|v| !v.is_empty()),
         };
@@ -271,7 +284,7 @@ mod aws_wiring {
         // `CLINICFLOW_PRIME=off` skips the priming calls (the benchmarks use it to tell their
         // round trips apart from the rest of init).
         if lookup("CLINICFLOW_PRIME").is_some_and(|v| v.eq_ignore_ascii_case("off")) {
-            return Ok(platform);
+            return Ok((platform, parts));
         }
         let uses = catalog.function(function).map(|f| f.uses).unwrap_or_default();
         futures::join!(
@@ -300,7 +313,71 @@ mod aws_wiring {
                 }
             },
         );
-        Ok(platform)
+        Ok((platform, parts))
+    }
+
+    /// What a schedule of the outbox sweeper names: the context tables to sweep, each
+    /// logical name with its physical one (`{"tables": {"checkup": "clinicflow-dev-…"}}`).
+    /// Each flow's stack schedules the sweeper with its own tables, so that the sweeper,
+    /// deployed before them, needs no lookup.
+    #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct SweepInput {
+        /// Logical table → physical table.
+        pub tables: std::collections::BTreeMap<String, String>,
+    }
+
+    impl SweepInput {
+        /// The tables, each checked to be a context table of `catalog` with a name.
+        pub fn contexts(&self, catalog: &Catalog) -> Result<Vec<(&'static str, String)>, String> {
+            if self.tables.is_empty() {
+                return Err("the schedule's input names no tables".to_owned());
+            }
+            self.tables
+                .iter()
+                .map(|(logical, physical)| {
+                    let context = catalog
+                        .context_tables()
+                        .find(|c| c == logical)
+                        .ok_or_else(|| format!("table {logical:?} of the schedule's input is not a context table of the catalog"))?;
+                    if physical.trim().is_empty() {
+                        return Err(format!("table {logical:?} of the schedule's input has no name"));
+                    }
+                    Ok((context, physical.clone()))
+                })
+                .collect()
+        }
+    }
+
+    /// The `outbox-sweeper` handler: sweeps exactly the tables the schedule's input names
+    /// (on `store`'s client), publishing through `p`'s publisher. A bad input is an error
+    /// the invocation reports (and its alarm sees), never a sweep of something else.
+    pub async fn handle_sweep(
+        p: &Platform,
+        store: &DynamoStore,
+        event: LambdaEvent<serde_json::Value>,
+    ) -> Result<serde_json::Value, lambda_runtime::Error> {
+        let input: SweepInput =
+            serde_json::from_value(event.payload).map_err(|e| format!("the schedule's input is not {{\"tables\": {{…}}}}: {e}"))?;
+        let contexts = input.contexts(p.catalog)?;
+        let swept: Vec<&str> = contexts.iter().map(|(c, _)| *c).collect();
+        let scoped = Platform {
+            catalog: p.catalog,
+            store: p.store.clone(),
+            outbox: Arc::new(store.with_contexts(contexts.clone())),
+            views: p.views.clone(),
+            publisher: p.publisher.clone(),
+            sms: p.sms.clone(),
+            payments: p.payments.clone(),
+            clock: p.clock.clone(),
+            ids: p.ids.clone(),
+            config: p.config.clone(),
+            faults: p.faults.clone(),
+        };
+        let report = crate::app::relay::sweep(&scoped, p.config.outbox_grace)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(serde_json::json!({"tables": swept, "published": report.published, "failed": report.failed}))
     }
 
     /// One change record of a context table's stream.

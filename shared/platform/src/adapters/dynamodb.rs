@@ -77,8 +77,9 @@ const FILTERED_PAGE: usize = 50;
 const PROCESSED: &str = topology::PROCESSED;
 const ORDER_KEY: &str = "order_key";
 
-/// The tables of one deployment.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The tables of one deployment that a function knows: those of its environment. An
+/// empty name is a table the function was not given.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DynamoTables {
     /// Bounded-context tables: (context, table name).
     pub contexts: Vec<(&'static str, String)>,
@@ -89,13 +90,36 @@ pub struct DynamoTables {
 }
 
 impl DynamoTables {
-    /// The physical name of a logical table of the catalog.
+    /// The physical name of a logical table of the catalog, if the function was given it.
     pub fn name_of(&self, table: &str) -> Option<&str> {
         match table {
-            VIEWS => Some(&self.views),
-            PROCESSED => Some(&self.processed),
+            VIEWS => Some(self.views.as_str()),
+            PROCESSED => Some(self.processed.as_str()),
             context => self.contexts.iter().find(|(c, _)| *c == context).map(|(_, name)| name.as_str()),
         }
+        .filter(|name| !name.is_empty())
+    }
+
+    /// Names logical table `table` (`views`, `processed`, or a context's).
+    pub fn name(&mut self, table: &'static str, name: String) {
+        match table {
+            VIEWS => self.views = name,
+            PROCESSED => self.processed = name,
+            context => match self.contexts.iter_mut().find(|(c, _)| *c == context) {
+                Some((_, existing)) => *existing = name,
+                None => self.contexts.push((context, name)),
+            },
+        }
+    }
+
+    /// The physical name of `table`, or an error naming the variable the function lacks.
+    fn require(&self, table: &str) -> Result<&str, StoreError> {
+        self.name_of(table).ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "no table {table}: {} is not in this function's environment",
+                topology::table_variable(table)
+            ))
+        })
     }
 }
 
@@ -574,12 +598,19 @@ impl DynamoStore {
     }
 
     fn context_table(&self, context: &str) -> Result<&str, StoreError> {
-        self.tables
-            .contexts
-            .iter()
-            .find(|(c, _)| *c == context)
-            .map(|(_, table)| table.as_str())
-            .ok_or_else(|| StoreError::Corrupt(format!("no table for context {context}")))
+        self.tables.require(context)
+    }
+
+    /// The same client on other context tables (views and processed marks unchanged): the
+    /// sweeper's store for the tables one schedule names.
+    pub fn with_contexts(&self, contexts: Vec<(&'static str, String)>) -> Self {
+        Self {
+            client: self.client.clone(),
+            tables: DynamoTables {
+                contexts,
+                ..self.tables.clone()
+            },
+        }
     }
 
     fn counter_table(&self, key: &str) -> Result<&str, StoreError> {
@@ -673,7 +704,7 @@ impl DynamoStore {
                 },
                 "processed mark",
             )?;
-            items.push(self.put_new(&self.tables.processed, item)?);
+            items.push(self.put_new(self.tables.require(PROCESSED)?, item)?);
             slots.push(Slot::Processed);
         }
         if let Some(record) = &tx.idempotency {
@@ -685,7 +716,7 @@ impl DynamoStore {
                 },
                 "idempotency record",
             )?;
-            items.push(self.put_new(&self.tables.processed, item)?);
+            items.push(self.put_new(self.tables.require(PROCESSED)?, item)?);
             slots.push(Slot::Idempotency);
         }
         for e in &tx.outbox {
@@ -815,13 +846,16 @@ impl AggregateStore for DynamoStore {
 
     async fn is_processed(&self, consumer: &str, event_id: &str) -> Result<bool, StoreError> {
         let item = self
-            .get(&self.tables.processed, processed_pk(consumer, event_id), "GetItem")
+            .get(self.tables.require(PROCESSED)?, processed_pk(consumer, event_id), "GetItem")
             .await?;
         Ok(item.is_some())
     }
 
     async fn idempotency(&self, scope: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
-        let Some(item) = self.get(&self.tables.processed, idempotency_pk(scope, key), "GetItem").await? else {
+        let Some(item) = self
+            .get(self.tables.require(PROCESSED)?, idempotency_pk(scope, key), "GetItem")
+            .await?
+        else {
             return Ok(None);
         };
         from_item::<item::Idempotency<'static>>(item, "idempotency record").map(|i| Some(i.record.into_owned()))
@@ -858,7 +892,7 @@ impl Outbox for DynamoStore {
 #[async_trait]
 impl ViewStore for DynamoStore {
     async fn get(&self, id: &str) -> Result<Option<ViewRecord>, StoreError> {
-        DynamoStore::get(self, &self.tables.views, id.to_owned(), "GetItem")
+        DynamoStore::get(self, self.tables.require(VIEWS)?, id.to_owned(), "GetItem")
             .await?
             .map(view_from_item)
             .transpose()
@@ -868,7 +902,7 @@ impl ViewStore for DynamoStore {
         let request = self
             .client
             .put_item()
-            .table_name(&self.tables.views)
+            .table_name(self.tables.require(VIEWS)?)
             .set_item(Some(view_item(&view)?));
         let request = if expected_revision == 0 {
             request
@@ -940,7 +974,7 @@ impl ViewStore for DynamoStore {
             let page = self
                 .client
                 .query()
-                .table_name(&self.tables.views)
+                .table_name(self.tables.require(VIEWS)?)
                 .index_name(index)
                 .key_condition_expression(&key_condition)
                 .set_filter_expression(filter.clone())
