@@ -362,17 +362,8 @@ mod aws_wiring {
         let contexts = input.contexts(p.catalog)?;
         let swept: Vec<&str> = contexts.iter().map(|(c, _)| *c).collect();
         let scoped = Platform {
-            catalog: p.catalog,
-            store: p.store.clone(),
-            outbox: Arc::new(store.with_contexts(contexts.clone())),
-            views: p.views.clone(),
-            publisher: p.publisher.clone(),
-            sms: p.sms.clone(),
-            payments: p.payments.clone(),
-            clock: p.clock.clone(),
-            ids: p.ids.clone(),
-            config: p.config.clone(),
-            faults: p.faults.clone(),
+            outbox: Arc::new(store.with_contexts(contexts)),
+            ..p.clone()
         };
         let report = crate::app::relay::sweep(&scoped, p.config.outbox_grace)
             .await
