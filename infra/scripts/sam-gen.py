@@ -703,7 +703,8 @@ class Stack:
                 {
                     "Type": "AWS::Events::Rule",
                     "Properties": {
-                        "Description": f"{function}: {self.topo.functions[function]['description']} (tables {', '.join(s['tables'])})",
+                        "Description": f"{function}: {self.topo.functions[function]['description']}"
+                        + (f" (tables {', '.join(s['tables'])})" if s["tables"] else ""),
                         "ScheduleExpression": s["expression"],
                         "State": "ENABLED",
                         "Targets": [

@@ -197,8 +197,17 @@ fn check_event_sample(function: &topology::Function, path: &Path, raw: Value) ->
 }
 
 fn check_schedule_sample(function: &topology::Function, path: &Path, raw: Value) {
-    // A flow's stack schedules the sweeper with a constant input naming its tables.
     let name = display(path);
+    if clinicflow::catalog().job(function.name).is_some() {
+        // A slice's job gets EventBridge's scheduled event: its `time` is the run's instant.
+        let event: EventBridgeEvent<Value> =
+            serde_json::from_value(raw).unwrap_or_else(|e| panic!("{name}: not an EventBridge scheduled event: {e}"));
+        assert_eq!(event.detail_type, "Scheduled Event", "{name}: detail-type");
+        assert_eq!(event.source, "aws.events", "{name}: source");
+        assert!(event.time.is_some(), "{name}: time");
+        return;
+    }
+    // A flow's stack schedules the sweeper with a constant input naming its tables.
     let input: clinicflow::wiring::SweepInput =
         serde_json::from_value(raw).unwrap_or_else(|e| panic!("{name}: not the input of {}'s schedule: {e}", function.name));
     input.contexts(clinicflow::catalog()).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -308,14 +317,18 @@ pub struct Fixture {
     pub now: &'static str,
     /// The ids the samples refer to, in the order the seed sample takes them.
     pub ids: &'static [&'static str],
-    /// The HTTP sample (under `events/`) that opens the case every other sample acts on.
-    pub seed: &'static str,
-    /// That case's id.
+    /// The HTTP samples (under `events/`), in order, that open the cases every other sample
+    /// acts on; a seed itself runs on the platform the seeds before it made.
+    pub seeds: &'static [&'static str],
+    /// The id of the case a seed opened whose view the stream samples build.
     pub case: &'static str,
     /// The id of a case's status view.
     pub view_id: fn(&str) -> String,
     /// What each HTTP sample of the slice gets from its function.
     pub expected: &'static [(&'static str, u16)],
+    /// How many cases each sample of the slice's scheduled jobs moves on the seeded platform
+    /// (a second run moves none).
+    pub jobs: &'static [(&'static str, usize)],
     /// Envelopes of every domain event of the slice, several shapes of each.
     pub envelopes: fn() -> Vec<Value>,
     /// Asserts that the schemas refuse what the Rust types would not produce.
@@ -366,12 +379,14 @@ fn real_envelopes() -> Vec<Value> {
 fn every_slice_has_a_sample_fixture() {
     for s in &clinicflow::catalog().slices {
         let f = fixture(s.name);
-        assert!(
-            f.expected.iter().any(|(rel, _)| *rel == f.seed),
-            "slice {}: its seed sample {} needs an expected status",
-            s.name,
-            f.seed
-        );
+        assert!(!f.seeds.is_empty(), "slice {}: no seed sample", s.name);
+        for seed in f.seeds {
+            assert!(
+                f.expected.iter().any(|(rel, _)| rel == seed),
+                "slice {}: its seed sample {seed} needs an expected status",
+                s.name,
+            );
+        }
     }
 }
 
@@ -544,16 +559,26 @@ async fn invoke_http(p: &Arc<Platform>, function: &str, path: &Path) -> (u16, Va
     (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
 }
 
-/// A platform on which the fixture's seed case was opened and every consequence has settled.
-async fn seeded_platform(f: &Fixture) -> (Arc<Platform>, EmbeddedParts) {
+/// A platform on which the fixture's seeds before `until` (every seed if `until` is none of
+/// them) ran, each with every consequence settled.
+async fn seeded_platform(f: &Fixture, until: Option<&str>) -> (Arc<Platform>, EmbeddedParts) {
     let (p, parts) = sample_platform(f);
-    let seed = events_dir().join(f.seed);
-    let function = f.seed.split('/').next().unwrap_or_default();
-    let (status, body) = invoke_http(&p, function, &seed).await;
-    let want = f.expected.iter().find(|(rel, _)| *rel == f.seed).map_or(0, |(_, s)| *s);
-    assert_eq!(status, want, "{}: {body:#}", f.seed);
-    assert_eq!(body["id"], f.case, "the samples refer to the seed case by its id");
-    settle(&p, &parts).await;
+    let mut cases = Vec::new();
+    for seed in f.seeds.iter().take_while(|s| Some(**s) != until) {
+        let function = seed.split('/').next().unwrap_or_default();
+        let (status, body) = invoke_http(&p, function, &events_dir().join(seed)).await;
+        let want = f.expected.iter().find(|(rel, _)| rel == seed).map_or(0, |(_, s)| *s);
+        assert_eq!(status, want, "{seed}: {body:#}");
+        cases.push(body["id"].as_str().unwrap_or_default().to_owned());
+        settle(&p, &parts).await;
+    }
+    if until.is_none() {
+        assert!(
+            cases.iter().any(|c| c == f.case),
+            "the samples refer to the seeded case {} by its id; the seeds opened {cases:?}",
+            f.case
+        );
+    }
     (p, parts)
 }
 
@@ -577,8 +602,8 @@ async fn run_sample(f: &Fixture, function: &topology::Function, path: &Path) {
                     .get(rel.as_str())
                     .or_else(|| PLATFORM_EXPECTED.iter().find(|(r, _)| *r == rel).map(|(_, s)| s))
                     .unwrap_or_else(|| panic!("{rel}: add its expected status to the {} fixture", f.slice));
-                let opens = f.seed.split('/').next() == Some(function.name);
-                let (p, _parts) = if opens { sample_platform(f) } else { seeded_platform(f).await };
+                let until = f.seeds.iter().copied().find(|s| *s == rel);
+                let (p, _parts) = seeded_platform(f, until).await;
                 let (status, body) = invoke_http(&p, function.name, &path).await;
                 assert_eq!(status, want, "{rel}: {body:#}");
                 if status >= 400 {
@@ -589,7 +614,7 @@ async fn run_sample(f: &Fixture, function: &topology::Function, path: &Path) {
                 }
             }
             Trigger::Events => {
-                let (p, parts) = seeded_platform(f).await;
+                let (p, parts) = seeded_platform(f, None).await;
                 let sent = parts.sms.list().await.expect("sms").len();
                 let event: EventBridgeEvent<EventEnvelope> = serde_json::from_value(read_json(&path)).expect("checked above");
                 let handled = consumers::dispatch(&p, function.name, &event.detail).await;
@@ -600,8 +625,23 @@ async fn run_sample(f: &Fixture, function: &topology::Function, path: &Path) {
                     assert_eq!(parts.sms.list().await.expect("sms").len(), sent + 1, "{rel}: one SMS");
                 }
             }
+            Trigger::Schedule(_) if clinicflow::catalog().job(function.name).is_some() => {
+                let want = f
+                    .jobs
+                    .iter()
+                    .find(|(r, _)| *r == rel)
+                    .map(|(_, n)| *n)
+                    .unwrap_or_else(|| panic!("{rel}: add what it moves to the {} fixture's jobs", f.slice));
+                let (p, _parts) = seeded_platform(f, None).await;
+                let job = clinicflow::catalog().job(function.name).expect("a job");
+                let invoke = || wiring::handle_job(&p, job, LambdaEvent::new(read_json(&path), lambda_runtime::Context::default()));
+                let first = invoke().await.unwrap_or_else(|e| panic!("{rel}: {e}"));
+                assert_eq!(first["moved"], json!(want), "{rel}");
+                let again = invoke().await.unwrap_or_else(|e| panic!("{rel}: {e}"));
+                assert_eq!(again["moved"], json!(0), "{rel}: a second run moves nothing");
+            }
             Trigger::Schedule(_) => {
-                let (p, _parts) = seeded_platform(f).await;
+                let (p, _parts) = seeded_platform(f, None).await;
                 let report = relay::sweep(&p, std::time::Duration::ZERO).await.expect("sweeps");
                 assert_eq!(report.failed, 0, "{rel}");
             }

@@ -19,6 +19,7 @@ pub fn future_date(days: i64) -> String {
 pub fn fast_options() -> LocalOptions {
     let mut config = Config {
         outbox_grace: Duration::from_millis(300),
+        sms_send_rate: 2000,
         ..Config::default()
     };
     config.payment.timeout = Duration::from_millis(300);
@@ -57,6 +58,17 @@ pub async fn options_on(on: On) -> LocalOptions {
     let mut options = fast_options();
     if on == On::Moto {
         options.aws_endpoint = Some(moto::moto().await.endpoint.clone());
+        options.aws_prefix = moto::unique("e2e");
+    }
+    options
+}
+
+/// [`options_on`], on a moto server of the test's own when `on` is [`On::Moto`]
+/// ([`moto::own`]): for the tests that load it heavily.
+pub async fn options_on_own_server(on: On) -> LocalOptions {
+    let mut options = fast_options();
+    if on == On::Moto {
+        options.aws_endpoint = Some(moto::own().await.endpoint);
         options.aws_prefix = moto::unique("e2e");
     }
     options

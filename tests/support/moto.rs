@@ -34,6 +34,16 @@ pub async fn moto() -> &'static Moto {
     .await
 }
 
+/// A moto server of this test's own, started now (and stopped when the process ends): for a
+/// test that loads moto so heavily (thousands of items, hundreds of SMS) that it would slow
+/// every test sharing the run's server, since moto answers each SMS listing and each stream
+/// read from the whole of its state.
+pub async fn own() -> Moto {
+    let moto = Moto { endpoint: spawn() };
+    moto.wait_ready().await;
+    moto
+}
+
 fn python() -> String {
     let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python");
     if std::path::Path::new(venv).exists() {

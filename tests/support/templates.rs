@@ -1145,18 +1145,12 @@ fn check_rules(s: &Stack<'_>, v: &mut Vec<String>) {
     diff("rules", &expected, &found, v);
     let catalog = clinicflow::catalog();
     let expected: BTreeSet<(String, String, String, Vec<String>)> = catalog
-        .functions
-        .iter()
-        .filter_map(|f| match f.trigger {
-            Trigger::Schedule(e) => Some((e, f.name)),
-            _ => None,
-        })
-        .flat_map(|(e, function)| {
-            catalog.sweeps().into_iter().map(move |(stack, tables)| {
-                let mut tables: Vec<String> = tables.iter().map(|t| (*t).to_owned()).collect();
-                tables.sort();
-                (e.to_owned(), function.to_owned(), stack.to_owned(), tables)
-            })
+        .schedules()
+        .into_iter()
+        .map(|s| {
+            let mut tables: Vec<String> = s.tables.iter().map(|t| (*t).to_owned()).collect();
+            tables.sort();
+            (s.expression.to_owned(), s.function.to_owned(), s.stack.to_owned(), tables)
         })
         .collect();
     diff("schedules (expression, function, stack, tables)", &expected, &schedules, v);

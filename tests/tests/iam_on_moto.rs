@@ -232,7 +232,7 @@ impl Deployment {
         let route = clinicflow::catalog()
             .routes
             .iter()
-            .find(|r| r.method.as_str() == method && path_matches(r.path, path))
+            .find(|r| r.method.as_str() == method && path_matches(r.path, path.split('?').next().unwrap_or(path)))
             .unwrap_or_else(|| panic!("no route for {method} {path}"));
         let mut request = Request::builder()
             .method(method)
@@ -253,6 +253,21 @@ impl Deployment {
         let status = response.status().as_u16();
         let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("a body");
         (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    /// Runs the scheduled job of function `name` through its Lambda handler, as EventBridge
+    /// would at `at`; returns the cases it moved.
+    pub async fn job(&self, name: &str, at: chrono::DateTime<chrono::Utc>) -> u64 {
+        let job = clinicflow::catalog().job(name).unwrap_or_else(|| panic!("{name} is a job"));
+        let event = serde_json::json!({"detail-type": "Scheduled Event", "source": "aws.events", "time": at.to_rfc3339(), "detail": {}});
+        let report = wiring::handle_job(
+            &self.function(name).platform,
+            job,
+            lambda_runtime::LambdaEvent::new(event, lambda_runtime::Context::default()),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+        report["moved"].as_u64().unwrap_or_else(|| panic!("{name}: {report}"))
     }
 
     /// Delivers every published event to its rules' consumers and to the projector, until

@@ -661,7 +661,7 @@ export abstract class ClinicflowStack extends Stack {
     }
   }
 
-  // ---- Schedules (default bus): the sweeper, told which tables to sweep ----------------------
+  // ---- Schedules (default bus): the sweeper, told which tables to sweep; a slice's jobs -------
   private buildSchedules(): void {
     for (const spec of this.topology.schedules.filter((s) => s.stack === this.topologyStack)) {
       const id = `${pascal(spec.function)}${pascal(this.topologyStack)}Schedule`;
@@ -676,7 +676,9 @@ export abstract class ClinicflowStack extends Stack {
       }
       const target = this.aliasArn(spec.function);
       const rule = new events.CfnRule(this, id, {
-        description: `${spec.function}, ${spec.expression}: sweeps ${spec.tables.join(', ')}`,
+        description: spec.tables.length
+          ? `${spec.function}, ${spec.expression}: sweeps ${spec.tables.join(', ')}`
+          : `${spec.function}, ${spec.expression}`,
         scheduleExpression: spec.expression,
         state: 'ENABLED',
         targets: [

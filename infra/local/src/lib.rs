@@ -188,6 +188,7 @@ impl LocalStack {
                     options.sweep_every,
                     watch_rx.clone(),
                 )));
+                tasks.push(tokio::spawn(workers::jobs(platform.clone(), watch_rx.clone())));
                 let sandbox = runtime.parts.sandbox.clone();
                 (platform, Backend::Aws(Box::new(runtime)), sandbox, tasks)
             }
@@ -258,9 +259,33 @@ impl LocalStack {
         }
     }
 
+    /// Runs the scheduled job of function `name` once, as its schedule would at `at`; how
+    /// many cases it moved.
+    pub async fn run_job(&self, name: &str, at: chrono::DateTime<chrono::Utc>) -> anyhow::Result<usize> {
+        let job = self
+            .platform
+            .catalog
+            .job(name)
+            .with_context(|| format!("no scheduled job named {name}"))?;
+        Ok((job.run)(&self.platform, at).await?)
+    }
+
     /// The SMS sent so far, oldest first.
     pub async fn sms_sent(&self) -> anyhow::Result<Vec<SentSms>> {
         self.backend.sms_sent().await
+    }
+
+    /// Opts `phone` out of SMS, as its owner replying STOP would. On SQLite the local SMS
+    /// outbox keeps the list; SNS has no call that opts a number out, and moto answers
+    /// `CheckIfPhoneNumberIsOptedOut` true for every number ending in `99`, so there only
+    /// such a number can be opted out (any other is an error).
+    pub async fn opt_out(&self, phone: &str) -> anyhow::Result<()> {
+        let number = clinicflow::domain::PhoneNumber::parse(phone).map_err(|e| anyhow::anyhow!("{phone}: {e:?}"))?;
+        match &self.backend {
+            Backend::Embedded(parts) => Ok(parts.sms.opt_out(&number).await?),
+            Backend::Aws(_) if number.e164().ends_with("99") => Ok(()),
+            Backend::Aws(_) => anyhow::bail!("on SNS (moto) only a number ending in 99 is opted out"),
+        }
     }
 
     /// The embedded adapters, when the stack runs on SQLite.

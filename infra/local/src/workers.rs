@@ -1,5 +1,6 @@
 //! The local stack's background loops: the bus's delivery worker (retries with backoff,
-//! dead letters), the change feed into the projector, and the outbox sweeper.
+//! dead letters), the change feed into the projector, the outbox sweeper, and the slices'
+//! scheduled jobs.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,8 +51,45 @@ pub fn spawn(
     vec![
         tokio::spawn(deliver(p.clone(), parts.clone(), bus, stop.clone())),
         tokio::spawn(project(p.clone(), parts, stop.clone())),
-        tokio::spawn(sweep(p, sweep_every, stop)),
+        tokio::spawn(sweep(p.clone(), sweep_every, stop.clone())),
+        tokio::spawn(jobs(p, stop)),
     ]
+}
+
+/// Runs every scheduled job of the catalog when its schedule fires (in UTC, as on AWS),
+/// each at the time it fired.
+pub async fn jobs(p: Arc<Platform>, mut stop: watch::Receiver<bool>) {
+    let mut next: Vec<(clinicflow::topology::Job, clinicflow::schedule::Schedule, chrono::DateTime<Utc>)> = Vec::new();
+    for job in &p.catalog.jobs {
+        let expression = match p.catalog.function(job.function).map(|f| f.trigger) {
+            Some(clinicflow::topology::Trigger::Schedule(e)) => e,
+            _ => continue,
+        };
+        match clinicflow::schedule::Schedule::parse(expression) {
+            Ok(schedule) => next.push((*job, schedule, schedule.next_after(Utc::now()))),
+            Err(e) => tracing::error!(job = job.function, error = %e, "job not scheduled"),
+        }
+    }
+    loop {
+        let Some(soonest) = next.iter().map(|(_, _, at)| *at).min() else {
+            let _ = stop.wait_for(|s| *s).await;
+            return;
+        };
+        let until = (soonest - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+        if !wait(&mut stop, std::future::pending(), until).await {
+            return;
+        }
+        let now = Utc::now();
+        for (job, schedule, at) in &mut next {
+            if *at <= now {
+                match (job.run)(&p, *at).await {
+                    Ok(moved) => tracing::info!(job = job.function, moved, "scheduled run done"),
+                    Err(e) => tracing::warn!(job = job.function, error = %e, "scheduled run failed"),
+                }
+                *at = schedule.next_after(now);
+            }
+        }
+    }
 }
 
 async fn wait(stop: &mut watch::Receiver<bool>, notified: impl std::future::Future<Output = ()>, at_most: Duration) -> bool {

@@ -37,9 +37,8 @@ pub enum BootstrapError {
         /// The functions it serves, comma-separated.
         served: String,
     },
-    /// A scheduled function other than the outbox sweeper: the platform has no scheduled
-    /// handler for it.
-    #[error("function {0} runs on a schedule, and the outbox sweeper is the only scheduled handler")]
+    /// A scheduled function that is neither the outbox sweeper nor a slice's job.
+    #[error("function {0} runs on a schedule, and is neither the outbox sweeper nor a job of its slice")]
     NoScheduledHandler(String),
 }
 
@@ -64,7 +63,7 @@ pub fn select<'a>(catalog: &'a Catalog, bootstrap: &str, handler: Option<&str>) 
             served: served(),
         });
     };
-    if matches!(function.trigger, Trigger::Schedule(_)) && function.name != OUTBOX_SWEEPER {
+    if matches!(function.trigger, Trigger::Schedule(_)) && function.name != OUTBOX_SWEEPER && catalog.job(function.name).is_none() {
         return Err(BootstrapError::NoScheduledHandler(function.name.to_owned()));
     }
     Ok(function)
@@ -73,7 +72,7 @@ pub fn select<'a>(catalog: &'a Catalog, bootstrap: &str, handler: Option<&str>) 
 /// Runs the function of `bootstrap` that `_HANDLER` names, on `catalog`, until the runtime
 /// stops it: its platform is built from the environment once ([`crate::wiring::from_env`]),
 /// then the loop of its trigger serves it (HTTP through `lambda_http`, an EventBridge
-/// consumer, the stream projector, the scheduled sweeper).
+/// consumer, the stream projector, the scheduled sweeper or a slice's job).
 pub async fn run(catalog: &'static Catalog, bootstrap: &str) -> Result<(), lambda_runtime::Error> {
     crate::telemetry::init();
     let handler = std::env::var(HANDLER_VARIABLE).ok();
@@ -86,6 +85,9 @@ pub async fn run(catalog: &'static Catalog, bootstrap: &str) -> Result<(), lambd
         Trigger::Http => lambda_http::run(crate::http::router(Arc::new(platform), Some(name))).await,
         Trigger::Events => lambda_runtime::run(service_fn(|event| crate::wiring::handle_eventbridge(&platform, name, event))).await,
         Trigger::Stream => lambda_runtime::run(service_fn(|event| crate::wiring::handle_stream(&platform, event))).await,
-        Trigger::Schedule(_) => lambda_runtime::run(service_fn(|event| crate::wiring::handle_sweep(&platform, &parts.store, event))).await,
+        Trigger::Schedule(_) => match catalog.job(name) {
+            Some(job) => lambda_runtime::run(service_fn(|event| crate::wiring::handle_job(&platform, job, event))).await,
+            None => lambda_runtime::run(service_fn(|event| crate::wiring::handle_sweep(&platform, &parts.store, event))).await,
+        },
     }
 }

@@ -81,6 +81,14 @@ pub fn check(catalog: &Catalog) -> Vec<String> {
             Trigger::Stream if !catalog.streams.iter().any(|s| s.function == f.name) => {
                 say(format!("{who}: function {} is triggered by a stream but has none", f.name));
             }
+            Trigger::Schedule(expression) => {
+                if let Err(e) = crate::schedule::Schedule::parse(expression) {
+                    say(format!("{who}: function {}: {e}", f.name));
+                }
+                if f.name != crate::topology::OUTBOX_SWEEPER && catalog.job(f.name).is_none() {
+                    say(format!("{who}: function {} runs on a schedule but has no job", f.name));
+                }
+            }
             _ => {}
         }
         for t in f.uses.reads.iter().chain(f.uses.writes).chain(f.uses.counts) {
@@ -91,6 +99,18 @@ pub fn check(catalog: &Catalog) -> Vec<String> {
     }
 
     for s in &catalog.slices {
+        for j in s.jobs {
+            if !s
+                .functions
+                .iter()
+                .any(|f| f.name == j.function && matches!(f.trigger, Trigger::Schedule(_)))
+            {
+                say(format!(
+                    "slice {}: job {} is not one of the slice's scheduled functions",
+                    s.name, j.function
+                ));
+            }
+        }
         for c in s.consumers {
             if !s.functions.iter().any(|f| f.name == c.function && f.trigger == Trigger::Events) {
                 say(format!(

@@ -130,6 +130,10 @@ pub struct Config {
     /// Age after which the sweeper republishes an unpublished outbox event
     /// (`OUTBOX_GRACE_MS`, default 60000).
     pub outbox_grace: Duration,
+    /// How many SMS one notifier invocation sends per second at most when an event notifies
+    /// many people (`SMS_SEND_RATE`, default 10): the account's SMS rate (SNS limits SMS
+    /// publishes per second per account) divided by the notifier's concurrency.
+    pub sms_send_rate: u32,
     /// The slices' own settings.
     pub slices: SliceConfigs,
 }
@@ -140,6 +144,7 @@ impl Default for Config {
             payment: BreakerConfig::default(),
             sandbox_slow: Duration::from_secs(30),
             outbox_grace: Duration::from_secs(60),
+            sms_send_rate: 10,
             slices: SliceConfigs::default(),
         }
     }
@@ -169,6 +174,7 @@ impl Config {
             },
             sandbox_slow: Duration::from_millis(num("PAYMENT_SANDBOX_SLOW_MS", d.sandbox_slow.as_millis() as u64, 0, 600_000)?),
             outbox_grace: Duration::from_millis(num("OUTBOX_GRACE_MS", d.outbox_grace.as_millis() as u64, 0, 86_400_000)?),
+            sms_send_rate: num("SMS_SEND_RATE", d.sms_send_rate.into(), 1, 100_000)? as u32,
             slices: SliceConfigs::default(),
         })
     }

@@ -16,6 +16,7 @@ pub mod domain;
 pub mod events;
 pub mod http;
 pub mod ports;
+pub mod schedule;
 pub mod telemetry;
 pub mod topology;
 pub mod wiring;

@@ -55,6 +55,8 @@ pub enum Method {
     Get,
     /// POST.
     Post,
+    /// DELETE.
+    Delete,
 }
 
 impl Method {
@@ -63,6 +65,7 @@ impl Method {
         match self {
             Self::Get => "GET",
             Self::Post => "POST",
+            Self::Delete => "DELETE",
         }
     }
 
@@ -71,6 +74,7 @@ impl Method {
         match self {
             Self::Get => MethodFilter::GET,
             Self::Post => MethodFilter::POST,
+            Self::Delete => MethodFilter::DELETE,
         }
     }
 }
@@ -173,6 +177,30 @@ impl std::fmt::Debug for Consumer {
     }
 }
 
+/// What one run of a scheduled job does, at the time it is given (the schedule's time on
+/// AWS, the local scheduler's or a test's): how many cases it moved, or why it failed (the
+/// run fails, and the next one picks up what it left).
+pub type JobFn = for<'a> fn(&'a Platform, chrono::DateTime<chrono::Utc>) -> JobFuture<'a>;
+
+/// What a [`JobFn`] returns.
+pub type JobFuture<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<usize, crate::app::AppError>> + Send + 'a>>;
+
+/// A slice's scheduled job: a [`Trigger::Schedule`] function and its run. Runs are
+/// idempotent: one that runs twice, or late, changes nothing twice.
+#[derive(Clone, Copy)]
+pub struct Job {
+    /// The scheduled function.
+    pub function: &'static str,
+    /// One run.
+    pub run: JobFn,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Job").field("function", &self.function).finish_non_exhaustive()
+    }
+}
+
 /// Where the contact of a notice's recipient comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ContactFrom {
@@ -225,7 +253,8 @@ pub enum Trigger {
     Events,
     /// DynamoDB stream.
     Stream,
-    /// A schedule (`rate(1 minute)`).
+    /// A schedule: `rate(<n> minute[s]|hour[s]|day[s])`, or `cron(<minute> <hour> * * ? *)`
+    /// (UTC), the subset of EventBridge's expressions the local scheduler also runs.
     Schedule(&'static str),
 }
 
@@ -260,6 +289,9 @@ pub struct Uses {
     pub counts: &'static [&'static str],
     /// Reads and lists the status views.
     pub views_read: bool,
+    /// Lists the status views (a query on their indexes), reading none by key: a consumer
+    /// or a job that finds the cases it acts on there.
+    pub views_listed: bool,
     /// Writes the status views (read, then a put conditional on the revision).
     pub views_write: bool,
     /// Reads and writes processed marks and idempotent responses.
@@ -280,6 +312,7 @@ impl Uses {
             || !self.writes.is_empty()
             || !self.counts.is_empty()
             || self.views_read
+            || self.views_listed
             || self.views_write
             || self.processed
             || self.outbox_index
@@ -292,6 +325,7 @@ pub const NONE: Uses = Uses {
     writes: &[],
     counts: &[],
     views_read: false,
+    views_listed: false,
     views_write: false,
     processed: false,
     bus: false,
@@ -501,6 +535,8 @@ pub struct Slice {
     pub projections: &'static [crate::app::projector::Projection],
     /// The SMS its status changes send.
     pub notifications: &'static [Notification],
+    /// Its scheduled jobs, one per [`Trigger::Schedule`] function.
+    pub jobs: &'static [Job],
     /// Reads its own settings, only in its own functions (and the local runtime).
     pub config: crate::config::LoadFn,
     /// Its part of the OpenAPI document, generated from its handlers' types: an operation
@@ -533,6 +569,8 @@ pub struct Catalog {
     pub projections: Vec<crate::app::projector::Projection>,
     /// Every notification.
     pub notifications: Vec<Notification>,
+    /// Every slice's scheduled job.
+    pub jobs: Vec<Job>,
     /// Every failure point: the platform's, then each command's after-commit point and
     /// each consumer's entry, before-write and after-write points.
     pub failure_points: Vec<String>,
@@ -635,6 +673,7 @@ impl Catalog {
             consumers,
             projections: slices.iter().flat_map(|s| s.projections.iter().copied()).collect(),
             notifications,
+            jobs: slices.iter().flat_map(|s| s.jobs.iter().copied()).collect(),
             failure_points: Vec::new(),
             openapi_json: OpenApiJson::default(),
         };
@@ -665,6 +704,11 @@ impl Catalog {
     /// The handler of consumer `name`.
     pub fn consumer(&self, name: &str) -> Option<ConsumerFn> {
         self.consumers.iter().find(|(n, _)| *n == name).map(|(_, h)| *h)
+    }
+
+    /// The job of scheduled function `name`.
+    pub fn job(&self, name: &str) -> Option<Job> {
+        self.jobs.iter().copied().find(|j| j.function == name)
     }
 
     /// The role of a Cognito group, if it is one of the catalog's.
@@ -782,6 +826,8 @@ impl Catalog {
         }
         if u.views_read {
             grant(Resource::Table(VIEWS), &["dynamodb:GetItem"]);
+        }
+        if u.views_read || u.views_listed {
             grant(Resource::Index(VIEWS, "*"), &["dynamodb:Query"]);
         }
         if u.views_write {
@@ -861,6 +907,31 @@ impl Catalog {
             .collect()
     }
 
+    /// Every scheduled run the templates build: the sweeper once per stack with an outbox,
+    /// on that stack's tables; each slice's job once, in its own stack, on no table.
+    pub fn schedules(&self) -> Vec<ScheduleRun> {
+        self.functions
+            .iter()
+            .filter_map(|f| match f.trigger {
+                Trigger::Schedule(expression) => Some((f.name, expression)),
+                _ => None,
+            })
+            .flat_map(|(function, expression)| {
+                let runs = if function == OUTBOX_SWEEPER {
+                    self.sweeps()
+                } else {
+                    vec![(self.stack_of(function), Vec::new())]
+                };
+                runs.into_iter().map(move |(stack, tables)| ScheduleRun {
+                    function,
+                    expression,
+                    stack,
+                    tables,
+                })
+            })
+            .collect()
+    }
+
     /// The topology as JSON (`infra/topology.json`): what the CDK app builds from, and what
     /// the template test compares the SAM and synthesized CDK templates against.
     pub fn export(&self) -> serde_json::Value {
@@ -909,17 +980,9 @@ impl Catalog {
             })
             .collect();
         let schedules: Vec<Value> = self
-            .functions
-            .iter()
-            .filter_map(|f| match f.trigger {
-                Trigger::Schedule(expression) => Some((f.name, expression)),
-                _ => None,
-            })
-            .flat_map(|(function, expression)| {
-                self.sweeps()
-                    .into_iter()
-                    .map(move |(stack, tables)| json!({"function": function, "expression": expression, "stack": stack, "tables": tables}))
-            })
+            .schedules()
+            .into_iter()
+            .map(|s| json!({"function": s.function, "expression": s.expression, "stack": s.stack, "tables": s.tables}))
             .collect();
         json!({
             "stacks": self.stacks(),
@@ -999,6 +1062,19 @@ impl Catalog {
     pub fn check_files(&self, root: &std::path::Path) -> Vec<String> {
         crate::catalog_check::check_files(self, root)
     }
+}
+
+/// One schedule of a scheduled function in one stack ([`Catalog::schedules`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleRun {
+    /// The function it invokes.
+    pub function: &'static str,
+    /// Its expression.
+    pub expression: &'static str,
+    /// The stack that holds it.
+    pub stack: &'static str,
+    /// The tables its input names (the sweeper's; none for a job).
+    pub tables: Vec<&'static str>,
 }
 
 /// The environment variable holding a table's physical name: `TABLE_CHECKUP`, ….

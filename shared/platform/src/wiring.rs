@@ -108,7 +108,8 @@ mod embedded_wiring {
 
 #[cfg(feature = "aws")]
 pub use aws_wiring::{
-    AwsParts, AwsSettings, ChangeRecord, SweepInput, aws, from_env, handle_stream, handle_sweep, parts_from_env, project_changes,
+    AwsParts, AwsSettings, ChangeRecord, SweepInput, aws, from_env, handle_job, handle_stream, handle_sweep, parts_from_env,
+    project_changes,
 };
 
 #[cfg(feature = "aws")]
@@ -369,6 +370,27 @@ mod aws_wiring {
             .await
             .map_err(|e| e.to_string())?;
         Ok(serde_json::json!({"tables": swept, "published": report.published, "failed": report.failed}))
+    }
+
+    /// One scheduled run of a slice's job, at the time the schedule fired (the event's
+    /// `time`, which EventBridge and its Scheduler both send; now without one).
+    pub async fn handle_job(
+        p: &Platform,
+        job: crate::topology::Job,
+        event: LambdaEvent<serde_json::Value>,
+    ) -> Result<serde_json::Value, lambda_runtime::Error> {
+        let at = event
+            .payload
+            .get("time")
+            .and_then(|t| t.as_str())
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map_or_else(|| p.clock.now(), |t| t.with_timezone(&chrono::Utc));
+        let moved = (job.run)(p, at).await.map_err(|e| {
+            tracing::error!(job = job.function, error = %e, "scheduled run failed");
+            e.to_string()
+        })?;
+        tracing::info!(job = job.function, moved, "scheduled run done");
+        Ok(serde_json::json!({"moved": moved}))
     }
 
     /// One change record of a context table's stream.

@@ -2,3 +2,4 @@
 //! name them all: the platform consumes them as [`crate::topology::Slice`]s.
 
 pub mod checkup;
+pub mod vaccine;

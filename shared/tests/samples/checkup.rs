@@ -19,7 +19,7 @@ pub const FIXTURE: Fixture = Fixture {
     // The booking and payment ids the samples refer to, in the order the booking takes them.
     ids: &[SAMPLE_BOOKING, "01JD3M7Q0000000000000000PY"],
     // The booking every sample but the booking ones starts from.
-    seed: "checkup-book/book-basic.json",
+    seeds: &["checkup-book/book-basic.json"],
     case: SAMPLE_BOOKING,
     view_id: clinicflow::flows::checkup::view::view_key,
     // What each sample gets from its function: the HTTP status.
@@ -38,6 +38,7 @@ pub const FIXTURE: Fixture = Fixture {
         ("centre-reject/reject.json", 200),
         ("centre-reject/missing-reason.json", 422),
     ],
+    jobs: &[],
     envelopes,
     refusals,
     stream_view,

@@ -12,6 +12,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::Notify;
 
+use crate::domain::PhoneNumber;
 use crate::events::EventEnvelope;
 use crate::ports::{
     AggregateKey, AggregateStore, IdempotencyRecord, Outbox, PublishOutcome, Publisher, SmsError, SmsMessage, SmsSender, StoreError,
@@ -49,6 +50,7 @@ CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (dead, next_at);
 CREATE TABLE IF NOT EXISTS sms (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL UNIQUE, recipient TEXT NOT NULL,
     body TEXT NOT NULL, sent_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sms_opted_out (recipient TEXT PRIMARY KEY);
 "#;
 
 /// Timestamps as fixed-width RFC 3339 text, so that text order is time order.
@@ -883,6 +885,18 @@ impl SqliteSmsOutbox {
         Self { db }
     }
 
+    /// Opts `phone` out, as a person who replied STOP to SNS is: no SMS goes to it again
+    /// (the send is refused, as the SNS adapter refuses a number SNS says opted out).
+    pub async fn opt_out(&self, phone: &PhoneNumber) -> Result<(), StoreError> {
+        let to = phone.e164().to_owned();
+        self.db
+            .run(move |c| {
+                exec(c, "INSERT OR IGNORE INTO sms_opted_out (recipient) VALUES (?1)", params![to]).map_err(db_err)?;
+                Ok(())
+            })
+            .await
+    }
+
     /// Every SMS kept, oldest first.
     pub async fn list(&self) -> Result<Vec<SentSms>, StoreError> {
         self.db
@@ -912,6 +926,22 @@ impl SqliteSmsOutbox {
 impl SmsSender for SqliteSmsOutbox {
     async fn send(&self, message: &SmsMessage) -> Result<String, SmsError> {
         let (key, to, body) = (message.key.clone(), message.to.e164().to_owned(), message.body.clone());
+        let opted_out = self
+            .db
+            .read({
+                let to = to.clone();
+                move |c| {
+                    c.prepare_cached("SELECT 1 FROM sms_opted_out WHERE recipient = ?1")
+                        .and_then(|mut s| s.exists(params![to]))
+                        .map_err(db_err)
+                }
+            })
+            .await
+            .map_err(|e| SmsError::Transient(e.to_string()))?;
+        if opted_out {
+            tracing::debug!(to = %message.to.masked(), "sms not sent: the number opted out");
+            return Err(SmsError::Refused("opted out".into()));
+        }
         self.db
             .run(move |c| {
                 exec(
@@ -931,6 +961,26 @@ impl SmsSender for SqliteSmsOutbox {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn an_opted_out_number_is_refused_and_the_others_are_sent() {
+        let outbox = SqliteSmsOutbox::new(Embedded::in_memory().expect("a database"));
+        let phone = |n: &str| PhoneNumber::parse(n).expect("a phone");
+        let message = |key: &str, to: &str| SmsMessage {
+            key: key.to_owned(),
+            to: phone(to),
+            body: "hello".to_owned(),
+        };
+        outbox.opt_out(&phone("010-5555-0099")).await.expect("opts out");
+        outbox.opt_out(&phone("+821055550099")).await.expect("twice is harmless");
+        assert_eq!(
+            outbox.send(&message("e1", "010-5555-0099")).await,
+            Err(SmsError::Refused("opted out".into()))
+        );
+        assert!(outbox.send(&message("e2", "010-5555-0001")).await.is_ok());
+        let sent = outbox.list().await.expect("the list");
+        assert_eq!(sent.iter().map(|s| s.to.as_str()).collect::<Vec<_>>(), ["+821055550001"]);
+    }
 
     #[tokio::test]
     async fn a_database_made_before_the_queue_column_is_migrated_and_keeps_its_views() {

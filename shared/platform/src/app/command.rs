@@ -125,6 +125,14 @@ impl<'p> Work<'p> {
         Ok(state)
     }
 
+    /// Stages what follows on case `case` (its events' correlation), caused by the same
+    /// request or event: one transaction that changes several cases (a dose passed from one
+    /// citizen's hold to the next in line) keeps each case's events on its own case.
+    pub fn on_case(&mut self, case: &str) -> &mut Self {
+        case.clone_into(&mut self.causality.correlation_id);
+        self
+    }
+
     /// Moves a bounded counter in the same transaction.
     pub fn counter(&mut self, counter: CounterMove) {
         self.tx.counters.push(counter);

@@ -84,6 +84,9 @@ pub enum AppError {
     /// The state does not allow it, or a concurrent change won (409).
     #[error("{0}")]
     Conflict(String),
+    /// What was asked for existed but is over for good (an offer whose hold expired) (410).
+    #[error("gone: {0}")]
+    Gone(String),
     /// The card was declined (402).
     #[error("payment declined: {0}")]
     PaymentDeclined(String),

@@ -71,7 +71,8 @@ async fn notify(p: &Platform, event: &EventEnvelope) -> Result<Handled, Consumer
     send_once(p, SMS_NOTIFIER, event, sms_record_key(&event.id), &message, contact_write, true).await
 }
 
-/// Sends one event's SMS to every case its data lists in `field`, each with its own record
+/// Sends one event's SMS to every case its data lists in `field`, paced at the platform's
+/// `sms_send_rate`, each with its own record
 /// (`sms#<event id>#<case>`), so that a redelivery skips the recipients already settled and
 /// sends to the rest. The event is marked processed only when every recipient is settled:
 /// a recipient that cannot be reached yet (its contact unknown, the channel down) makes the
@@ -88,6 +89,10 @@ async fn notify_many(p: &Platform, event: &EventEnvelope, notification: &Notific
     }
     let mut retry = None;
     let mut doubt = None;
+    // Paced: at most `sms_send_rate` sends a second, each send starting one period after
+    // the one before it (a recipient already settled costs no period).
+    let period = std::time::Duration::from_secs(1) / p.config.sms_send_rate.max(1);
+    let mut next_send = tokio::time::Instant::now();
     for case in &cases {
         let contact = match known_contact(p, &AggregateKey::new(CONTACTS, case)).await {
             Ok(contact) => contact,
@@ -105,7 +110,16 @@ async fn notify_many(p: &Platform, event: &EventEnvelope, notification: &Notific
             to: contact.phone.clone(),
             body: render_for(template, event, case).map_err(ConsumerError::Permanent)?,
         };
-        match send_once(p, SMS_NOTIFIER, event, sms_recipient_key(&event.id, case), &message, None, false).await {
+        let key = sms_recipient_key(&event.id, case);
+        if super::load::<SmsRecord>(p, &key)
+            .await?
+            .0
+            .is_none_or(|r| !matches!(r, SmsRecord::Sent { .. } | SmsRecord::Refused { .. }))
+        {
+            tokio::time::sleep_until(next_send).await;
+            next_send = tokio::time::Instant::now() + period;
+        }
+        match send_once(p, SMS_NOTIFIER, event, key, &message, None, false).await {
             Ok(_) => {}
             Err(e @ ConsumerError::Retryable(_)) => {
                 retry.get_or_insert(e);

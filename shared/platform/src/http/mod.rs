@@ -121,6 +121,7 @@ impl From<AppError> for Problem {
             AppError::Forbidden(detail) => Problem::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", detail),
             AppError::NotFound => Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found", "no such resource"),
             AppError::Conflict(detail) => Problem::new(StatusCode::CONFLICT, "conflict", "Conflict", detail),
+            AppError::Gone(detail) => Problem::new(StatusCode::GONE, "gone", "Gone", detail),
             AppError::PaymentDeclined(detail) => {
                 let mut p = Problem::new(StatusCode::PAYMENT_REQUIRED, "payment-declined", "Payment declined", detail);
                 p.errors = vec![FieldError::new("card_token", "the card was declined")];

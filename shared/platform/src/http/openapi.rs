@@ -68,6 +68,7 @@ pub const NO_BODY: &str = "None, or a JSON object whose fields are ignored; anyt
             responses::Forbidden,
             responses::NotFound,
             responses::Conflict,
+            responses::Gone,
             responses::TooLarge,
             responses::UnsupportedMediaType,
             responses::Invalid,
@@ -216,6 +217,7 @@ pub fn operation<'a>(doc: &'a OpenApi, route: &Route) -> Option<&'a Operation> {
     match route.method {
         Method::Get => item.get.as_ref(),
         Method::Post => item.post.as_ref(),
+        Method::Delete => item.delete.as_ref(),
     }
 }
 
@@ -224,6 +226,7 @@ fn operation_mut<'a>(doc: &'a mut OpenApi, route: &Route) -> Option<&'a mut Oper
     match route.method {
         Method::Get => item.get.as_mut(),
         Method::Post => item.post.as_mut(),
+        Method::Delete => item.delete.as_mut(),
     }
 }
 
@@ -493,6 +496,17 @@ pub mod responses {
     }
 
     shared_response! {
+        /// 410: what the command acts on existed and is over for good.
+        Gone => problem(
+            410,
+            "gone",
+            false,
+            "What the command acts on existed and is over for good (an offer whose hold expired); asking again cannot \
+             succeed.",
+        )
+    }
+
+    shared_response! {
         /// 413: the body is over [`super::super::routes::MAX_BODY_BYTES`].
         TooLarge => problem(413, "too-large", false, "The body is larger than 16 KiB.")
     }
@@ -557,6 +571,7 @@ mod tests {
             (responses::Forbidden::response().1, AppError::Forbidden("x".into()).into()),
             (responses::NotFound::response().1, AppError::NotFound.into()),
             (responses::Conflict::response().1, AppError::Conflict("x".into()).into()),
+            (responses::Gone::response().1, AppError::Gone("x".into()).into()),
             (responses::Invalid::response().1, AppError::Invalid(vec![]).into()),
             (
                 responses::Unavailable::response().1,

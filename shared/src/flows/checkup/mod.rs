@@ -250,6 +250,7 @@ pub static SLICE: Slice = Slice {
     consumers: CONSUMERS,
     projections: &[projection::<view::CheckupView>(&[CHECKUP, PAYMENT, RESERVATIONS])],
     notifications: texts::NOTIFICATIONS,
+    jobs: &[],
     config: config::load,
     openapi: crate::http::openapi::part::<routes::CheckupApi>,
 };
