@@ -75,6 +75,64 @@ fn an_openapi_operation_without_a_route_is_named() {
     );
 }
 
+/// A scheduled function of the check-up slice, for the schedule rules.
+fn scheduled(expression: &'static str) -> Function {
+    Function {
+        name: "checkup-nightly",
+        trigger: Trigger::Schedule(expression),
+        description: "a nightly run",
+        uses: NONE,
+        memory_mb: 128,
+        timeout_s: 60,
+    }
+}
+
+fn no_run(_: &clinicflow::app::Platform, _: chrono::DateTime<chrono::Utc>) -> clinicflow::topology::JobFuture<'static> {
+    Box::pin(async { Ok(0) })
+}
+
+#[test]
+fn a_scheduled_function_without_a_job_or_with_a_bad_expression_is_named() {
+    let c = mutated(|s| {
+        let mut functions = s.functions.to_vec();
+        functions.push(scheduled("every night"));
+        s.functions = leak(functions);
+    });
+    let found = problems(&c);
+    assert_named(&found, &["slice checkup", "checkup-nightly", "has no job"]);
+    assert_named(&found, &["slice checkup", "checkup-nightly", "every night"]);
+}
+
+#[test]
+fn a_job_of_a_function_that_is_not_scheduled_is_named_and_a_well_formed_one_is_whole() {
+    let c = mutated(|s| {
+        s.jobs = leak(vec![clinicflow::topology::Job {
+            function: "checkup-book",
+            run: no_run,
+        }])
+    });
+    assert_named(
+        &problems(&c),
+        &["slice checkup", "job checkup-book", "not one of the slice's scheduled functions"],
+    );
+    let c = mutated(|s| {
+        let mut functions = s.functions.to_vec();
+        functions.push(scheduled("cron(0 0 * * ? *)"));
+        s.functions = leak(functions);
+        s.jobs = leak(vec![clinicflow::topology::Job {
+            function: "checkup-nightly",
+            run: no_run,
+        }]);
+    });
+    let found: Vec<String> = c.check().into_iter().filter(|p| p.contains("checkup-nightly")).collect();
+    assert!(found.is_empty(), "{found:?}");
+    assert!(
+        c.schedules()
+            .iter()
+            .any(|s| s.function == "checkup-nightly" && s.expression == "cron(0 0 * * ? *)")
+    );
+}
+
 #[test]
 fn a_consumer_subscribed_to_an_event_nobody_emits_is_named() {
     let c = mutated(|s| {

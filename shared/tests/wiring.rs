@@ -89,7 +89,12 @@ fn a_sweep_input_names_context_tables_only() {
     let sample =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../events/outbox-sweeper/scheduled.json")).expect("the sample");
     let sample: SweepInput = serde_json::from_str(&sample).expect("the sample is an input");
-    let mut swept: Vec<&str> = sample.contexts(catalog).expect("context tables").into_iter().map(|(t, _)| t).collect();
+    let mut swept: Vec<&str> = sample
+        .contexts(catalog)
+        .expect("context tables")
+        .into_iter()
+        .map(|(t, _)| t)
+        .collect();
     swept.sort_unstable();
     assert!(
         catalog.sweeps().into_iter().any(|(_, mut tables)| {

@@ -100,7 +100,11 @@ pub fn check(catalog: &Catalog) -> Vec<String> {
 
     for s in &catalog.slices {
         for j in s.jobs {
-            if !s.functions.iter().any(|f| f.name == j.function && matches!(f.trigger, Trigger::Schedule(_))) {
+            if !s
+                .functions
+                .iter()
+                .any(|f| f.name == j.function && matches!(f.trigger, Trigger::Schedule(_)))
+            {
                 say(format!(
                     "slice {}: job {} is not one of the slice's scheduled functions",
                     s.name, j.function

@@ -18,11 +18,7 @@ pub enum Schedule {
 impl Schedule {
     /// Parses `rate(…)` or `cron(…)`; anything else is an error saying what is accepted.
     pub fn parse(expression: &str) -> Result<Self, String> {
-        let bad = || {
-            format!(
-                "schedule {expression:?} is not rate(<n> minute[s]|hour[s]|day[s]) nor cron(<minute> <hour> * * ? *)"
-            )
-        };
+        let bad = || format!("schedule {expression:?} is not rate(<n> minute[s]|hour[s]|day[s]) nor cron(<minute> <hour> * * ? *)");
         if let Some(inner) = expression.strip_prefix("rate(").and_then(|r| r.strip_suffix(')')) {
             let (n, unit) = inner.split_once(' ').ok_or_else(bad)?;
             let n: i64 = n.parse().ok().filter(|n| *n > 0).ok_or_else(bad)?;
@@ -77,7 +73,14 @@ mod tests {
 
     #[test]
     fn what_the_local_scheduler_cannot_run_is_refused() {
-        for bad in ["rate(1 minutes)", "rate(2 minute)", "rate(0 minutes)", "cron(0 0 1 * ? *)", "cron(61 0 * * ? *)", "at(2026-12-01)"] {
+        for bad in [
+            "rate(1 minutes)",
+            "rate(2 minute)",
+            "rate(0 minutes)",
+            "cron(0 0 1 * ? *)",
+            "cron(61 0 * * ? *)",
+            "at(2026-12-01)",
+        ] {
             assert!(Schedule::parse(bad).is_err(), "{bad}");
         }
     }

@@ -108,7 +108,8 @@ mod embedded_wiring {
 
 #[cfg(feature = "aws")]
 pub use aws_wiring::{
-    AwsParts, AwsSettings, ChangeRecord, SweepInput, aws, from_env, handle_job, handle_stream, handle_sweep, parts_from_env, project_changes,
+    AwsParts, AwsSettings, ChangeRecord, SweepInput, aws, from_env, handle_job, handle_stream, handle_sweep, parts_from_env,
+    project_changes,
 };
 
 #[cfg(feature = "aws")]

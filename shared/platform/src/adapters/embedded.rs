@@ -963,6 +963,26 @@ mod tests {
     use super::*;
 
     #[tokio::test]
+    async fn an_opted_out_number_is_refused_and_the_others_are_sent() {
+        let outbox = SqliteSmsOutbox::new(Embedded::in_memory().expect("a database"));
+        let phone = |n: &str| PhoneNumber::parse(n).expect("a phone");
+        let message = |key: &str, to: &str| SmsMessage {
+            key: key.to_owned(),
+            to: phone(to),
+            body: "hello".to_owned(),
+        };
+        outbox.opt_out(&phone("010-5555-0099")).await.expect("opts out");
+        outbox.opt_out(&phone("+821055550099")).await.expect("twice is harmless");
+        assert_eq!(
+            outbox.send(&message("e1", "010-5555-0099")).await,
+            Err(SmsError::Refused("opted out".into()))
+        );
+        assert!(outbox.send(&message("e2", "010-5555-0001")).await.is_ok());
+        let sent = outbox.list().await.expect("the list");
+        assert_eq!(sent.iter().map(|s| s.to.as_str()).collect::<Vec<_>>(), ["+821055550001"]);
+    }
+
+    #[tokio::test]
     async fn a_database_made_before_the_queue_column_is_migrated_and_keeps_its_views() {
         let conn = Connection::open_in_memory().expect("a database");
         conn.execute_batch(

@@ -106,8 +106,11 @@ pub struct SlotInput {
 pub async fn open_slot(p: &Platform, input: SlotInput, request_id: &str) -> Result<Accepted, AppError> {
     let cfg = p.config.slice::<VaccineConfig>();
     let mut errors = Vec::new();
-    let date = required("date", &input.date, &mut errors)
-        .and_then(|d| parse_future_date("date", d, p.clock.now(), cfg.horizon_days).map_err(|e| errors.push(e)).ok());
+    let date = required("date", &input.date, &mut errors).and_then(|d| {
+        parse_future_date("date", d, p.clock.now(), cfg.horizon_days)
+            .map_err(|e| errors.push(e))
+            .ok()
+    });
     let hospital = required("hospital", &input.hospital, &mut errors)
         .and_then(|h| cfg.hospital("hospital", h).map(|h| h.id.clone()).map_err(|e| errors.push(e)).ok());
     let vaccine = required("vaccine", &input.vaccine, &mut errors).and_then(|v| cfg.vaccine("vaccine", v).map_err(|e| errors.push(e)).ok());
@@ -219,7 +222,10 @@ pub async fn subscribe(p: &Platform, actor: &Actor, input: SubscribeInput, reque
         .hospital
         .as_deref()
         .and_then(|h| cfg.hospital("hospital", h).map(|h| h.id.clone()).map_err(|e| errors.push(e)).ok());
-    let vaccine = input.vaccine.as_deref().and_then(|v| cfg.vaccine("vaccine", v).map_err(|e| errors.push(e)).ok());
+    let vaccine = input
+        .vaccine
+        .as_deref()
+        .and_then(|v| cfg.vaccine("vaccine", v).map_err(|e| errors.push(e)).ok());
     let name = Some(input.name.clone().unwrap_or_else(|| "구독자".to_owned()));
     let contact = contact(&name, &input.phone, &input.locale, &mut errors);
     let Some(contact) = contact.filter(|_| errors.is_empty()) else {
@@ -312,10 +318,12 @@ pub struct WaitlistInput {
 /// function's reserved concurrency is the limit; locally, this gate is.
 fn gate(cfg: &VaccineConfig) -> Result<SemaphorePermit<'static>, AppError> {
     static GATE: OnceLock<Semaphore> = OnceLock::new();
-    GATE.get_or_init(|| Semaphore::new(cfg.max_in_flight)).try_acquire().map_err(|_| AppError::Unavailable {
-        reason: "too many reservations at once; retry shortly".into(),
-        retry_after: Duration::from_secs(1),
-    })
+    GATE.get_or_init(|| Semaphore::new(cfg.max_in_flight))
+        .try_acquire()
+        .map_err(|_| AppError::Unavailable {
+            reason: "too many reservations at once; retry shortly".into(),
+            retry_after: Duration::from_secs(1),
+        })
 }
 
 /// The slot a reservation or waiting-list entry is for, open and not past.
@@ -484,7 +492,13 @@ pub async fn cancel(p: &Platform, actor: &Actor, id: &str, request_id: &str) -> 
 
 /// The citizen joins an empty slot's waiting list: their entry, and its place in the
 /// slot's line, in one transaction.
-pub async fn join_waitlist(p: &Platform, actor: &Actor, slot_id: &str, input: WaitlistInput, request_id: &str) -> Result<Accepted, AppError> {
+pub async fn join_waitlist(
+    p: &Platform,
+    actor: &Actor,
+    slot_id: &str,
+    input: WaitlistInput,
+    request_id: &str,
+) -> Result<Accepted, AppError> {
     let mut errors = Vec::new();
     let Some(contact) = contact(&input.name, &input.phone, &input.locale, &mut errors).filter(|_| errors.is_empty()) else {
         return Err(AppError::Invalid(errors));
@@ -536,7 +550,9 @@ pub async fn accept_offer(p: &Platform, actor: &Actor, id: &str, request_id: &st
         let now = p.clock.now();
         match (&r.status, &r.offer) {
             (ReservationStatus::Waitlist, Some(o)) if o.expires_at <= now => {
-                return Err(AppError::Gone("the hold on this dose has ended; it passes to the next in line".into()));
+                return Err(AppError::Gone(
+                    "the hold on this dose has ended; it passes to the next in line".into(),
+                ));
             }
             (ReservationStatus::Cancelled, _) if r.shard.is_none() => {
                 return Err(AppError::Gone("this offer is over".into()));

@@ -130,7 +130,10 @@ impl VaccineConfig {
 
     /// The display name of hospital `id` (the id itself if it left the configuration).
     pub fn hospital_name(&self, id: &str) -> String {
-        self.hospitals.iter().find(|h| h.id == id).map_or_else(|| id.to_owned(), |h| h.name.clone())
+        self.hospitals
+            .iter()
+            .find(|h| h.id == id)
+            .map_or_else(|| id.to_owned(), |h| h.name.clone())
     }
 }
 
@@ -148,17 +151,16 @@ pub fn load(lookup: &Lookup<'_>, configs: &mut SliceConfigs) -> Result<(), Confi
     };
     configs.set(VaccineConfig {
         hospitals: list("VACCINE_HOSPITALS", DEFAULT_HOSPITALS, parse_hospitals)?,
-        vaccines: lookup("VACCINE_TYPES")
-            .map_or_else(
-                || Ok(d.vaccines.clone()),
-                |raw| {
-                    parse_vaccines(&raw).map_err(|reason| ConfigError {
-                        name: "VACCINE_TYPES".into(),
-                        value: raw.clone(),
-                        reason,
-                    })
-                },
-            )?,
+        vaccines: lookup("VACCINE_TYPES").map_or_else(
+            || Ok(d.vaccines.clone()),
+            |raw| {
+                parse_vaccines(&raw).map_err(|reason| ConfigError {
+                    name: "VACCINE_TYPES".into(),
+                    value: raw.clone(),
+                    reason,
+                })
+            },
+        )?,
         offer_hold_s: num("VACCINE_OFFER_HOLD_S", d.offer_hold_s, 1, 7 * 86_400)?,
         max_in_flight: num("VACCINE_MAX_IN_FLIGHT", d.max_in_flight as u64, 1, 100_000)? as usize,
         default_shards: num("VACCINE_DEFAULT_SHARDS", d.default_shards.into(), 1, MAX_SHARDS.into())? as u8,
@@ -194,7 +196,11 @@ mod tests {
         assert_eq!(c.vaccine("vaccine", "y"), Ok("y".to_owned()));
         let unknown = c.vaccine("vaccine", "z").expect_err("unknown");
         assert!(unknown.detail.contains("x, y"));
-        for (name, bad) in [("VACCINE_HOSPITALS", "nocolon"), ("VACCINE_HOSPITALS", "A:x"), ("VACCINE_TYPES", " , ")] {
+        for (name, bad) in [
+            ("VACCINE_HOSPITALS", "nocolon"),
+            ("VACCINE_HOSPITALS", "A:x"),
+            ("VACCINE_TYPES", " , "),
+        ] {
             assert_eq!(loaded(&[(name, bad)]).expect_err("refused").name, name);
         }
     }

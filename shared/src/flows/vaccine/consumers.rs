@@ -38,14 +38,19 @@ async fn give_back(p: &Platform, event: &EventEnvelope) -> Result<Handled, Consu
     }
     let loaded = command::load::<Slot>(p, &slot_id).await?;
     let Some(state) = loaded.state.as_ref() else {
-        return Err(ConsumerError::Permanent(format!("slot {slot_id} of a cancelled reservation does not exist")));
+        return Err(ConsumerError::Permanent(format!(
+            "slot {slot_id} of a cancelled reservation does not exist"
+        )));
     };
     let expires_at = hold_until(p, p.clock.now());
     let entry = event.aggregate_id.clone();
     let waits = state.waiting.iter().any(|w| w.entry_id == entry) || state.held.iter().any(|h| h.entry_id == entry);
     let command = match (waits, shard) {
         // A waiting entry (with the dose held for it, if any) leaves the line.
-        (true, _) => slot::Command::Leave { entry_id: entry, expires_at },
+        (true, _) => slot::Command::Leave {
+            entry_id: entry,
+            expires_at,
+        },
         (false, Some(shard)) => slot::Command::GiveBack { shard, expires_at },
         (false, None) => {
             let tx = crate::ports::Transaction {

@@ -111,7 +111,9 @@ pub async fn slots(p: &Platform, params: &SlotParams) -> Result<Page<SlotRespons
     let cfg = p.config.slice::<VaccineConfig>();
     let mut errors = Vec::new();
     let date = parsed(params.date.as_deref(), &mut errors, date_filter);
-    let hospital = parsed(params.hospital.as_deref(), &mut errors, |h| cfg.hospital("hospital", h).map(|h| h.id.clone()));
+    let hospital = parsed(params.hospital.as_deref(), &mut errors, |h| {
+        cfg.hospital("hospital", h).map(|h| h.id.clone())
+    });
     let vaccine = parsed(params.vaccine.as_deref(), &mut errors, |v| cfg.vaccine("vaccine", v));
     let status = parsed(params.status.as_deref(), &mut errors, |s| match s {
         "open" | "closed" => Ok(s.to_owned()),

@@ -19,7 +19,17 @@ pub fn holder_key(patient_sub: &str, vaccine: &str) -> String {
 
 /// A reservation's status, as FHIR's Appointment names them.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::EnumString, strum::IntoStaticStr, strum::VariantNames, utoipa::ToSchema,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::VariantNames,
+    utoipa::ToSchema,
 )]
 #[serde(rename_all = "lowercase")]
 #[strum(serialize_all = "lowercase")]
@@ -293,18 +303,19 @@ impl Aggregate for Reservation {
     }
 
     fn apply(state: Option<Self>, id: &str, event: &Event) -> Option<Self> {
-        let new = |patient_sub: &String, slot_id: &String, date: &NaiveDate, hospital: &String, vaccine: &String, status, shard| Reservation {
-            id: id.to_owned(),
-            patient_sub: patient_sub.clone(),
-            slot_id: slot_id.clone(),
-            date: *date,
-            hospital: hospital.clone(),
-            vaccine: vaccine.clone(),
-            status,
-            shard,
-            offer: None,
-            reminded: false,
-        };
+        let new =
+            |patient_sub: &String, slot_id: &String, date: &NaiveDate, hospital: &String, vaccine: &String, status, shard| Reservation {
+                id: id.to_owned(),
+                patient_sub: patient_sub.clone(),
+                slot_id: slot_id.clone(),
+                date: *date,
+                hospital: hospital.clone(),
+                vaccine: vaccine.clone(),
+                status,
+                shard,
+                offer: None,
+                reminded: false,
+            };
         match (state, event) {
             (
                 None,
@@ -317,7 +328,15 @@ impl Aggregate for Reservation {
                     shard,
                     ..
                 },
-            ) => Some(new(patient_sub, slot_id, date, hospital, vaccine, ReservationStatus::Booked, Some(*shard))),
+            ) => Some(new(
+                patient_sub,
+                slot_id,
+                date,
+                hospital,
+                vaccine,
+                ReservationStatus::Booked,
+                Some(*shard),
+            )),
             (
                 None,
                 Event::WaitlistJoined {
@@ -328,7 +347,15 @@ impl Aggregate for Reservation {
                     vaccine,
                     ..
                 },
-            ) => Some(new(patient_sub, slot_id, date, hospital, vaccine, ReservationStatus::Waitlist, None)),
+            ) => Some(new(
+                patient_sub,
+                slot_id,
+                date,
+                hospital,
+                vaccine,
+                ReservationStatus::Waitlist,
+                None,
+            )),
             (Some(mut r), e) => {
                 match e {
                     Event::ReservationBooked { .. } | Event::WaitlistJoined { .. } => {}
@@ -385,7 +412,10 @@ mod tests {
     }
 
     fn at(h: u32) -> DateTime<Utc> {
-        NaiveDate::from_ymd_opt(2027, 3, 1).and_then(|d| d.and_hms_opt(h, 0, 0)).expect("time").and_utc()
+        NaiveDate::from_ymd_opt(2027, 3, 1)
+            .and_then(|d| d.and_hms_opt(h, 0, 0))
+            .expect("time")
+            .and_utc()
     }
 
     fn booked() -> Event {
@@ -397,19 +427,33 @@ mod tests {
     }
 
     fn offered() -> Event {
-        Event::DoseOffered { shard: 1, expires_at: at(10) }
+        Event::DoseOffered {
+            shard: 1,
+            expires_at: at(10),
+        }
     }
 
     #[test]
     fn a_booked_reservation_holds_its_shard_and_gives_it_back_on_cancel() {
-        let r = given::<Reservation>("r1", [booked()]).when(Command::Cancel).then([Event::ReservationCancelled {
-            slot_id: "s1".into(),
-            shard: Some(2),
-        }]);
-        assert_eq!(r.map(|r| r.status), Some(ReservationStatus::Cancelled));
-        given::<Reservation>("r1", [booked(), Event::ReservationCancelled { slot_id: "s1".into(), shard: Some(2) }])
+        let r = given::<Reservation>("r1", [booked()])
             .when(Command::Cancel)
-            .then_nothing();
+            .then([Event::ReservationCancelled {
+                slot_id: "s1".into(),
+                shard: Some(2),
+            }]);
+        assert_eq!(r.map(|r| r.status), Some(ReservationStatus::Cancelled));
+        given::<Reservation>(
+            "r1",
+            [
+                booked(),
+                Event::ReservationCancelled {
+                    slot_id: "s1".into(),
+                    shard: Some(2),
+                },
+            ],
+        )
+        .when(Command::Cancel)
+        .then_nothing();
     }
 
     #[test]
@@ -427,31 +471,48 @@ mod tests {
 
     #[test]
     fn a_waiting_entry_cancelled_gives_back_only_the_dose_held_for_it() {
-        given::<Reservation>("r1", [waiting()]).when(Command::Cancel).then([Event::ReservationCancelled {
-            slot_id: "s1".into(),
-            shard: None,
-        }]);
-        given::<Reservation>("r1", [waiting(), offered()]).when(Command::Cancel).then([Event::ReservationCancelled {
-            slot_id: "s1".into(),
-            shard: Some(1),
-        }]);
+        given::<Reservation>("r1", [waiting()])
+            .when(Command::Cancel)
+            .then([Event::ReservationCancelled {
+                slot_id: "s1".into(),
+                shard: None,
+            }]);
+        given::<Reservation>("r1", [waiting(), offered()])
+            .when(Command::Cancel)
+            .then([Event::ReservationCancelled {
+                slot_id: "s1".into(),
+                shard: Some(1),
+            }]);
     }
 
     #[test]
     fn one_reminder_per_booked_reservation_and_none_after_a_cancel() {
         let date = NaiveDate::from_ymd_opt(2027, 3, 2).expect("date");
-        given::<Reservation>("r1", [booked()]).when(Command::Remind).then([Event::ReservationReminded { date }]);
+        given::<Reservation>("r1", [booked()])
+            .when(Command::Remind)
+            .then([Event::ReservationReminded { date }]);
         given::<Reservation>("r1", [booked(), Event::ReservationReminded { date }])
             .when(Command::Remind)
             .then_nothing();
-        given::<Reservation>("r1", [booked(), Event::ReservationCancelled { slot_id: "s1".into(), shard: Some(2) }])
-            .when(Command::Remind)
-            .then_nothing();
+        given::<Reservation>(
+            "r1",
+            [
+                booked(),
+                Event::ReservationCancelled {
+                    slot_id: "s1".into(),
+                    shard: Some(2),
+                },
+            ],
+        )
+        .when(Command::Remind)
+        .then_nothing();
     }
 
     #[test]
     fn the_hospital_marks_a_booked_dose_given_or_missed_once() {
-        given::<Reservation>("r1", [booked()]).when(Command::Fulfil).then([Event::ReservationFulfilled {}]);
+        given::<Reservation>("r1", [booked()])
+            .when(Command::Fulfil)
+            .then([Event::ReservationFulfilled {}]);
         given::<Reservation>("r1", [booked(), Event::ReservationNoShow {}])
             .when(Command::Fulfil)
             .then_refused(|e| matches!(e, DomainError::IllegalTransition(_)));

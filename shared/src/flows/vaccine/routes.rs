@@ -9,9 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::on;
 
-use super::commands::{
-    self as usecase, CommandResult, Outcome, ReserveInput, SlotChange, SlotInput, SubscribeInput, WaitlistInput,
-};
+use super::commands::{self as usecase, CommandResult, Outcome, ReserveInput, SlotChange, SlotInput, SubscribeInput, WaitlistInput};
 use super::queries::{self, SlotParams, SlotResponse};
 use super::reservation::ReservationStatus;
 use super::view::{AlertResponse, ReservationResponse};
@@ -20,7 +18,9 @@ use crate::app::AppError;
 use crate::app::command::IdempotencyKey;
 use crate::app::queries::{ListParams, Page};
 use crate::domain::FieldError;
-use crate::http::openapi::responses::{Conflict, Gone, Invalid, Malformed, NotFound, Throttled, TooLarge, Unavailable, UnsupportedMediaType};
+use crate::http::openapi::responses::{
+    Conflict, Gone, Invalid, Malformed, NotFound, Throttled, TooLarge, Unavailable, UnsupportedMediaType,
+};
 use crate::http::openapi::{NO_BODY, NoBody};
 use crate::http::routes::{Access, AppState, accepted, checked_id, fail, ignored_body, query};
 use crate::http::{ApiError, RequestId, parse_json};
@@ -396,7 +396,12 @@ async fn my_subscriptions(State(p): State<AppState>, access: Access, q: Result<Q
         (status = 503, response = Unavailable),
     ),
 )]
-async fn unsubscribe(State(p): State<AppState>, access: Access, RequestId(rid): RequestId, id: Result<Path<String>, PathRejection>) -> Response {
+async fn unsubscribe(
+    State(p): State<AppState>,
+    access: Access,
+    RequestId(rid): RequestId,
+    id: Result<Path<String>, PathRejection>,
+) -> Response {
     let run = async { Ok::<_, ApiError>(usecase::unsubscribe(&p, &access.actor(), checked_id(&id)?, &rid).await?) };
     run.await.map_or_else(fail, |_| StatusCode::NO_CONTENT.into_response())
 }

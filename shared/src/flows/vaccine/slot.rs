@@ -30,7 +30,10 @@ pub fn shard_quantity(quantity: u32, shards: u8, shard: u8) -> i64 {
 /// reservations spread over the shards; then the others in order.
 pub fn shard_order(reservation_id: &str, shards: u8) -> impl Iterator<Item = u8> {
     let n = shards.max(1);
-    let start = (reservation_id.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b))) % u32::from(n)) as u8;
+    let start = (reservation_id
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
+        % u32::from(n)) as u8;
     (0..n).map(move |i| (start + i) % n)
 }
 
@@ -303,7 +306,9 @@ impl Aggregate for Slot {
                     .quantity
                     .checked_add(add)
                     .filter(|q| *q <= super::commands::MAX_QUANTITY)
-                    .ok_or_else(|| DomainError::IllegalTransition(format!("a slot holds at most {} doses", super::commands::MAX_QUANTITY)))?;
+                    .ok_or_else(|| {
+                        DomainError::IllegalTransition(format!("a slot holds at most {} doses", super::commands::MAX_QUANTITY))
+                    })?;
                 Ok(vec![Event::DosesAdded { add, quantity }])
             }
             Command::Close => Ok(if slot.status == SlotStatus::Closed {
@@ -472,7 +477,10 @@ mod tests {
             let total: i64 = (0..shards).map(|s| shard_quantity(quantity, shards, s)).sum();
             assert_eq!(total, i64::from(quantity), "{quantity} over {shards}");
             let sizes: Vec<i64> = (0..shards).map(|s| shard_quantity(quantity, shards, s)).collect();
-            assert!(sizes.iter().max().zip(sizes.iter().min()).is_some_and(|(a, b)| a - b <= 1), "{sizes:?}");
+            assert!(
+                sizes.iter().max().zip(sizes.iter().min()).is_some_and(|(a, b)| a - b <= 1),
+                "{sizes:?}"
+            );
         }
     }
 
@@ -482,18 +490,23 @@ mod tests {
         let mut sorted = order.clone();
         sorted.sort_unstable();
         assert_eq!(sorted, (0..8).collect::<Vec<_>>());
-        let starts: std::collections::BTreeSet<u8> =
-            (0..64).filter_map(|i| shard_order(&format!("01J{i:023}"), 8).next()).collect();
+        let starts: std::collections::BTreeSet<u8> = (0..64).filter_map(|i| shard_order(&format!("01J{i:023}"), 8).next()).collect();
         assert!(starts.len() > 4, "ids spread over the shards: {starts:?}");
     }
 
     #[test]
     fn a_dose_given_back_goes_to_the_first_in_line_or_back_to_the_pool() {
         given::<Slot>("s1", [opened(10, 2)])
-            .when(Command::GiveBack { shard: 1, expires_at: at(30) })
+            .when(Command::GiveBack {
+                shard: 1,
+                expires_at: at(30),
+            })
             .then([Event::SlotDoseReturned { shard: 1 }]);
         let slot = given::<Slot>("s1", [opened(10, 2), waits("e1"), waits("e2")])
-            .when(Command::GiveBack { shard: 1, expires_at: at(30) })
+            .when(Command::GiveBack {
+                shard: 1,
+                expires_at: at(30),
+            })
             .then([Event::SlotDoseHeld {
                 entry_id: "e1".into(),
                 patient_sub: "sub-e1".into(),
@@ -514,10 +527,16 @@ mod tests {
             expires_at: at(30),
         };
         given::<Slot>("s1", [opened(1, 1), waits("e1"), waits("e2"), held.clone()])
-            .when(Command::Lapse { now: at(29), expires_at: at(59) })
+            .when(Command::Lapse {
+                now: at(29),
+                expires_at: at(59),
+            })
             .then_nothing();
         let slot = given::<Slot>("s1", [opened(1, 1), waits("e1"), waits("e2"), held.clone()])
-            .when(Command::Lapse { now: at(30), expires_at: at(60) })
+            .when(Command::Lapse {
+                now: at(30),
+                expires_at: at(60),
+            })
             .then([
                 Event::SlotHoldLapsed { entry_id: "e1".into() },
                 Event::SlotDoseHeld {
@@ -530,8 +549,14 @@ mod tests {
             .expect("a slot");
         assert_eq!(slot.held.len(), 1, "one dose, one hold");
         given::<Slot>("s1", [opened(1, 1), waits("e1"), held])
-            .when(Command::Lapse { now: at(31), expires_at: at(61) })
-            .then([Event::SlotHoldLapsed { entry_id: "e1".into() }, Event::SlotDoseReturned { shard: 0 }]);
+            .when(Command::Lapse {
+                now: at(31),
+                expires_at: at(61),
+            })
+            .then([
+                Event::SlotHoldLapsed { entry_id: "e1".into() },
+                Event::SlotDoseReturned { shard: 0 },
+            ]);
     }
 
     #[test]

@@ -134,6 +134,9 @@ mod tests {
         );
         let n = NOTIFICATIONS.iter().find(|n| n.event_type == "SlotAnnounced").expect("declared");
         let sms = render_for(n.en, &e, "01JSUBSCRIPTION000000000CD").expect("rendered");
-        assert!(sms.ends_with("00000CD") && sms.contains("moderna") && sms.contains("부산시립병원"), "{sms}");
+        assert!(
+            sms.ends_with("00000CD") && sms.contains("moderna") && sms.contains("부산시립병원"),
+            "{sms}"
+        );
     }
 }
