@@ -21,7 +21,10 @@ fn start(env: &[(&str, &str)]) -> String {
 fn an_unknown_handler_names_the_functions_served_and_the_jobs_are_among_them() {
     let all = start(&[("_HANDLER", "checkup-book")]);
     assert!(all.contains("unknown handler") && all.contains("bootstrap vaccine serves"), "{all}");
-    assert!(all.contains("vaccine-reserve") && all.contains("vaccine-offer-expiry") && all.contains("vaccine-reminder"), "{all}");
+    assert!(
+        all.contains("vaccine-reserve") && all.contains("vaccine-offer-expiry") && all.contains("vaccine-reminder"),
+        "{all}"
+    );
 }
 
 #[test]

@@ -3,17 +3,19 @@
 //!
 //! - A case is a reservation: `POST /vaccine/reservations` with a slot, the person's name,
 //!   phone and locale. Vaccination takes no payment: the card of a journey is not sent.
-//! - The slots are the fixture's own: one per `day` and vaccine (pfizer, the other variant
-//!   moderna), at seoul-central, [`SHARDS`] shard counters, [`SeedDoses`] doses, with an id
-//!   derived from the day and the vaccine, so that an opening body is known before its slot
-//!   exists. [`Vaccine::prepare`] registers the slot an opening body names (an
-//!   administrator's registration, on the use case's machinery, idempotent); it must run
-//!   before the first opening in a slot. **No area calls it yet**: the trait has no step
-//!   before the opening (see the notes at [`Vaccine::prepare`]).
+//! - The slots are the fixture's own: per `day`, one of pfizer (variant 0) and one of
+//!   moderna (variant 1) at seoul-central, [`SHARDS`] shard counters, [`SeedDoses`] doses,
+//!   and a full one (novavax, one dose that a filler citizen takes), each with an id derived
+//!   from the day and the variant, so that an opening body is known before its slot exists.
+//!   [`Fixture::prepare`] registers the slot an opening body names, as an administrator's
+//!   registration does (idempotent), before every opening.
 //! - Journeys: reserve then cancel (the dose goes back through `vaccine-dose-return`),
-//!   fulfil, no-show, cancel twice, left booked, and left booked while an administrator
-//!   registers another slot (its notice fan-out) and the citizen subscribes to another
-//!   hospital's notices. A reservation is ready for its steps once its view shows it.
+//!   fulfil, no-show, cancel twice, left booked, left booked while an administrator adds
+//!   doses to its slot and closes it, left booked while an administrator registers another
+//!   slot (its notice fan-out) and the citizen subscribes to another hospital's notices, and
+//!   a waiting-list entry on a full slot that is held the dose the filler gives back
+//!   ([`Fixture::after_opening`]) and accepts it. A reservation is ready for its steps once
+//!   its view shows it; a waiting-list entry once its view shows the held dose.
 //! - The authorization matrix's call of each of the slice's eighteen routes. The routes
 //!   whose `{id}` names a slot or a subscription, not a reservation, can only be called with
 //!   an id that names nothing: every allowed caller gets `404` (authorization is decided
@@ -29,20 +31,13 @@
 //!   Vaccination owes no money: no dues.
 //! - The `concurrency` area's contest: fulfil and no-show (administrators) and cancel (the
 //!   citizen) on one reservation; each excludes the other two.
-//! - The use cases themselves (`commands::reserve`, `commands::cancel`) for the staged
-//!   held-charge race, which has no charge to hold here.
+//! - The use cases themselves (`commands::reserve`, `commands::cancel`) for the openings
+//!   and endings the areas make without HTTP.
 //!
-//! What the [`Fixture`] trait cannot say for this slice yet, so the areas will flag it:
-//! the slot an opening needs ([`Vaccine::prepare`], called by no area); one owner opening
-//! many cases (the `authz` matrix's owner, the `concurrency` area's early bird), which the
-//! slice refuses past one active reservation per vaccine; steps on ids other than the case
-//! (a slot's doses, close and waiting list, an offer to accept), so the failure points
-//! `vaccine-slot-doses/after-commit`, `vaccine-slot-close/after-commit`,
-//! `vaccine-waitlist/after-commit` and `vaccine-accept/after-commit` have no journey; read
-//! routes whose `{id}` is not the case (the `privacy` area reads them with the case's id);
-//! load shedding (`503` + `Retry-After` under a rush), which the `concurrency` area counts as
-//! a 5xx; and a slice without payments ([`Opened::payment_id`] is empty, which the
-//! same-key and held-charge checks take for a missing payment).
+//! Vaccination takes no payment ([`Fixture::pays`] is false): the areas skip the money
+//! checks, and the staged held-charge race, for this slice. Under a rush the reservation
+//! sheds load (`503` + `Retry-After`); the `concurrency` area's contenders send again after
+//! the delay, as a well-behaved client does, and count the sheds.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
@@ -66,7 +61,7 @@ use clinicflow::topology::{Method, Route, SMS_NOTIFIER};
 use clinicflow_tests::{LocalOptions, LocalStack};
 use serde_json::{Value, json};
 
-use super::{Body, Contest, Due, Fixture, Journey, Opened, Opens, Personal, RouteCall, Step, Who};
+use super::{Body, Contest, Due, Fixture, Journey, Opened, Opening, Opens, Personal, RouteCall, Step, Who};
 use crate::areas::api::{Api, CONTENDER, Person, SOMEONE, wait_for};
 use crate::invariants::{Case, aggregates};
 
@@ -84,6 +79,12 @@ const HOSPITAL: &str = "seoul-central";
 /// The vaccines of the two variants of the opening request (a slot has one vaccine, so the
 /// other variant is another slot of the same day).
 const VACCINES: [&str; 2] = ["pfizer", "moderna"];
+/// The fixture's third slot of a day: one dose of this vaccine, taken by [`FILLER`] when it
+/// is prepared, so that a citizen can only join its waiting list.
+const FULL: usize = 2;
+const FULL_VACCINE: &str = "novavax";
+/// The citizen who takes the one dose of a full slot, and gives it back once someone waits.
+const FILLER: &str = "vaccine-fixture-filler";
 /// The shard counters of each of the fixture's slots: a rush on one slot spreads over them.
 pub const SHARDS: u8 = 4;
 /// The doses of each of the fixture's slots, unless [`Fixture::set_capacity`] says otherwise.
@@ -107,7 +108,7 @@ const SLOTS_SOURCE: &str = "clinicflow.vaccine";
 
 /// The doses the fixture registers each of its slots with. A slot's doses are an
 /// administrator's choice, not configuration, so [`Fixture::set_capacity`] keeps them in the
-/// stack's configuration under this harness-only type, where [`Vaccine::prepare`] reads them;
+/// stack's configuration under this harness-only type, where [`Fixture::prepare`] reads them;
 /// no function of the platform reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SeedDoses(pub u32);
@@ -126,7 +127,7 @@ fn date_of(day: i64) -> String {
 
 /// The id of the fixture's slot of `day` and variant `variant`.
 pub fn slot_id(day: i64, variant: usize) -> String {
-    format!("{SLOT_PREFIX}{}{:014}", variant.min(1), day.unsigned_abs())
+    format!("{SLOT_PREFIX}{}{:014}", variant.min(FULL), day.unsigned_abs())
 }
 
 /// The (day, variant) of a fixture slot id, if it is one.
@@ -137,7 +138,12 @@ fn seed_of(slot_id: &str) -> Option<(i64, usize)> {
     }
     let variant = usize::from(rest.as_bytes().first().copied()? - b'0');
     let day = rest.get(1..)?.parse().ok()?;
-    (variant < VACCINES.len()).then_some((day, variant))
+    (variant <= FULL).then_some((day, variant))
+}
+
+/// The vaccine of the fixture's slots of variant `variant`.
+fn vaccine_of(variant: usize) -> &'static str {
+    VACCINES.get(variant).copied().unwrap_or(FULL_VACCINE)
 }
 
 /// The slot an opening body names.
@@ -210,6 +216,47 @@ const NOSHOW: Step = Step {
     success: 200,
 };
 
+/// An administrator adds doses to the case's slot.
+const ADD_DOSES: Step = Step {
+    name: "doses added",
+    who: Who::Staff(VACCINE_ADMIN),
+    method: Method::Post,
+    path: "/vaccine/slots/{slot}/doses",
+    body: Some(doses),
+    success: 200,
+};
+
+/// An administrator closes the case's slot: the reservation stays.
+const CLOSE_SLOT: Step = Step {
+    name: "slot closed",
+    who: Who::Staff(VACCINE_ADMIN),
+    method: Method::Post,
+    path: "/vaccine/slots/{slot}/close",
+    body: None,
+    success: 200,
+};
+
+/// The citizen takes the dose held for their waiting-list entry.
+const ACCEPT: Step = Step {
+    name: "accept the held dose",
+    who: Who::Owner,
+    method: Method::Post,
+    path: "/vaccine/offers/{id}/accept",
+    body: None,
+    success: 201,
+};
+
+/// The opening of a waiting-list journey: the citizen joins the waiting list of the day's
+/// full slot, with the contact of the fixture's opening body.
+fn join_full_slot(body: &Value) -> (Value, Value) {
+    let mut on = body.clone();
+    if let Some((day, _)) = body["slot_id"].as_str().and_then(seed_of) {
+        on["slot_id"] = json!(slot_id(day, FULL));
+    }
+    let request = json!({"name": body["name"], "phone": body["phone"], "locale": body["locale"]});
+    (on, request)
+}
+
 /// An administrator registers another slot (not the case's).
 const OPEN_SLOT: Step = Step {
     name: "another slot opens",
@@ -266,6 +313,16 @@ fn noshow_points(point: &str) -> bool {
     after_commit(point, faults::NOSHOW)
 }
 
+/// An administrator managing the case's slot.
+fn slot_managed_points(point: &str) -> bool {
+    after_commit(point, faults::SLOT_DOSES) || after_commit(point, faults::SLOT_CLOSE)
+}
+
+/// A waiting-list entry, the dose given back to it, and its acceptance.
+fn waitlist_points(point: &str) -> bool {
+    after_commit(point, faults::WAITLIST) || after_commit(point, faults::ACCEPT)
+}
+
 /// A slot's registration and its notice fan-out, and a subscription.
 fn slot_and_subscription_points(point: &str) -> bool {
     after_commit(point, faults::SLOT_OPEN) || consumed(point, faults::SLOT_NOTICE) || after_commit(point, faults::SUBSCRIBE)
@@ -284,6 +341,7 @@ const JOURNEYS: &[Journey] = &[
         name: "reserve→cancel",
         card: NO_CARD,
         opens: Opens::Case("cancelled"),
+        opening: None,
         steps: &[CANCEL],
         armed_at: cancelled_points,
     },
@@ -291,6 +349,7 @@ const JOURNEYS: &[Journey] = &[
         name: "reserve→fulfil",
         card: NO_CARD,
         opens: Opens::Case("fulfilled"),
+        opening: None,
         steps: &[FULFIL],
         armed_at: fulfilled_points,
     },
@@ -298,6 +357,7 @@ const JOURNEYS: &[Journey] = &[
         name: "reserve→no-show",
         card: NO_CARD,
         opens: Opens::Case("noshow"),
+        opening: None,
         steps: &[NOSHOW],
         armed_at: noshow_points,
     },
@@ -305,6 +365,7 @@ const JOURNEYS: &[Journey] = &[
         name: "reserve→cancel→cancel again",
         card: NO_CARD,
         opens: Opens::Case("cancelled"),
+        opening: None,
         steps: &[CANCEL, CANCEL],
         armed_at: nowhere,
     },
@@ -312,13 +373,34 @@ const JOURNEYS: &[Journey] = &[
         name: "reserve, another slot opens, subscribe to another hospital's notices",
         card: NO_CARD,
         opens: Opens::Case("booked"),
+        opening: None,
         steps: &[OPEN_SLOT, SUBSCRIBE],
         armed_at: slot_and_subscription_points,
+    },
+    Journey {
+        name: "reserve, doses added, slot closed",
+        card: NO_CARD,
+        opens: Opens::Case("booked"),
+        opening: None,
+        steps: &[ADD_DOSES, CLOSE_SLOT],
+        armed_at: slot_managed_points,
+    },
+    Journey {
+        name: "wait on a full slot→a dose given back is held→accept",
+        card: NO_CARD,
+        opens: Opens::Case("booked"),
+        opening: Some(Opening {
+            path: "/vaccine/slots/{slot}/waitlist",
+            bodies: join_full_slot,
+        }),
+        steps: &[ACCEPT],
+        armed_at: waitlist_points,
     },
     Journey {
         name: "reserve, left booked",
         card: NO_CARD,
         opens: Opens::Case("booked"),
+        opening: None,
         steps: &[],
         armed_at: nowhere,
     },
@@ -342,23 +424,20 @@ impl Vaccine {
     /// A failure after the registration committed (an armed point) counts as registered: the
     /// sweeper publishes what was committed.
     ///
-    /// Every area must call it (on the stack's platform) before the first opening of a
-    /// case in a slot; the `Fixture` trait has no such step yet, so until it has one (a
-    /// `prepare` with a default that does nothing, which this method would implement) every
-    /// opening of this fixture over HTTP is refused with `422` (`slot_id` names no slot).
-    /// [`Fixture::open_direct`] calls it itself.
-    pub async fn prepare(&self, p: &Platform, body: &Value) -> anyhow::Result<()> {
+    /// A full slot ([`FULL`]) gets one dose, which [`FILLER`] takes at once.
+    async fn register(&self, p: &Platform, body: &Value) -> anyhow::Result<()> {
         let Some((day, variant)) = body["slot_id"].as_str().and_then(seed_of) else {
             return Ok(());
         };
         let id = slot_id(day, variant);
         let date = NaiveDate::parse_from_str(&date_of(day), "%Y-%m-%d").context("the fixture's slot date")?;
+        let full = variant == FULL;
         let new = NewSlot {
             date,
             hospital: HOSPITAL.to_owned(),
-            vaccine: VACCINES[variant].to_owned(),
-            quantity: p.config.slice::<SeedDoses>().0,
-            shards: SHARDS,
+            vaccine: vaccine_of(variant).to_owned(),
+            quantity: if full { 1 } else { p.config.slice::<SeedDoses>().0 },
+            shards: if full { 1 } else { SHARDS },
         };
         let mut last = None;
         for _ in 0..5 {
@@ -378,15 +457,11 @@ impl Vaccine {
                 })
             })
             .await;
-            match registered {
-                Ok(_) => return Ok(()),
-                Err(e) => {
-                    if command::load::<Slot>(p, &id).await.is_ok_and(|l| l.state.is_some()) {
-                        return Ok(());
-                    }
-                    last = Some(e);
-                }
+            let exists = registered.is_ok() || command::load::<Slot>(p, &id).await.is_ok_and(|l| l.state.is_some());
+            if exists {
+                return if full { self.fill(p, &id).await.map(|_| ()) } else { Ok(()) };
             }
+            last = registered.err();
         }
         Err(anyhow::anyhow!(
             "the fixture's slot {id} could not be registered: {}",
@@ -395,8 +470,66 @@ impl Vaccine {
     }
 }
 
+impl Vaccine {
+    /// [`FILLER`] takes the one dose of full slot `slot_id` (idempotently: the same key
+    /// answers the same reservation); answers its id.
+    async fn fill(&self, p: &Platform, slot_id: &str) -> anyhow::Result<String> {
+        let input = ReserveInput {
+            slot_id: Some(slot_id.to_owned()),
+            name: Some(CONTENDER.name.to_owned()),
+            phone: Some(CONTENDER.phone.to_owned()),
+            locale: Some(CONTENDER.locale.to_owned()),
+        };
+        let actor = Actor {
+            sub: format!("{FILLER}-{slot_id}"),
+        };
+        let mut last = String::new();
+        for _ in 0..5 {
+            let key = IdempotencyKey::parse(&format!("fill-{slot_id}"), slot_id.as_bytes()).map_err(|e| anyhow::anyhow!(e.detail))?;
+            match usecase::reserve(p, &actor, input.clone(), Some(key), SEED_REQUEST).await {
+                Ok(a) => {
+                    return a.body["id"].as_str().map(str::to_owned).context("a reservation answers its id");
+                }
+                Err(e) => last = e.to_string(),
+            }
+        }
+        anyhow::bail!("the filler could not take full slot {slot_id}'s dose: {last}")
+    }
+}
+
 #[async_trait]
 impl Fixture for Vaccine {
+    async fn prepare(&self, p: &Platform, body: &Value) -> anyhow::Result<()> {
+        self.register(p, body).await
+    }
+
+    /// An entry on a full slot's waiting list: the filler gives its dose back (the
+    /// cancellation's dose return holds it for the entry, first in line).
+    async fn after_opening(&self, p: &Platform, _journey: &Journey, _id: &str, body: &Value) -> anyhow::Result<()> {
+        let Some((day, FULL)) = body["slot_id"].as_str().and_then(seed_of) else {
+            return Ok(());
+        };
+        let slot = slot_id(day, FULL);
+        let filler = self.fill(p, &slot).await?;
+        let actor = Actor {
+            sub: format!("{FILLER}-{slot}"),
+        };
+        let mut last = String::new();
+        for _ in 0..5 {
+            match usecase::cancel(p, &actor, &filler, SEED_REQUEST).await {
+                Ok(_) => return Ok(()),
+                Err(e) => last = e.to_string(),
+            }
+        }
+        anyhow::bail!("the filler of {slot} could not cancel: {last}")
+    }
+
+    /// `{slot}` is the slot the case is opened on.
+    fn resolve(&self, path: &str, id: &str, body: &Value) -> String {
+        path.replace("{id}", id)
+            .replace("{slot}", body["slot_id"].as_str().unwrap_or(NO_SLOT))
+    }
+
     fn slice(&self) -> &'static str {
         SLICE.name
     }
@@ -458,8 +591,8 @@ impl Fixture for Vaccine {
         projector::view_id(view::RESERVATIONS, id)
     }
 
-    /// The steps need nothing asynchronous; the case is ready once its view shows it (the
-    /// read routes answer from the view).
+    /// A reservation is ready once its view shows it (the read routes answer from the
+    /// view); a waiting-list entry once its view shows the dose held for it.
     async fn ready(&self, stack: &LocalStack, id: &str) -> bool {
         stack
             .platform
@@ -468,7 +601,12 @@ impl Fixture for Vaccine {
             .await
             .ok()
             .flatten()
-            .is_some_and(|v| v.body.get("status").is_some_and(|s| s.is_string()))
+            .is_some_and(|v| match v.body["status"].as_str() {
+                // An entry's step is to accept the dose held for it.
+                Some("waitlist") => v.body["offer_expires_at"].is_string(),
+                Some(_) => true,
+                None => false,
+            })
     }
 
     fn journeys(&self) -> &'static [Journey] {
@@ -630,7 +768,7 @@ impl Fixture for Vaccine {
                 continue;
             };
             if holds_dose(r.status) {
-                if !r.shard.is_some_and(|shard| shard < s.shards.max(1)) {
+                if r.shard.is_none_or(|shard| shard >= s.shards.max(1)) {
                     broken(
                         "no reservation without a dose",
                         format!(
@@ -798,7 +936,7 @@ impl Fixture for Vaccine {
         Ok(counters)
     }
 
-    /// The doses of the slots the fixture registers from now on ([`Vaccine::prepare`]).
+    /// The doses of the slots the fixture registers from now on ([`Fixture::prepare`]).
     fn set_capacity(&self, options: &mut LocalOptions, places: i64) {
         let doses = u32::try_from(places.clamp(1, i64::from(MAX_QUANTITY))).unwrap_or(DEFAULT_DOSES);
         options.config.slice_mut::<SeedDoses>().0 = doses;
@@ -935,11 +1073,11 @@ impl Fixture for Vaccine {
         &CANCEL
     }
 
-    /// Registers the slot first ([`Vaccine::prepare`]), then reserves on the use case. The
+    /// Registers the slot first ([`Fixture::prepare`]), then reserves on the use case. The
     /// `Idempotency-Key` is hashed with the request's body, as the route does.
     async fn open_direct(&self, p: &Platform, owner: &str, day: i64, variant: usize, key: &str, request_id: &str) -> Result<u16, String> {
         let body = body_for(day, variant, &CONTENDER);
-        self.prepare(p, &body).await.map_err(|e| format!("{e:#}"))?;
+        self.register(p, &body).await.map_err(|e| format!("{e:#}"))?;
         let input = ReserveInput {
             slot_id: Some(slot_id(day, variant)),
             name: Some(CONTENDER.name.to_owned()),

@@ -65,7 +65,10 @@ pub const FIXTURE: Fixture = Fixture {
         ("vaccine-query/my-subscriptions.json", 200),
     ],
     // The reservation is due the next day at 09:00 in Korea; nothing is held yet.
-    jobs: &[("vaccine-reminder/day-before.json", 1), ("vaccine-offer-expiry/every-minute.json", 0)],
+    jobs: &[
+        ("vaccine-reminder/day-before.json", 1),
+        ("vaccine-offer-expiry/every-minute.json", 0),
+    ],
     envelopes,
     refusals,
     stream_view,
@@ -280,11 +283,7 @@ fn envelopes() -> Vec<Value> {
 }
 
 fn first(envelopes: &[Value], t: &str) -> Value {
-    envelopes
-        .iter()
-        .find(|e| e["type"] == t)
-        .unwrap_or_else(|| panic!("a {t}"))
-        .clone()
+    envelopes.iter().find(|e| e["type"] == t).unwrap_or_else(|| panic!("a {t}")).clone()
 }
 
 /// Envelopes edited into what the Rust types would not produce: each must be refused.
@@ -301,14 +300,22 @@ fn refusals(schemas: &Schemas, envelopes: &[Value]) {
         ("SlotOpened", "no vaccine", |e| remove(&mut e["data"], "vaccine")),
         ("DosesAdded", "nothing added", |e| e["data"]["add"] = json!(0)),
         ("SlotDoseHeld", "a shard over 255", |e| e["data"]["shard"] = json!(256)),
-        ("SlotDoseHeld", "an expiry that is not a date-time", |e| e["data"]["expires_at"] = json!("soon")),
+        ("SlotDoseHeld", "an expiry that is not a date-time", |e| {
+            e["data"]["expires_at"] = json!("soon")
+        }),
         ("SlotClosed", "a field", |e| e["data"]["reason"] = json!("none expected")),
-        ("SlotAnnounced", "subscribers that are not a list", |e| e["data"]["subscribers"] = json!("all")),
-        ("ReservationBooked", "a slot id that is not a ULID", |e| e["data"]["slot_id"] = json!("slot-1")),
+        ("SlotAnnounced", "subscribers that are not a list", |e| {
+            e["data"]["subscribers"] = json!("all")
+        }),
+        ("ReservationBooked", "a slot id that is not a ULID", |e| {
+            e["data"]["slot_id"] = json!("slot-1")
+        }),
         ("ReservationBooked", "a national phone number", |e| {
             e["data"]["contact"]["phone"] = json!("010-1234-5678")
         }),
-        ("ReservationBooked", "an unknown locale", |e| e["data"]["contact"]["locale"] = json!("ja")),
+        ("ReservationBooked", "an unknown locale", |e| {
+            e["data"]["contact"]["locale"] = json!("ja")
+        }),
         ("ReservationBooked", "an empty patient", |e| e["data"]["patient_sub"] = json!("")),
         ("ReservationBooked", "no shard", |e| remove(&mut e["data"], "shard")),
         ("ReservationBooked", "another type", |e| e["type"] = json!("WaitlistJoined")),
@@ -323,7 +330,9 @@ fn refusals(schemas: &Schemas, envelopes: &[Value]) {
         }),
         ("ReservationFulfilled", "a field", |e| e["data"]["by"] = json!("someone")),
         ("AlertSubscribed", "no contact", |e| remove(&mut e["data"], "contact")),
-        ("AlertSubscribed", "a hospital that is not a string", |e| e["data"]["hospital"] = json!(7)),
+        ("AlertSubscribed", "a hospital that is not a string", |e| {
+            e["data"]["hospital"] = json!(7)
+        }),
         ("AlertUnsubscribed", "an unknown envelope field", |e| e["extra"] = json!(1)),
     ];
     for (t, what, edit) in cases {

@@ -57,11 +57,23 @@ fn run(d: &Deployment) -> BoxFuture<'_, Vec<String>> {
             assert_eq!(status, 201, "{body:#}");
         }
         let (status, gone) = d
-            .http("POST", "/vaccine/subscriptions", subscriber, "patient", json!({"hospital": "busan-city", "phone": "010-9876-5432"}))
+            .http(
+                "POST",
+                "/vaccine/subscriptions",
+                subscriber,
+                "patient",
+                json!({"hospital": "busan-city", "phone": "010-9876-5432"}),
+            )
             .await;
         assert_eq!(status, 201, "{gone:#}");
         let (status, body) = d
-            .http("DELETE", &format!("/vaccine/subscriptions/{}", id(&gone)), subscriber, "patient", Value::Null)
+            .http(
+                "DELETE",
+                &format!("/vaccine/subscriptions/{}", id(&gone)),
+                subscriber,
+                "patient",
+                Value::Null,
+            )
             .await;
         assert_eq!(status, 204, "{body:#}");
         d.settle().await;
@@ -79,15 +91,25 @@ fn run(d: &Deployment) -> BoxFuture<'_, Vec<String>> {
         let slot = id(&slot);
         d.settle().await;
 
-        let (status, first) = d.http("POST", "/vaccine/reservations", CITIZENS[0], "patient", reserve(&slot, 0)).await;
+        let (status, first) = d
+            .http("POST", "/vaccine/reservations", CITIZENS[0], "patient", reserve(&slot, 0))
+            .await;
         assert_eq!(status, 201, "{first:#}");
         let first = id(&first);
-        let (status, body) = d.http("POST", "/vaccine/reservations", CITIZENS[1], "patient", reserve(&slot, 1)).await;
+        let (status, body) = d
+            .http("POST", "/vaccine/reservations", CITIZENS[1], "patient", reserve(&slot, 1))
+            .await;
         assert_eq!(status, 409, "the slot is empty: {body:#}");
         let mut waiting = Vec::new();
         for n in [1, 2] {
             let (status, body) = d
-                .http("POST", &format!("/vaccine/slots/{slot}/waitlist"), CITIZENS[n], "patient", person(n))
+                .http(
+                    "POST",
+                    &format!("/vaccine/slots/{slot}/waitlist"),
+                    CITIZENS[n],
+                    "patient",
+                    person(n),
+                )
                 .await;
             assert_eq!(status, 201, "{body:#}");
             waiting.push(id(&body));
@@ -95,37 +117,69 @@ fn run(d: &Deployment) -> BoxFuture<'_, Vec<String>> {
         d.settle().await;
 
         let (status, body) = d
-            .http("POST", &format!("/vaccine/reservations/{first}/cancel"), CITIZENS[0], "patient", Value::Null)
+            .http(
+                "POST",
+                &format!("/vaccine/reservations/{first}/cancel"),
+                CITIZENS[0],
+                "patient",
+                Value::Null,
+            )
             .await;
         assert_eq!(status, 202, "{body:#}");
         d.settle().await;
         let (_, offers) = d.http("GET", "/vaccine/offers", CITIZENS[1], "patient", Value::Null).await;
-        assert_eq!(offers["items"].as_array().map(Vec::len), Some(1), "the dose is held for the first in line: {offers:#}");
+        assert_eq!(
+            offers["items"].as_array().map(Vec::len),
+            Some(1),
+            "the dose is held for the first in line: {offers:#}"
+        );
 
         // The hold ends unanswered: the dose passes to the second in line, who takes it.
         let lapsed = d.job("vaccine-offer-expiry", Utc::now() + Duration::hours(2)).await;
         assert_eq!(lapsed, 1);
         d.settle().await;
         let (status, taken) = d
-            .http("POST", &format!("/vaccine/offers/{}/accept", waiting[1]), CITIZENS[2], "patient", Value::Null)
+            .http(
+                "POST",
+                &format!("/vaccine/offers/{}/accept", waiting[1]),
+                CITIZENS[2],
+                "patient",
+                Value::Null,
+            )
             .await;
         assert_eq!(status, 201, "{taken:#}");
 
-        let (status, body) = d.http("POST", &format!("/vaccine/slots/{slot}/doses"), ADMIN, GROUP, json!({"add": 2})).await;
+        let (status, body) = d
+            .http("POST", &format!("/vaccine/slots/{slot}/doses"), ADMIN, GROUP, json!({"add": 2}))
+            .await;
         assert_eq!(status, 200, "{body:#}");
         let mut booked = Vec::new();
         for n in [3, 4] {
-            let (status, body) = d.http("POST", "/vaccine/reservations", CITIZENS[n], "patient", reserve(&slot, n)).await;
+            let (status, body) = d
+                .http("POST", "/vaccine/reservations", CITIZENS[n], "patient", reserve(&slot, n))
+                .await;
             assert_eq!(status, 201, "{body:#}");
             booked.push(id(&body));
         }
         d.settle().await;
         let (status, body) = d
-            .http("POST", &format!("/vaccine/reservations/{}/fulfil", waiting[1]), ADMIN, GROUP, Value::Null)
+            .http(
+                "POST",
+                &format!("/vaccine/reservations/{}/fulfil", waiting[1]),
+                ADMIN,
+                GROUP,
+                Value::Null,
+            )
             .await;
         assert_eq!(status, 200, "{body:#}");
         let (status, body) = d
-            .http("POST", &format!("/vaccine/reservations/{}/noshow", booked[0]), ADMIN, GROUP, Value::Null)
+            .http(
+                "POST",
+                &format!("/vaccine/reservations/{}/noshow", booked[0]),
+                ADMIN,
+                GROUP,
+                Value::Null,
+            )
             .await;
         assert_eq!(status, 200, "{body:#}");
         d.settle().await;
@@ -146,11 +200,20 @@ fn run(d: &Deployment) -> BoxFuture<'_, Vec<String>> {
             .await;
         assert_eq!(status, 201, "{other:#}");
         for s in [slot.clone(), id(&other)] {
-            let (status, body) = d.http("POST", &format!("/vaccine/slots/{s}/close"), ADMIN, GROUP, Value::Null).await;
+            let (status, body) = d
+                .http("POST", &format!("/vaccine/slots/{s}/close"), ADMIN, GROUP, Value::Null)
+                .await;
             assert_eq!(status, 200, "{body:#}");
         }
         d.settle().await;
-        vec![slot, first, waiting[0].clone(), waiting[1].clone(), booked[0].clone(), booked[1].clone()]
+        vec![
+            slot,
+            first,
+            waiting[0].clone(),
+            waiting[1].clone(),
+            booked[0].clone(),
+            booked[1].clone(),
+        ]
     }
     .boxed()
 }
@@ -169,7 +232,9 @@ fn swept<'a>(d: &'a Deployment, ids: &'a [String]) -> BoxFuture<'a, ()> {
             let (status, body) = d.http("GET", &path, sub, group, Value::Null).await;
             assert_eq!(status, 200, "{path}: {body:#}");
         }
-        let (_, view) = d.http("GET", &format!("/vaccine/reservations/{noshow}"), ADMIN, GROUP, Value::Null).await;
+        let (_, view) = d
+            .http("GET", &format!("/vaccine/reservations/{noshow}"), ADMIN, GROUP, Value::Null)
+            .await;
         assert_eq!(view["status"], "noshow", "swept, the no-show reached the view: {view:#}");
         let (_, view) = d.http("GET", &format!("/vaccine/slots/{slot}"), ADMIN, GROUP, Value::Null).await;
         assert_eq!(view["remaining"], 0, "three doses, three taken: {view:#}");

@@ -497,14 +497,19 @@ pub async fn join_waitlist(
     actor: &Actor,
     slot_id: &str,
     input: WaitlistInput,
+    idempotency: Option<IdempotencyKey>,
     request_id: &str,
 ) -> Result<Accepted, AppError> {
     let mut errors = Vec::new();
     let Some(contact) = contact(&input.name, &input.phone, &input.locale, &mut errors).filter(|_| errors.is_empty()) else {
         return Err(AppError::Invalid(errors));
     };
+    let idempotency = idempotency.map(|key| Idempotency {
+        scope: format!("{}:POST /vaccine/slots/{slot_id}/waitlist", actor.sub),
+        key,
+    });
     let id = p.ids.new_id();
-    command::run(p, faults::WAITLIST, None, || async {
+    command::run(p, faults::WAITLIST, idempotency.as_ref(), || async {
         let loaded = open_slot_for(p, slot_id, None).await?;
         let slot = loaded.state.clone().ok_or(AppError::NotFound)?;
         if queries::remaining(p, &slot).await? > 0 {
