@@ -303,10 +303,23 @@ async fn fr2_the_fan_out_texts_500_subscribers_once_each_under_duplicated_delive
     stack.opt_out(opted_out).await.expect("opts out");
     let subscribers: Vec<(String, String)> = (0..500).map(|i| (format!("fan-{i}"), format!("+8210{:08}", 20_000_000 + i * 10))).collect();
     for chunk in subscribers.chunks(50) {
+        // As a client does: a shed or timed-out request (503) is sent again after the time
+        // it asks for, under the same Idempotency-Key, so that it subscribes once.
         let calls = chunk.iter().map(|(sub, phone)| {
             let c = citizen(&stack, sub);
             let body = json!({"vaccine": "moderna", "phone": phone});
-            async move { c.post("/vaccine/subscriptions", &body).await.status }
+            let key = format!("{sub}-subscription");
+            async move {
+                for _ in 0..30 {
+                    let r = c.send("POST", "/vaccine/subscriptions", Some(&body), &[("idempotency-key", key.as_str())]).await;
+                    if r.status != 503 {
+                        return r.status;
+                    }
+                    let secs: u64 = r.retry_after.as_deref().and_then(|s| s.parse().ok()).expect("a 503 carries Retry-After");
+                    tokio::time::sleep(Duration::from_secs(secs)).await;
+                }
+                503
+            }
         });
         for status in futures::future::join_all(calls).await {
             assert_eq!(status, 201);
@@ -683,18 +696,20 @@ async fn reminder_the_day_before_each_booked_citizen_gets_one_reminder_and_a_can
 // NFR transaction + the rush — no reservation without its dose, no overbooking.
 
 /// Reserves on `slot` as `n` citizens at once, each retrying a shed request (503) after a
-/// pause as a client honouring `Retry-After` would; returns the final statuses and how many
-/// requests were shed on the way.
+/// pause as a client honouring `Retry-After` would, under one `Idempotency-Key` per citizen
+/// (a request that timed out may have committed: its retry is answered as it was); returns
+/// the final statuses and how many requests were shed on the way.
 async fn rush(stack: &LocalStack, slot: &str, prefix: &str, n: usize) -> (Vec<(u16, Option<String>)>, usize) {
     let shed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let calls = (0..n).map(|i| {
         let c = citizen(stack, &format!("{prefix}-{i}"));
         let body = reservation(slot);
         let shed = shed.clone();
+        let key = format!("{prefix}-{i}-reservation");
         async move {
             let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
             loop {
-                let r = c.post("/vaccine/reservations", &body).await;
+                let r = c.send("POST", "/vaccine/reservations", Some(&body), &[("idempotency-key", key.as_str())]).await;
                 if r.status != 503 || tokio::time::Instant::now() >= deadline {
                     return (r.status, r.body["id"].as_str().map(str::to_owned));
                 }
@@ -749,7 +764,19 @@ async fn rush_cancellations_racing_reservations_keep_remaining_equal_to_quantity
         let c = citizen(&stack, &format!("early-{i}"));
         first.push((reserve_ok(&c, &slot).await, c));
     }
-    let cancels = first.iter().take(30).map(|(id, c)| async move { c.post_empty(&format!("/vaccine/reservations/{id}/cancel")).await });
+    // A cancellation is idempotent: a client sends a shed or timed-out one (503) again.
+    let cancels = first.iter().take(30).map(|(id, c)| async move {
+        let path = format!("/vaccine/reservations/{id}/cancel");
+        let mut r = c.post_empty(&path).await;
+        for _ in 0..30 {
+            if r.status != 503 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            r = c.post_empty(&path).await;
+        }
+        r
+    });
     let (cancelled, (results, _)) = tokio::join!(futures::future::join_all(cancels), rush(&stack, &slot, "late", 400));
     assert!(cancelled.iter().all(|r| r.status == 202));
     let late_booked = results.iter().filter(|(s, _)| *s == 201).count() as i64;

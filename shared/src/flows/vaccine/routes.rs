@@ -355,7 +355,17 @@ async fn join_waitlist(
     post,
     path = "/vaccine/subscriptions",
     operation_id = "subscribeVaccineSlots",
-    description = "One SMS per new slot that matches, until unsubscribed. Role: `patient`.",
+    description = "One SMS per new slot that matches, until unsubscribed. With an `Idempotency-Key`, a retry is answered as \
+                   the first request was. Role: `patient`.",
+    params((
+        "Idempotency-Key" = Option<String>,
+        Header,
+        nullable = false,
+        min_length = 1,
+        max_length = 255,
+        pattern = "^[!-~]+$",
+        description = "1 to 255 visible ASCII characters, unique per subscription attempt."
+    )),
     request_body(content = SubscribeInput, example = json!({"hospital": "seoul-central", "vaccine": "pfizer", "phone": "010-2222-3333"})),
     responses(
         (status = 201, description = "Subscribed.", body = AlertResponse),
@@ -370,7 +380,8 @@ async fn join_waitlist(
 async fn subscribe(State(p): State<AppState>, access: Access, RequestId(rid): RequestId, headers: HeaderMap, body: Bytes) -> Response {
     let run = async {
         let input: SubscribeInput = parse_json(&headers, &body)?;
-        Ok::<_, ApiError>(usecase::subscribe(&p, &access.actor(), input, &rid).await?)
+        let idem = idempotency_key(&headers, &body)?;
+        Ok::<_, ApiError>(usecase::subscribe(&p, &access.actor(), input, idem, &rid).await?)
     };
     run.await.map_or_else(fail, accepted)
 }
