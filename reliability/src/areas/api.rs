@@ -28,6 +28,8 @@ pub struct Answer {
     pub content_type: String,
     /// `WWW-Authenticate`, if any.
     pub www_authenticate: Option<String>,
+    /// `Retry-After` in seconds, if any.
+    pub retry_after: Option<u64>,
     /// The body as JSON (`Null` when empty or not JSON).
     pub body: Value,
 }
@@ -104,12 +106,14 @@ impl Api {
         let header = |name: reqwest::header::HeaderName| res.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let content_type = header(reqwest::header::CONTENT_TYPE).unwrap_or_default();
         let www_authenticate = header(reqwest::header::WWW_AUTHENTICATE);
+        let retry_after = header(reqwest::header::RETRY_AFTER).and_then(|v| v.trim().parse().ok());
         let status = res.status().as_u16();
         let bytes = res.bytes().await?;
         Ok(Answer {
             status,
             content_type,
             www_authenticate,
+            retry_after,
             body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
         })
     }

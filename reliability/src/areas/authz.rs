@@ -221,8 +221,12 @@ fn judge(what: &str, expected: u16, answer: &anyhow::Result<Answer>) -> Option<S
     None
 }
 
-/// The fresh cases the matrix needs, all opened by [`OWNER`] and ready, per slice.
+/// The fresh cases the matrix needs, each opened by an owner of its own ([`OWNER`]`-n`)
+/// and ready, per slice.
 struct Cases {
+    /// The owner of each case: one per case, as a slice may let a patient hold only one
+    /// case at a time (one active reservation per vaccine).
+    owners: BTreeMap<String, String>,
     ids: BTreeMap<&'static str, Vec<String>>,
     shared: BTreeMap<&'static str, String>,
     /// Every fixture case, taken or not.
@@ -232,24 +236,32 @@ struct Cases {
 impl Cases {
     /// Opens `needed[slice]` cases of each slice, plus one its read-only routes share.
     async fn open(stack: &LocalStack, api: &Api, needed: &BTreeMap<&'static str, usize>, report: &mut AreaReport) -> anyhow::Result<Self> {
-        let owner = stack.token(OWNER, &[PATIENT.group]);
         let mut cases = Self {
+            owners: BTreeMap::new(),
             ids: BTreeMap::new(),
             shared: BTreeMap::new(),
             all: Vec::new(),
         };
         for f in slices::all() {
             let n = needed.get(f.slice()).copied().unwrap_or(0) + 1;
-            let answers = join_all((0..n).map(|i| {
-                let body = f.open_body(200 + i as i64, &SOMEONE, "tok_ok");
-                let (api, owner) = (api.clone(), owner.clone());
-                async move { api.send("POST", f.opening(), Some(&owner), Some(&body)).await }
+            let mut bodies = Vec::new();
+            for i in 0..n {
+                bodies.push(slices::opening_body(*f, &stack.platform, 200 + i as i64, &SOMEONE, "tok_ok").await?);
+            }
+            let answers = join_all(bodies.iter().enumerate().map(|(i, body)| {
+                let sub = format!("{OWNER}-{}-{i}", f.slice());
+                let owner = stack.token(&sub, &[PATIENT.group]);
+                let api = api.clone();
+                async move { (sub, api.send("POST", f.opening(), Some(&owner), Some(body)).await) }
             }))
             .await;
             let mut ids = Vec::new();
-            for a in answers {
+            for (sub, a) in answers {
                 match a.as_ref().ok().and_then(created_id) {
-                    Some(id) => ids.push(id),
+                    Some(id) => {
+                        cases.owners.insert(id.clone(), sub);
+                        ids.push(id);
+                    }
                     None => report.violation(format!(
                         "authz fixture: a {} case could not be opened: {:?}",
                         f.slice(),
@@ -331,6 +343,10 @@ pub async fn run(mode: Mode) -> anyhow::Result<AreaReport> {
         *needed.entry(p.slice()).or_default() += callers.len() + 1;
     }
     let mut cases = Cases::open(&stack, &api, &needed, &mut report).await?;
+    // The opening route's cells open cases in the slot of day 300 (`body_of`).
+    for f in slices::all() {
+        f.prepare(&stack.platform, &f.open_body(300, &SOMEONE, "tok_ok")).await?;
+    }
 
     let mut cells = 0;
     for plan in &plans {
@@ -345,7 +361,12 @@ pub async fn run(mode: Mode) -> anyhow::Result<AreaReport> {
             } else {
                 None
             };
-            let answer = api.send(route.method.as_str(), &path, caller.token.as_deref(), body.as_ref()).await;
+            // The owner's column is the owner of the cell's case.
+            let token = match (caller.owner, case.as_ref().and_then(|id| cases.owners.get(id))) {
+                (true, Some(sub)) => Some(stack.token(sub, &[PATIENT.group])),
+                _ => caller.token.clone(),
+            };
+            let answer = api.send(route.method.as_str(), &path, token.as_deref(), body.as_ref()).await;
             let what = format!("{} {} as {}", route.method.as_str(), route.path, caller.label);
             let mut verdict = judge(&what, want, &answer);
             if verdict.is_none() && want >= 400 && before.is_some() && before != Some(footprint(&stack, plan, case.as_deref()).await?) {

@@ -61,6 +61,7 @@ pub async fn run(mode: Mode) -> anyhow::Result<AreaReport> {
     }
     super::held_charge::run(&mut report).await?;
     report.figure("contenders", tally.contenders);
+    report.figure("contenders shed (503 + Retry-After, sent again)", tally.shed);
     report.figure("cases over capacity", tally.over_capacity);
     report.figure("5xx", tally.server_errors);
     report.figure("charges voided after a lost race", tally.voided);
@@ -83,6 +84,7 @@ pub async fn run(mode: Mode) -> anyhow::Result<AreaReport> {
 #[derive(Debug, Default)]
 struct Tally {
     contenders: u64,
+    shed: u64,
     over_capacity: u64,
     server_errors: u64,
     voided: u64,
@@ -129,11 +131,12 @@ async fn last_places(f: &'static dyn Fixture, mode: Mode, report: &mut AreaRepor
     let contenders = mode.pick(1000, 200);
     let stack = LocalStack::start(options(f, CAPACITY)).await?;
     let api = Api::new(&stack)?;
-    let body = f.open_body(50, &CONTENDER, "tok_ok");
+    let body = slices::opening_body(f, &stack.platform, 50, &CONTENDER, "tok_ok").await?;
     let opening = f.opening();
 
-    let early = stack.token("early-bird", &[PATIENT.group]);
-    for _ in 0..CAPACITY - REMAINING {
+    // The early birds are distinct people: a slice may let one hold a single case at a time.
+    for i in 0..CAPACITY - REMAINING {
+        let early = stack.token(&format!("early-bird-{i}"), &[PATIENT.group]);
         let a = api.send("POST", opening, Some(&early), Some(&body)).await?;
         if a.status != 201 {
             report.violation(format!(
@@ -153,16 +156,25 @@ async fn last_places(f: &'static dyn Fixture, mode: Mode, report: &mut AreaRepor
     let requests: Vec<_> = authorizations
         .iter()
         .map(|auth| {
-            api.call(Call {
-                method: "POST",
-                path: opening,
-                authorization: Some(auth),
-                body: Some(("application/json", bytes.clone())),
-                headers: &[],
-            })
+            let (api, bytes) = (api.clone(), bytes.clone());
+            async move {
+                let call = || Call {
+                    method: "POST",
+                    path: opening,
+                    authorization: Some(auth),
+                    body: Some(("application/json", bytes.clone())),
+                    headers: &[],
+                };
+                shed_aware(&api, call).await
+            }
         })
         .collect();
-    let answers = join_all(requests).await;
+    let sent = join_all(requests).await;
+    let mut answers = Vec::new();
+    for (answer, sheds) in sent {
+        tally.shed += sheds;
+        answers.push(answer);
+    }
 
     let mut winners = Vec::new();
     for answer in &answers {
@@ -206,6 +218,57 @@ async fn last_places(f: &'static dyn Fixture, mode: Mode, report: &mut AreaRepor
     }
 
     // Money: kept for each stored case, released for every refused contender.
+    if f.pays() {
+        last_places_money(f, &stack, &stored, report, tally);
+    }
+
+    // The SMS are those of the stored cases' status changes; a refused contender hears nothing.
+    let sent = stack.sms_sent().await?;
+    let notifying = feed(db(&stack)?)
+        .await?
+        .iter()
+        .filter(|e| stored.contains(&e.correlation_id))
+        .filter(|e| {
+            clinicflow::catalog()
+                .rules
+                .iter()
+                .any(|r| r.target == SMS_NOTIFIER && r.matches(&e.source, &e.event_type))
+        })
+        .count();
+    if sent.len() != notifying {
+        report.violation(format!(
+            "{slice} last places: {} SMS sent for {stored_n} stored cases, whose status changes send {notifying} \
+             (refused contenders must get none)",
+            sent.len()
+        ));
+    }
+    stack.shutdown().await;
+    Ok(())
+}
+
+/// Sends an opening as a well-behaved client does: a `503` with `Retry-After` (the service
+/// shedding load) is sent again after the delay it asks for (at most a second, 50 times);
+/// answers the last answer and how many times it was shed.
+async fn shed_aware<'a>(api: &Api, call: impl Fn() -> Call<'a>) -> (anyhow::Result<Answer>, u64) {
+    let mut sheds = 0;
+    loop {
+        let answer = api.call(call()).await;
+        let retry_after = match &answer {
+            Ok(a) if a.status == 503 && sheds < 50 => a.retry_after,
+            _ => None,
+        };
+        let Some(secs) = retry_after else {
+            return (answer, sheds);
+        };
+        sheds += 1;
+        tokio::time::sleep(Duration::from_millis(secs.min(1) * 1000 + fastrand::u64(..250))).await;
+    }
+}
+
+/// The money of the last places: kept for each stored case, released for every refused
+/// contender.
+fn last_places_money(f: &dyn Fixture, stack: &LocalStack, stored: &HashSet<String>, report: &mut AreaReport, tally: &mut Tally) {
+    let slice = f.slice();
     let price = f.price(&stack.platform.config, 0).0;
     let mut kept_for_refused = 0;
     let mut captured_for_stored: BTreeMap<String, u32> = BTreeMap::new();
@@ -240,29 +303,6 @@ async fn last_places(f: &'static dyn Fixture, mode: Mode, report: &mut AreaRepor
             CAPACITY as u64 * price
         ));
     }
-
-    // The SMS are those of the stored cases' status changes; a refused contender hears nothing.
-    let sent = stack.sms_sent().await?;
-    let notifying = feed(db(&stack)?)
-        .await?
-        .iter()
-        .filter(|e| stored.contains(&e.correlation_id))
-        .filter(|e| {
-            clinicflow::catalog()
-                .rules
-                .iter()
-                .any(|r| r.target == SMS_NOTIFIER && r.matches(&e.source, &e.event_type))
-        })
-        .count();
-    if sent.len() != notifying {
-        report.violation(format!(
-            "{slice} last places: {} SMS sent for {stored_n} stored cases, whose status changes send {notifying} \
-             (refused contenders must get none)",
-            sent.len()
-        ));
-    }
-    stack.shutdown().await;
-    Ok(())
 }
 
 struct Contested {
@@ -281,7 +321,10 @@ async fn contested_decisions(f: &'static dyn Fixture, mode: Mode, report: &mut A
     let owners: Vec<String> = (0..cases)
         .map(|i| stack.token(&format!("contest-patient-{i}"), &[PATIENT.group]))
         .collect();
-    let bodies: Vec<serde_json::Value> = (0..cases).map(|i| f.open_body(100 + i as i64, &CONTENDER, "tok_ok")).collect();
+    let mut bodies: Vec<serde_json::Value> = Vec::new();
+    for i in 0..cases {
+        bodies.push(slices::opening_body(f, &stack.platform, 100 + i as i64, &CONTENDER, "tok_ok").await?);
+    }
     let answers = join_all(owners.iter().zip(&bodies).map(|(token, body)| {
         let api = api.clone();
         async move { api.send("POST", f.opening(), Some(token), Some(body)).await }
@@ -327,7 +370,7 @@ async fn contested_decisions(f: &'static dyn Fixture, mode: Mode, report: &mut A
         let mix = contest.mixes[i % contest.mixes.len()];
         for &d in mix {
             for _ in 0..1 + fastrand::usize(..3) {
-                plan.push((i, d, contest.decisions[d].path_for(&c.id)));
+                plan.push((i, d, f.resolve(contest.decisions[d].path, &c.id, &c.body)));
             }
         }
     }
@@ -427,24 +470,29 @@ async fn same_key_at_once(f: &'static dyn Fixture, mode: Mode, report: &mut Area
         owner: String,
         auth: String,
         key: String,
+        first: serde_json::Value,
         bodies: [Vec<u8>; 2],
         mixed: bool,
     }
-    let plans: Vec<Key> = (0..keys)
-        .map(|i| {
-            let owner = stack.token(&format!("idem-patient-{i}"), &[PATIENT.group]);
-            let first = f.open_body(250 + i as i64, &CONTENDER, "tok_ok");
-            let mixed = i % 2 == 1;
-            let other = if mixed { f.other_body(&first) } else { first.clone() };
-            Key {
-                auth: bearer(&owner),
-                owner,
-                key: format!("idem-{i}-{}", fastrand::u64(..)),
-                bodies: [first.to_string().into_bytes(), other.to_string().into_bytes()],
-                mixed,
-            }
-        })
-        .collect();
+    let mut plans: Vec<Key> = Vec::new();
+    for i in 0..keys {
+        let owner = stack.token(&format!("idem-patient-{i}"), &[PATIENT.group]);
+        let first = slices::opening_body(f, &stack.platform, 250 + i as i64, &CONTENDER, "tok_ok").await?;
+        let mixed = i % 2 == 1;
+        let other = if mixed {
+            slices::other_opening_body(f, &stack.platform, &first).await?
+        } else {
+            first.clone()
+        };
+        plans.push(Key {
+            auth: bearer(&owner),
+            owner,
+            key: format!("idem-{i}-{}", fastrand::u64(..)),
+            first: first.clone(),
+            bodies: [first.to_string().into_bytes(), other.to_string().into_bytes()],
+            mixed,
+        });
+    }
     let mut sends: Vec<(usize, usize)> = (0..keys).flat_map(|k| [(k, 0), (k, 0), (k, 1), (k, 1)]).collect();
     fastrand::shuffle(&mut sends);
     let headers: Vec<[(&str, &str); 1]> = plans.iter().map(|k| [("idempotency-key", k.key.as_str())]).collect();
@@ -516,6 +564,7 @@ async fn same_key_at_once(f: &'static dyn Fixture, mode: Mode, report: &mut Area
             let payment = payments.iter().find(|p| p.id == c.payment_id);
             let entry = payment.and_then(|p| ledger.iter().find(|e| e.provider_ref == p.provider_ref));
             match (payment, entry) {
+                _ if !f.pays() => {}
                 (Some(p), Some(e)) => {
                     if p.amount != c.price || e.amount != p.amount {
                         wrong.push(format!(
@@ -531,7 +580,7 @@ async fn same_key_at_once(f: &'static dyn Fixture, mode: Mode, report: &mut Area
                 }
                 _ => wrong.push("the case's payment is missing from the store or from the provider".into()),
             }
-            stored_ids.push((c.id.clone(), c.payment_id.clone(), plan.owner.clone()));
+            stored_ids.push((c.id.clone(), c.payment_id.clone(), plan.owner.clone(), plan.first.clone()));
         }
         if !wrong.is_empty() {
             report.violation(format!(
@@ -556,10 +605,15 @@ async fn same_key_at_once(f: &'static dyn Fixture, mode: Mode, report: &mut Area
 
     // Ending every case gives its money back.
     let ending = f.ending();
-    for (id, _, owner) in &stored_ids {
+    for (id, _, owner, first) in &stored_ids {
         let body = ending.body.map(|b| b());
         let a = api
-            .send(ending.method.as_str(), &ending.path_for(id), Some(owner), body.as_ref())
+            .send(
+                ending.method.as_str(),
+                &f.resolve(ending.path, id, first),
+                Some(owner),
+                body.as_ref(),
+            )
             .await?;
         if a.status != ending.success {
             report.violation(format!(
@@ -569,7 +623,7 @@ async fn same_key_at_once(f: &'static dyn Fixture, mode: Mode, report: &mut Area
         }
     }
     stack.settle(Duration::from_secs(30)).await;
-    for (id, payment_id, _) in &stored_ids {
+    for (id, payment_id, _, _) in stored_ids.iter().filter(|_| f.pays()) {
         let refunded = super::api::poll(Duration::from_secs(5), || async {
             let payments: BTreeMap<String, Payment> = aggregates(db, payment::CONTEXT).await.ok()?;
             payments

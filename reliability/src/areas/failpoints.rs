@@ -344,6 +344,11 @@ impl Driver for Run {
         }
         Ok(false)
     }
+
+    async fn platform(&mut self) -> anyhow::Result<&clinicflow::app::Platform> {
+        self.recover().await?;
+        Ok(&self.stack()?.platform)
+    }
 }
 
 /// Walks the plan's journey on `run` for each of its cases, recovers, settles and checks

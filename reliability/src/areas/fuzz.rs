@@ -379,6 +379,7 @@ fn valid_request(f: &dyn Fixture, call: &slices::RouteCall) -> (Value, Shape) {
 /// Opens the case of `f` every hostile request to its routes aims at, and waits until it is
 /// ready for the decisions they would take.
 async fn target_case(f: &dyn Fixture, stack: &LocalStack, http: &reqwest::Client, patient: &str) -> anyhow::Result<String> {
+    f.prepare(&stack.platform, &f.open_body(30, &SOMEONE, "tok_ok")).await?;
     let booked = http
         .post(format!("{}{}", stack.url(), f.opening()))
         .bearer_auth(patient)

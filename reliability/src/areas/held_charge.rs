@@ -12,7 +12,10 @@
 //! on the use cases) refunds that money once the events it published reach the consumers
 //! that move money.
 //!
+//! A slice that takes no payment ([`Fixture::pays`]) is not staged.
+//!
 //! [`Fixture::open_direct`]: crate::slices::Fixture::open_direct
+//! [`Fixture::pays`]: crate::slices::Fixture::pays
 //! [`Fixture::ending`]: crate::slices::Fixture::ending
 
 use std::sync::Arc;
@@ -69,7 +72,8 @@ fn moves_money(target: &str) -> bool {
 
 /// Stages the race once per slice; one case each, a violation per broken promise.
 pub async fn run(report: &mut AreaReport) -> anyhow::Result<()> {
-    for f in slices::all() {
+    // A slice that takes no payment has no charge to hold.
+    for f in slices::all().iter().filter(|f| f.pays()) {
         stage(*f, report).await?;
     }
     Ok(())

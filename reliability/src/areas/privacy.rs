@@ -429,6 +429,9 @@ impl Driver for Flows<'_> {
     async fn ready(&mut self, fixture: &'static dyn Fixture, id: &str) -> anyhow::Result<bool> {
         Ok(slices::wait_ready(fixture, &self.stack, id, Duration::from_secs(10)).await)
     }
+    async fn platform(&mut self) -> anyhow::Result<&clinicflow::app::Platform> {
+        Ok(&self.stack.platform)
+    }
 }
 
 impl<'r> Flows<'r> {
@@ -446,6 +449,15 @@ impl<'r> Flows<'r> {
             requests: 0,
             day: 30,
         })
+    }
+
+    /// Prepares what an opening with `body` needs ([`Fixture::prepare`]); a failure is a
+    /// violation (the openings that follow will say what it cost).
+    async fn prepare(&mut self, f: &dyn Fixture, body: &Value) {
+        if let Err(e) = f.prepare(&self.stack.platform, body).await {
+            self.report
+                .violation(format!("privacy: {} could not prepare an opening: {e:#}", f.slice()));
+        }
     }
 
     fn subject(&mut self) -> Subject {
@@ -553,6 +565,7 @@ impl<'r> Flows<'r> {
                 },
                 journey.card,
             );
+            self.prepare(f, &body).await;
             let owner = self.patient_sub(n);
             let walked = slices::walk(f, journey, self, &owner, &body, None).await?;
             for p in walked.problems {
@@ -565,7 +578,8 @@ impl<'r> Flows<'r> {
             first.get_or_insert_with(|| id.clone());
             // The owner and the staff read it back.
             let own = self.patient(n);
-            for route in routes_of(f).filter(|r| r.method == Method::Get && r.path.contains("{id}")) {
+            let reads_case = |r: &&Route| r.method == Method::Get && f.route(r).is_some_and(|c| c.case);
+            for route in routes_of(f).filter(reads_case) {
                 let path = route.path.replace("{id}", &id);
                 for role in route.roles {
                     let auth = bearer(&self.token_of(*role, &own));
@@ -601,6 +615,7 @@ impl<'r> Flows<'r> {
             },
             "tok_ok",
         );
+        self.prepare(f, &body).await;
         let auth = bearer(&patient);
         let key = format!("privacy-{}", fastrand::u64(..));
         let headers = [("idempotency-key", key.as_str())];
@@ -648,6 +663,7 @@ impl<'r> Flows<'r> {
                     },
                     card,
                 );
+                self.prepare(f, &body).await;
                 self.open(f, journey.name, &patient, &body, &[status]).await;
             }
         }
@@ -666,6 +682,7 @@ impl<'r> Flows<'r> {
             locale: "ko",
         };
         let valid = f.open_body(day, &person, "tok_ok");
+        self.prepare(f, &valid).await;
         let fields = f.personal();
         let mut bodies = vec![
             ("invalid phone", with(&valid, fields.phone, json!(format!("{phone}9")))),
@@ -769,6 +786,7 @@ impl<'r> Flows<'r> {
                 },
                 "tok_ok",
             );
+            self.prepare(f, &body).await;
             let Some(id) = self.open(f, "case to send bad free text on", &owner, &body, &[201]).await else {
                 continue;
             };
@@ -811,6 +829,7 @@ impl<'r> Flows<'r> {
             },
             "tok_ok",
         );
+        self.prepare(f, &body).await;
         let expired = self
             .stack
             .tokens
@@ -880,6 +899,7 @@ impl<'r> Flows<'r> {
                 },
                 card,
             );
+            self.prepare(f, &body).await;
             self.open(f, "payment provider slow or down", &patient, &body, &[status]).await;
         }
         tokio::time::sleep(cool_down + Duration::from_millis(200)).await;
@@ -896,6 +916,7 @@ impl<'r> Flows<'r> {
             },
             "tok_ok",
         );
+        self.prepare(f, &body).await;
         self.open(f, "payment provider back", &patient, &body, &[201]).await;
     }
 }

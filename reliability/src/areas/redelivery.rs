@@ -118,6 +118,9 @@ impl Driver for Http<'_> {
     async fn ready(&mut self, fixture: &'static dyn Fixture, id: &str) -> anyhow::Result<bool> {
         Ok(slices::wait_ready(fixture, self.stack, id, Duration::from_secs(10)).await)
     }
+    async fn platform(&mut self) -> anyhow::Result<&clinicflow::app::Platform> {
+        Ok(&self.stack.platform)
+    }
 }
 
 /// Runs the `n`-th flow through the API; returns the case and what went wrong.

@@ -89,7 +89,8 @@ pub struct Step {
     pub who: Who,
     /// Its method.
     pub method: Method,
-    /// Its path; `{id}` is the case.
+    /// Its path; `{id}` is the case, other placeholders are the fixture's
+    /// ([`Fixture::resolve`]).
     pub path: &'static str,
     /// Its JSON body, if it takes one.
     pub body: Option<fn() -> Value>,
@@ -97,11 +98,16 @@ pub struct Step {
     pub success: u16,
 }
 
-impl Step {
-    /// The step's path for case `id`.
-    pub fn path_for(&self, id: &str) -> String {
-        self.path.replace("{id}", id)
-    }
+/// A journey whose case is opened by another request than the fixture's opening (a citizen
+/// joining a waiting list rather than reserving).
+#[derive(Debug, Clone, Copy)]
+pub struct Opening {
+    /// Its path, placeholders resolved by [`Fixture::resolve`].
+    pub path: &'static str,
+    /// From the fixture's opening body: the body the case is opened on (prepared, and what
+    /// the placeholders of the opening's and the steps' paths are resolved on), and the
+    /// request's body.
+    pub bodies: fn(&Value) -> (Value, Value),
 }
 
 /// How the request that opens a journey's case is answered.
@@ -125,6 +131,9 @@ pub struct Journey {
     pub card: &'static str,
     /// How the opening request is answered.
     pub opens: Opens,
+    /// The request that opens the case, when it is not the fixture's opening
+    /// ([`Fixture::opening`] with the opening body).
+    pub opening: Option<Opening>,
     /// What follows once the case is ready.
     pub steps: &'static [Step],
     /// The failure points the `failpoints` area arms on this journey: those it passes
@@ -248,6 +257,34 @@ pub trait Fixture: Send + Sync {
     /// The path of the `POST` that opens a case (answered `201` with the case's `id`).
     fn opening(&self) -> &'static str;
 
+    /// Makes what an opening with `body` needs exist beforehand (a slot an administrator
+    /// registers), on `p`; idempotent, and called before every opening of a case (see
+    /// [`opening_body`]). Default: nothing.
+    async fn prepare(&self, p: &Platform, body: &Value) -> anyhow::Result<()> {
+        let _ = (p, body);
+        Ok(())
+    }
+
+    /// What the fixture does itself once `journey` opened case `id` with `body`, before the
+    /// case is awaited ready: a third party's move the journey's steps depend on. Default:
+    /// nothing.
+    async fn after_opening(&self, p: &Platform, journey: &Journey, id: &str, body: &Value) -> anyhow::Result<()> {
+        let _ = (p, journey, id, body);
+        Ok(())
+    }
+
+    /// `path` of a step of case `id` opened with `body`, its placeholders resolved. Default:
+    /// `{id}` is the case.
+    fn resolve(&self, path: &str, id: &str, body: &Value) -> String {
+        let _ = body;
+        path.replace("{id}", id)
+    }
+
+    /// Does the slice take a payment with the opening (the money invariants apply)?
+    fn pays(&self) -> bool {
+        self.personal().card.is_some()
+    }
+
     /// A valid opening body in the `day`-th distinct slot (one day apart: cases in different
     /// slots never compete for places), for `person`, paid with `card`: variant 0.
     fn open_body(&self, day: i64, person: &Person<'_>, card: &str) -> Value;
@@ -369,6 +406,24 @@ pub trait Driver: Send {
 
     /// Waits (a while of the area's choosing) until case `id` is [`Fixture::ready`].
     async fn ready(&mut self, fixture: &'static dyn Fixture, id: &str) -> anyhow::Result<bool>;
+
+    /// The platform of the stack the requests go to (after a crash, the restarted one).
+    async fn platform(&mut self) -> anyhow::Result<&Platform>;
+}
+
+/// [`Fixture::open_body`], prepared on `p` ([`Fixture::prepare`]): what every area opens a
+/// case with.
+pub async fn opening_body(f: &dyn Fixture, p: &Platform, day: i64, person: &Person<'_>, card: &str) -> anyhow::Result<Value> {
+    let body = f.open_body(day, person, card);
+    f.prepare(p, &body).await?;
+    Ok(body)
+}
+
+/// [`Fixture::other_body`] of `body`, prepared on `p`.
+pub async fn other_opening_body(f: &dyn Fixture, p: &Platform, body: &Value) -> anyhow::Result<Value> {
+    let other = f.other_body(body);
+    f.prepare(p, &other).await?;
+    Ok(other)
 }
 
 /// Polls [`Fixture::ready`] every 25 ms for at most `within`.
@@ -387,8 +442,10 @@ pub struct Walked {
     pub problems: Vec<String>,
 }
 
-/// Walks `journey` of `fixture` through `driver`: opens a case as `owner` with `body` (and
-/// `key`), waits until it is ready, then sends its steps. A step answered `409` after the
+/// Walks `journey` of `fixture` through `driver`: prepares `body` ([`Fixture::prepare`]),
+/// opens a case as `owner` with it (or with the journey's own [`Opening`]) and `key`, lets
+/// the fixture do its part ([`Fixture::after_opening`]), waits until the case is ready, then sends
+/// its steps. A step answered `409` after the
 /// driver had to resend it counts as a success (the first attempt won).
 pub async fn walk(
     fixture: &'static dyn Fixture,
@@ -403,10 +460,20 @@ pub async fn walk(
         Opens::Unavailable(status) => vec![status],
         Opens::Case(_) | Opens::Refused(_) => vec![],
     };
+    let (on, request, path) = match journey.opening {
+        Some(o) => {
+            let (on, request) = (o.bodies)(body);
+            let path = fixture.resolve(o.path, "", &on);
+            (on, request, path)
+        }
+        None => (body.clone(), body.clone(), fixture.opening().to_owned()),
+    };
+    let body = &on;
+    fixture.prepare(driver.platform().await?, body).await?;
     let opening = Request {
         method: "POST",
-        path: fixture.opening(),
-        body: Some(body),
+        path: &path,
+        body: Some(&request),
         key,
         accept: &accept,
     };
@@ -428,13 +495,14 @@ pub async fn walk(
     let Some(id) = id else {
         return Ok(Walked { case, problems });
     };
+    fixture.after_opening(driver.platform().await?, journey, &id, body).await?;
     if !driver.ready(fixture, &id).await? {
         problems.push(format!("{}: case {id} never became ready for its steps", journey.name));
         return Ok(Walked { case, problems });
     }
     for step in journey.steps {
         let (sub, groups) = step.who.caller(owner);
-        let path = step.path_for(&id);
+        let path = fixture.resolve(step.path, &id, body);
         let body = step.body.map(|b| b());
         let request = Request {
             method: step.method.as_str(),
@@ -483,6 +551,39 @@ mod tests {
         assert!(missing.is_empty(), "{missing:?}");
     }
 
+    /// A path with every placeholder `{...}` as `{}`.
+    fn shape(path: &str) -> String {
+        let mut out = String::new();
+        let mut inside = false;
+        for c in path.chars() {
+            match (c, inside) {
+                ('{', _) => {
+                    inside = true;
+                    out.push_str("{}");
+                }
+                ('}', _) => inside = false,
+                (_, true) => {}
+                (c, false) => out.push(c),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_journey_opening_is_a_catalogued_post_a_patient_may_send() {
+        let catalog = clinicflow::catalog();
+        for f in all() {
+            for o in f.journeys().iter().filter_map(|j| j.opening) {
+                let route = catalog
+                    .routes
+                    .iter()
+                    .find(|r| r.method == Method::Post && shape(r.path) == shape(o.path))
+                    .unwrap_or_else(|| panic!("{}: opening {} on no route", f.slice(), o.path));
+                assert!(route.roles.contains(&PATIENT), "{}: {}", f.slice(), o.path);
+            }
+        }
+    }
+
     #[test]
     fn every_journey_steps_on_catalogued_routes_allowed_to_its_caller() {
         let catalog = clinicflow::catalog();
@@ -503,7 +604,7 @@ mod tests {
                 let route = catalog
                     .routes
                     .iter()
-                    .find(|r| r.method == step.method && r.path == step.path)
+                    .find(|r| r.method == step.method && shape(r.path) == shape(step.path))
                     .unwrap_or_else(|| panic!("{}: step {} on no route", f.slice(), step.name));
                 let role = match step.who {
                     Who::Owner => PATIENT,

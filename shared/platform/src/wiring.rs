@@ -59,6 +59,7 @@ where
         ids: Arc::new(UlidIds),
         config,
         faults,
+        state: crate::app::state::SliceState::default(),
     }
 }
 

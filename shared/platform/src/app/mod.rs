@@ -10,6 +10,7 @@ pub mod projector;
 pub mod queries;
 pub mod relay;
 pub mod resilience;
+pub mod state;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,6 +48,8 @@ pub struct Platform {
     pub config: Config,
     /// Injected failures (none in production).
     pub faults: Faults,
+    /// What slices keep on this instance across requests (a gate on work in flight).
+    pub state: state::SliceState,
 }
 
 impl std::fmt::Debug for Platform {

@@ -4,11 +4,11 @@
 //! it, so a reservation exists only if its dose was taken; a cancellation writes the
 //! reservation alone, and slot management gives the dose back when it hears of it.
 
-use std::sync::OnceLock;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::alert::{self, Subscription};
 use super::config::{MAX_SHARDS, VaccineConfig};
@@ -215,7 +215,13 @@ pub struct SubscribeInput {
 }
 
 /// Subscribes the citizen to new-slot notices.
-pub async fn subscribe(p: &Platform, actor: &Actor, input: SubscribeInput, request_id: &str) -> Result<Accepted, AppError> {
+pub async fn subscribe(
+    p: &Platform,
+    actor: &Actor,
+    input: SubscribeInput,
+    idempotency: Option<IdempotencyKey>,
+    request_id: &str,
+) -> Result<Accepted, AppError> {
     let cfg = p.config.slice::<VaccineConfig>();
     let mut errors = Vec::new();
     let hospital = input
@@ -231,8 +237,12 @@ pub async fn subscribe(p: &Platform, actor: &Actor, input: SubscribeInput, reque
     let Some(contact) = contact.filter(|_| errors.is_empty()) else {
         return Err(AppError::Invalid(errors));
     };
+    let idempotency = idempotency.map(|key| Idempotency {
+        scope: format!("{}:POST /vaccine/subscriptions", actor.sub),
+        key,
+    });
     let id = p.ids.new_id();
-    command::run(p, faults::SUBSCRIBE, None, || async {
+    command::run(p, faults::SUBSCRIBE, idempotency.as_ref(), || async {
         let mut work = Work::for_request(p, &id, request_id);
         let sub = work
             .decide(
@@ -316,15 +326,20 @@ pub struct WaitlistInput {
 /// The reservations one instance works on at once; the next is shed (503 + `Retry-After`)
 /// rather than queued. On Lambda an instance serves one request at a time and the
 /// function's reserved concurrency is the limit; locally, this gate is.
-fn gate(cfg: &VaccineConfig) -> Result<SemaphorePermit<'static>, AppError> {
-    static GATE: OnceLock<Semaphore> = OnceLock::new();
-    GATE.get_or_init(|| Semaphore::new(cfg.max_in_flight))
-        .try_acquire()
+fn gate(p: &Platform, cfg: &VaccineConfig) -> Result<OwnedSemaphorePermit, AppError> {
+    p.state
+        .get_or_init(|| ReservationGate(Arc::new(Semaphore::new(cfg.max_in_flight))))
+        .0
+        .clone()
+        .try_acquire_owned()
         .map_err(|_| AppError::Unavailable {
             reason: "too many reservations at once; retry shortly".into(),
             retry_after: Duration::from_secs(1),
         })
 }
+
+/// The reservations in flight on one platform instance ([`VaccineConfig::max_in_flight`]).
+struct ReservationGate(Arc<Semaphore>);
 
 /// The slot a reservation or waiting-list entry is for, open and not past.
 async fn open_slot_for(p: &Platform, slot_id: &str, field: Option<&str>) -> Result<Loaded<Slot>, AppError> {
@@ -374,7 +389,7 @@ pub async fn reserve(
         return Err(AppError::Invalid(errors));
     };
     let cfg = p.config.slice::<VaccineConfig>();
-    let _permit = gate(&cfg)?;
+    let _permit = gate(p, &cfg)?;
     let slot = open_slot_for(p, &slot_id, Some("slot_id"))
         .await?
         .state
@@ -389,7 +404,12 @@ pub async fn reserve(
         vaccine: slot.vaccine.clone(),
         contact,
     };
-    for shard in shard_order(&id, slot.shards) {
+    // The shards with doses left, as read now: a shard that empties meanwhile refuses in
+    // the transaction (its condition), and the next is tried; a rejected request costs the
+    // reads, not a transaction per empty shard.
+    let left = queries::left_per_shard(p, &slot).await?;
+    let mut busy = false;
+    for shard in shard_order(&id, slot.shards).filter(|s| left.get(usize::from(*s)).is_some_and(|l| *l > 0)) {
         let mut work = Work::for_request(p, &id, request_id);
         work.decide(Loaded::<Reservation>::absent(&id), reservation::Command::Book(new.clone(), shard))?;
         work.counter(CounterMove {
@@ -415,6 +435,12 @@ pub async fn reserve(
             Err(StoreError::CounterExhausted(key)) if key == holder => return Err(already_holding(&slot.vaccine)),
             // This shard is empty: the next one.
             Err(StoreError::CounterExhausted(_)) => continue,
+            // Another transaction held the shard's counter (DynamoDB's TransactionConflict
+            // on a hot item): it may have doses still, so this is no `409`; the next shard.
+            Err(StoreError::VersionConflict(_)) => {
+                busy = true;
+                continue;
+            }
             Err(StoreError::IdempotencyKeyTaken) => {
                 let key = idempotency
                     .as_ref()
@@ -423,6 +449,12 @@ pub async fn reserve(
             }
             Err(e) => return Err(e.into()),
         }
+    }
+    if busy {
+        return Err(AppError::Unavailable {
+            reason: "the slot is busy; retry shortly".into(),
+            retry_after: Duration::from_secs(1),
+        });
     }
     Err(AppError::Conflict(format!(
         "no doses left in this slot; join its waiting list at /vaccine/slots/{}/waitlist",
@@ -497,14 +529,19 @@ pub async fn join_waitlist(
     actor: &Actor,
     slot_id: &str,
     input: WaitlistInput,
+    idempotency: Option<IdempotencyKey>,
     request_id: &str,
 ) -> Result<Accepted, AppError> {
     let mut errors = Vec::new();
     let Some(contact) = contact(&input.name, &input.phone, &input.locale, &mut errors).filter(|_| errors.is_empty()) else {
         return Err(AppError::Invalid(errors));
     };
+    let idempotency = idempotency.map(|key| Idempotency {
+        scope: format!("{}:POST /vaccine/slots/{slot_id}/waitlist", actor.sub),
+        key,
+    });
     let id = p.ids.new_id();
-    command::run(p, faults::WAITLIST, None, || async {
+    command::run(p, faults::WAITLIST, idempotency.as_ref(), || async {
         let loaded = open_slot_for(p, slot_id, None).await?;
         let slot = loaded.state.clone().ok_or(AppError::NotFound)?;
         if queries::remaining(p, &slot).await? > 0 {

@@ -17,12 +17,16 @@ use crate::ports::ViewQuery;
 
 /// Doses left in `slot`: the sum over its shards of what each holds less what was taken.
 pub async fn remaining(p: &Platform, slot: &Slot) -> Result<i64, AppError> {
-    let mut left = 0;
-    for shard in 0..slot.shards.max(1) {
+    Ok(left_per_shard(p, slot).await?.iter().sum())
+}
+
+/// The doses each of `slot`'s shards has left, by shard, its counters read at once.
+pub async fn left_per_shard(p: &Platform, slot: &Slot) -> Result<Vec<i64>, AppError> {
+    let reads = (0..slot.shards.max(1)).map(|shard| async move {
         let taken = p.store.counter(&shard_key(&slot.id, shard)).await?;
-        left += (slot.shard_limit(shard) - taken).max(0);
-    }
-    Ok(left)
+        Ok::<_, AppError>((slot.shard_limit(shard) - taken).max(0))
+    });
+    futures::future::try_join_all(reads).await
 }
 
 /// A slot as the API shows it.

@@ -306,9 +306,20 @@ async fn slot_reservations(
     path = "/vaccine/slots/{id}/waitlist",
     operation_id = "joinVaccineWaitlist",
     description = "Only when the slot has no dose left (409 otherwise, and when the caller already waits on it or holds a \
-                   reservation for its vaccine). A dose given back is held for the first in line, who is told by SMS. Role: \
-                   `patient`.",
-    params(("id" = String, Path, pattern = "^[0-9A-Za-z]{26}$", min_length = 26, max_length = 26, description = ID)),
+                   reservation for its vaccine). A dose given back is held for the first in line, who is told by SMS. With an \
+                   `Idempotency-Key`, a retry is answered as the first request was. Role: `patient`.",
+    params(
+        ("id" = String, Path, pattern = "^[0-9A-Za-z]{26}$", min_length = 26, max_length = 26, description = ID),
+        (
+            "Idempotency-Key" = Option<String>,
+            Header,
+            nullable = false,
+            min_length = 1,
+            max_length = 255,
+            pattern = "^[!-~]+$",
+            description = "1 to 255 visible ASCII characters, unique per attempt to join."
+        ),
+    ),
     request_body(content = WaitlistInput, example = json!({"name": "김민수", "phone": "010-2222-3333"})),
     responses(
         (status = 201, description = "On the list (status `waitlist`).", body = ReservationResponse),
@@ -333,7 +344,8 @@ async fn join_waitlist(
     let run = async {
         let id = checked_id(&id)?;
         let input: WaitlistInput = parse_json(&headers, &body)?;
-        Ok::<_, ApiError>(usecase::join_waitlist(&p, &access.actor(), id, input, &rid).await?)
+        let idem = idempotency_key(&headers, &body)?;
+        Ok::<_, ApiError>(usecase::join_waitlist(&p, &access.actor(), id, input, idem, &rid).await?)
     };
     run.await.map_or_else(fail, accepted)
 }
@@ -343,7 +355,17 @@ async fn join_waitlist(
     post,
     path = "/vaccine/subscriptions",
     operation_id = "subscribeVaccineSlots",
-    description = "One SMS per new slot that matches, until unsubscribed. Role: `patient`.",
+    description = "One SMS per new slot that matches, until unsubscribed. With an `Idempotency-Key`, a retry is answered as \
+                   the first request was. Role: `patient`.",
+    params((
+        "Idempotency-Key" = Option<String>,
+        Header,
+        nullable = false,
+        min_length = 1,
+        max_length = 255,
+        pattern = "^[!-~]+$",
+        description = "1 to 255 visible ASCII characters, unique per subscription attempt."
+    )),
     request_body(content = SubscribeInput, example = json!({"hospital": "seoul-central", "vaccine": "pfizer", "phone": "010-2222-3333"})),
     responses(
         (status = 201, description = "Subscribed.", body = AlertResponse),
@@ -358,7 +380,8 @@ async fn join_waitlist(
 async fn subscribe(State(p): State<AppState>, access: Access, RequestId(rid): RequestId, headers: HeaderMap, body: Bytes) -> Response {
     let run = async {
         let input: SubscribeInput = parse_json(&headers, &body)?;
-        Ok::<_, ApiError>(usecase::subscribe(&p, &access.actor(), input, &rid).await?)
+        let idem = idempotency_key(&headers, &body)?;
+        Ok::<_, ApiError>(usecase::subscribe(&p, &access.actor(), input, idem, &rid).await?)
     };
     run.await.map_or_else(fail, accepted)
 }
