@@ -8,11 +8,16 @@ use std::time::Duration;
 
 use chrono::Utc;
 use clinicflow::flows::vaccine::config::VaccineConfig;
-use clinicflow_tests::{Client, LocalStack, Reply, eventually, future_date, options_on, options_on_own_server, sms, start_on};
+use clinicflow_tests::{
+    Client, LocalStack, Reply, assert_problem, error_fields, eventually, eventually_every, future_date, options_on, options_on_own_server,
+    short_ref, sms, start_on, timeline,
+};
 use serde_json::{Value, json};
 
 /// How long any eventual effect may take before a test gives up.
 const PATIENCE: Duration = Duration::from_secs(20);
+/// The pause between polls that list SMS (on moto, a read of its whole state).
+const GENTLY: Duration = Duration::from_millis(200);
 /// How long the load scenarios may take to settle.
 const LOAD_PATIENCE: Duration = Duration::from_secs(180);
 /// The consumer that gives a cancelled reservation's dose back.
@@ -52,43 +57,12 @@ async fn settled_after_load(stack: &LocalStack) {
     assert!(stack.settle(LOAD_PATIENCE).await, "the stack did not settle after the load");
 }
 
-fn assert_problem(r: &Reply, status: u16) {
-    assert_eq!(r.status, status, "{:?}", r.body);
-    assert!(
-        r.content_type.starts_with("application/problem+json"),
-        "content type {:?}",
-        r.content_type
-    );
-    assert_eq!(r.body["status"], status, "the problem repeats its status: {:?}", r.body);
-}
-
-fn error_fields(r: &Reply) -> Vec<String> {
-    r.body["errors"]
-        .as_array()
-        .map(|errors| errors.iter().filter_map(|e| e["field"].as_str().map(str::to_owned)).collect())
-        .unwrap_or_default()
-}
-
 fn id_of(r: &Reply) -> String {
     r.body["id"].as_str().unwrap_or_else(|| panic!("an id in {:?}", r.body)).to_owned()
 }
 
 fn items(page: &Value) -> Vec<Value> {
     page["items"].as_array().cloned().unwrap_or_else(|| panic!("a page: {page:?}"))
-}
-
-fn timeline(view: &Value) -> Vec<String> {
-    view["timeline"]
-        .as_array()
-        .expect("timeline")
-        .iter()
-        .map(|t| t["status"].as_str().expect("timeline status").to_owned())
-        .collect()
-}
-
-/// The short reference the SMS quote: the last 8 characters of the id.
-fn short_ref(id: &str) -> &str {
-    &id[id.len() - 8..]
 }
 
 /// Registers a slot; returns its id.
@@ -146,28 +120,9 @@ async fn texts_to(stack: &LocalStack, phone: &str) -> Vec<String> {
         .collect()
 }
 
-/// Polls `f` every 200 ms (listing SMS on moto reads the whole of its state: poll gently)
-/// until it returns `Some`, for at most `within`.
-async fn gently<T, F, Fut>(within: Duration, mut f: F) -> Option<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        if let Some(v) = f().await {
-            return Some(v);
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 /// Waits until `phone` got `n` texts; returns them.
 async fn wait_texts(stack: &LocalStack, phone: &str, n: usize) -> Vec<String> {
-    gently(PATIENCE, || async {
+    eventually_every(PATIENCE, GENTLY, || async {
         let t = texts_to(stack, phone).await;
         (t.len() >= n).then_some(t)
     })
@@ -416,7 +371,7 @@ async fn fr2_the_fan_out_texts_every_subscriber_once_under_duplicated_delivery_a
     settled_after_load(&stack).await;
 
     let slot = open_slot(&stack, &future_date(9), "busan-city", "moderna", 1000, 4).await;
-    let all_told = gently(LOAD_PATIENCE, || async {
+    let all_told = eventually_every(LOAD_PATIENCE, GENTLY, || async {
         let n = sms(&stack)
             .await
             .iter()
