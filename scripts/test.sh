@@ -76,7 +76,7 @@ cargo test --workspace --doc --locked --quiet
 step "tests"
 cargo nextest run --workspace --locked --no-fail-fast
 
-step "reliability harness: full run (clinicflow-reliability, about a minute and a half; fails on any violation)"
+step "reliability harness: full run (clinicflow-reliability, about three and a half minutes; fails on any violation)"
 # The runners are built with the tests' own features (--all-targets, as nextest built
 # them), so nothing is compiled twice; `cargo run -p <runner>` would resolve features for
 # that package alone and rebuild the SDK crates.

@@ -293,7 +293,8 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    fn new(config: &Config) -> Self {
+    /// A fresh platform with `config`.
+    pub(crate) fn new(config: &Config) -> Self {
         let store = Memory::new();
         let publisher = MemoryPublisher::new();
         let sandbox = SandboxGateway::new(config.sandbox_slow);

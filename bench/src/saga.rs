@@ -8,6 +8,11 @@
 //! change in the settings differs (resources that would run out), and each saga's request is
 //! its own (the fixture's `open_body` of its number).
 //!
+//! Before the load, the fixture's setup request, if it has one, runs once (unmeasured): its
+//! answer's `id` is what every opening names (a resource the cases are opened on). The
+//! opener is one caller for every worker, or one per worker where the fixture says so (a
+//! caller who may have only one case open at a time).
+//!
 //! A saga, as one load worker runs it:
 //! 1. the fixture's opening POST as its opener, with an `Idempotency-Key` as a real client
 //!    sends (its latency is the fixture's `open_latency` figure);
@@ -41,7 +46,7 @@ use clinicflow_local::{LocalOptions, LocalStack};
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
-use crate::slices::{self, SagaSpec};
+use crate::slices::{self, SagaSetup, SagaSpec};
 use crate::{Metric, Mode, Target, percentile};
 
 /// Pause between two polls of an eventual effect (the actor's step, the view): a few
@@ -155,6 +160,8 @@ struct Api {
     /// `Bearer …` of the actor.
     actor: Arc<str>,
     spec: &'static SagaSpec,
+    /// The id the setup request answered (empty without one), for the opening bodies.
+    setup: Arc<str>,
 }
 
 fn client(workers: usize) -> anyhow::Result<reqwest::Client> {
@@ -216,6 +223,28 @@ impl Api {
         let t: Token = res.json().await.context("reading the dev token")?;
         Ok(format!("Bearer {}", t.token))
     }
+
+    /// Runs the fixture's setup request (unmeasured, with a token of its own); returns the
+    /// `id` it answered.
+    async fn setup(http: &reqwest::Client, base: &str, setup: &SagaSetup) -> anyhow::Result<String> {
+        let auth = Self::token(http, base, setup.caller.0, setup.caller.1).await?;
+        let res = http
+            .post(format!("{base}{}", setup.path))
+            .header(reqwest::header::AUTHORIZATION, auth)
+            .json(&(setup.body)()?)
+            .send()
+            .await
+            .with_context(|| format!("sending the setup POST {}", setup.path))?;
+        let status = res.status();
+        let bytes = res.bytes().await.context("reading the setup's answer")?;
+        let reply: Reply = serde_json::from_slice(&bytes).unwrap_or_default();
+        if status.as_u16() != 201 {
+            bail!("the setup POST {} answered {status}: {}", setup.path, reply.why());
+        }
+        reply
+            .id
+            .ok_or_else(|| anyhow!("the setup POST {} answered 201 without an id", setup.path))
+    }
 }
 
 /// One completed saga, up to the view showing its settled status.
@@ -247,7 +276,7 @@ impl Saga {
 /// Runs saga `n` up to the view showing its settled status.
 async fn saga(api: &Api, n: u64, tally: &mut Tally) -> anyhow::Result<Saga> {
     let spec = api.spec;
-    let (body, to) = (spec.open_body)(n)?;
+    let (body, to) = (spec.open_body)(n, &api.setup)?;
     let key = format!("bench-saga-{n}");
     let started_wall = Utc::now();
     let started = Instant::now();
@@ -328,11 +357,12 @@ async fn worker(api: Api, next: Arc<AtomicU64>, until: Instant) -> WorkerOut {
     out
 }
 
-/// Runs `workers` load workers for `length`, then lets them finish their saga.
-async fn phase(api: &Api, next: &Arc<AtomicU64>, workers: usize, length: Duration) -> anyhow::Result<WorkerOut> {
+/// Runs one load worker per client of `apis` for `length`, then lets them finish their saga.
+async fn phase(apis: &[Api], next: &Arc<AtomicU64>, length: Duration) -> anyhow::Result<WorkerOut> {
     let until = Instant::now() + length;
-    let handles: Vec<_> = (0..workers)
-        .map(|_| tokio::spawn(worker(api.clone(), next.clone(), until)))
+    let handles: Vec<_> = apis
+        .iter()
+        .map(|api| tokio::spawn(worker(api.clone(), next.clone(), until)))
         .collect();
     let mut all = WorkerOut::default();
     for h in handles {
@@ -455,8 +485,16 @@ async fn drive_floor(api: &Api, workers: usize, total: u64, posts: u64, post_bod
     })
 }
 
-/// Serves the bare endpoint, warms it up, and measures it answering `total` requests.
-async fn floor(spec: &'static SagaSpec, workers: usize, total: u64, posts: u64, auth: Arc<str>) -> anyhow::Result<FloorRun> {
+/// Serves the bare endpoint, warms it up, and measures it answering `total` requests, sent
+/// with `auth` and, for the POSTs, an opening's body naming `setup`.
+async fn floor(
+    spec: &'static SagaSpec,
+    workers: usize,
+    total: u64,
+    posts: u64,
+    auth: Arc<str>,
+    setup: Arc<str>,
+) -> anyhow::Result<FloorRun> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.context("binding the floor")?;
     let addr = listener.local_addr()?;
     let reply = FloorReply {
@@ -479,9 +517,10 @@ async fn floor(spec: &'static SagaSpec, workers: usize, total: u64, posts: u64, 
         opener: auth.clone(),
         actor: auth,
         spec,
+        setup,
     };
     // The same body size as an opening's.
-    let post_body = Arc::new((spec.open_body)(0)?.0);
+    let post_body = Arc::new((spec.open_body)(0, &api.setup)?.0);
     let run = async {
         // Warm-up: 50 requests a worker, with the same share of POSTs.
         let warm = (workers as u64 * 50).min(total.max(1));
@@ -550,26 +589,57 @@ async fn measure(spec: &'static SagaSpec, shape: Shape) -> anyhow::Result<Measur
     let result = load(&stack, spec, shape).await;
     stack.shutdown().await;
     drop(dir);
-    let (mut measured, auth) = result?;
-    measured.floor = floor(spec, shape.workers, measured.tally.requests, measured.tally.posts, auth).await?;
+    let (mut measured, api) = result?;
+    measured.floor = floor(
+        spec,
+        shape.workers,
+        measured.tally.requests,
+        measured.tally.posts,
+        api.opener,
+        api.setup,
+    )
+    .await?;
     Ok(measured)
 }
 
-/// The warm-up and the measured load against `stack`; also returns the opener's token (the
-/// floor sends the same header).
-async fn load(stack: &LocalStack, spec: &'static SagaSpec, shape: Shape) -> anyhow::Result<(Measured, Arc<str>)> {
+/// The warm-up and the measured load against `stack`, after the fixture's setup; also
+/// returns the first worker's client (the floor sends its opener's header and an opening of
+/// the same size).
+async fn load(stack: &LocalStack, spec: &'static SagaSpec, shape: Shape) -> anyhow::Result<(Measured, Api)> {
     let http = client(shape.workers)?;
     let base = stack.url();
-    let api = Api {
-        opener: Api::token(&http, &base, spec.opener.0, spec.opener.1).await?.into(),
-        actor: Api::token(&http, &base, spec.actor.0, spec.actor.1).await?.into(),
-        http,
-        base: base.into(),
-        spec,
+    let setup: Arc<str> = match &spec.setup {
+        Some(setup) => Api::setup(&http, &base, setup).await?.into(),
+        None => "".into(),
     };
+    let actor: Arc<str> = Api::token(&http, &base, spec.actor.0, spec.actor.1).await?.into();
+    let shared: Option<Arc<str>> = if spec.opener_per_worker {
+        None
+    } else {
+        Some(Api::token(&http, &base, spec.opener.0, spec.opener.1).await?.into())
+    };
+    let base_url: Arc<str> = base.as_str().into();
+    let mut apis = Vec::with_capacity(shape.workers);
+    for i in 0..shape.workers {
+        let opener = match &shared {
+            Some(token) => token.clone(),
+            None => Api::token(&http, &base, &format!("{}-{i}", spec.opener.0), spec.opener.1)
+                .await?
+                .into(),
+        };
+        apis.push(Api {
+            http: http.clone(),
+            base: base_url.clone(),
+            opener,
+            actor: actor.clone(),
+            spec,
+            setup: setup.clone(),
+        });
+    }
+    let first = apis.first().cloned().context("a saga run needs at least one worker")?;
     let next = Arc::new(AtomicU64::new(0));
     if !shape.warmup.is_zero() {
-        let warm = phase(&api, &next, shape.workers, shape.warmup).await?;
+        let warm = phase(&apis, &next, shape.warmup).await?;
         if warm.sagas.is_empty() {
             bail!(
                 "no saga completed during the warm-up ({} failed): {}",
@@ -580,9 +650,9 @@ async fn load(stack: &LocalStack, spec: &'static SagaSpec, shape: Shape) -> anyh
     }
 
     let t0 = Instant::now();
-    let mut out = phase(&api, &next, shape.workers, shape.duration).await?;
+    let mut out = phase(&apis, &next, shape.duration).await?;
     let load_end = t0.elapsed();
-    let sms = last_sms(&api, &mut out.tally, &out.sagas).await?;
+    let sms = last_sms(&first, &mut out.tally, &out.sagas).await?;
 
     let mut m = Measured {
         spec,
@@ -637,7 +707,7 @@ async fn load(stack: &LocalStack, spec: &'static SagaSpec, shape: Shape) -> anyh
             m.failure_notes.join(" | ")
         );
     }
-    Ok((m, api.opener.clone()))
+    Ok((m, first))
 }
 
 impl Measured {

@@ -13,7 +13,7 @@ use std::sync::LazyLock;
 use topology::{Catalog, Slice};
 
 /// Every slice, in the order the catalog lists their parts.
-pub static SLICES: &[&Slice] = &[&flows::checkup::SLICE];
+pub static SLICES: &[&Slice] = &[&flows::checkup::SLICE, &flows::vaccine::SLICE];
 
 /// The whole API's OpenAPI document as committed (`docs/openapi.json`), which every catalog
 /// here serves at `GET /openapi.json`: a test holds it equal to the document generated from

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use clinicflow::catalog;
-use clinicflow::flows::checkup;
+use clinicflow::flows::{checkup, vaccine};
 use clinicflow::topology::{
     Catalog, Consumer, Emits, Function, Method, NONE, Resource, Role, Route, Scope, Slice, Subscription, Trigger, Uses,
 };
@@ -283,7 +283,9 @@ fn failure_points_are_derived_for_every_command_and_consumer() {
     ] {
         assert!(points.iter().any(|p| p == named), "{named} is one of the catalog's points");
     }
-    assert_eq!(points.len(), 23);
+    assert!(points.iter().any(|p| p == vaccine::faults::DOSE_RETURN_AFTER_WRITE));
+    assert!(points.iter().any(|p| p == vaccine::faults::RESERVE_AFTER_COMMIT));
+    assert_eq!(points.len(), 39);
 }
 
 #[test]
@@ -296,8 +298,13 @@ fn rules_are_derived_from_subscriptions_and_notifications() {
             "centre-worklist-on-checkup",
             "availability-release-on-checkup-end",
             "payment-refund-on-checkup-end",
+            "vaccine-dose-return-on-cancel",
+            "vaccine-slot-notice-on-open",
             "sms-on-checkup-status",
-            "sms-on-payment-refund"
+            "sms-on-payment-refund",
+            "sms-on-vaccine-alert",
+            "sms-on-vaccine-slot",
+            "sms-on-vaccine-reservation"
         ]
     );
     let sms = c.rules.iter().find(|r| r.name == "sms-on-checkup-status").expect("rule");

@@ -6,9 +6,12 @@ use std::time::Duration;
 
 use clinicflow::adapters::sandbox::LedgerStatus;
 use clinicflow::app::faults::PROJECTOR;
-use clinicflow::flows::checkup::view::CheckupView;
 use clinicflow::domain::Won;
-use clinicflow_tests::{Client, LocalStack, Reply, booking, eventually, future_date, options_on, sms, start_on, wait_for_status};
+use clinicflow::flows::checkup::view::CheckupView;
+use clinicflow_tests::{
+    Client, LocalStack, Reply, assert_problem, booking, error_fields, eventually, future_date, options_on, short_ref, sms, start_on,
+    timeline, wait_for_status,
+};
 use serde_json::{Value, json};
 
 /// How long any eventual effect may take before a test gives up.
@@ -39,23 +42,6 @@ async fn settled(stack: &LocalStack) {
     assert!(stack.settle(PATIENCE).await, "the stack did not settle");
 }
 
-fn assert_problem(r: &Reply, status: u16) {
-    assert_eq!(r.status, status, "{:?}", r.body);
-    assert!(
-        r.content_type.starts_with("application/problem+json"),
-        "content type {:?}",
-        r.content_type
-    );
-    assert_eq!(r.body["status"], status, "the problem repeats its status: {:?}", r.body);
-}
-
-fn error_fields(r: &Reply) -> Vec<String> {
-    r.body["errors"]
-        .as_array()
-        .map(|errors| errors.iter().filter_map(|e| e["field"].as_str().map(str::to_owned)).collect())
-        .unwrap_or_default()
-}
-
 fn assert_retry_after(r: &Reply) {
     let secs: u64 = r
         .retry_after
@@ -75,26 +61,12 @@ fn ids(page: &Value) -> Vec<String> {
         .collect()
 }
 
-fn timeline(view: &Value) -> Vec<String> {
-    view["timeline"]
-        .as_array()
-        .expect("timeline")
-        .iter()
-        .map(|t| t["status"].as_str().expect("timeline status").to_owned())
-        .collect()
-}
-
 fn bodies(texts: &[Value]) -> Vec<String> {
     texts.iter().map(|t| t["body"].as_str().expect("sms body").to_owned()).collect()
 }
 
 fn is_korean(text: &str) -> bool {
     text.chars().any(|c| ('\u{AC00}'..='\u{D7A3}').contains(&c))
-}
-
-/// The short reference the SMS quote: the last 8 characters of the booking id.
-fn short_ref(id: &str) -> &str {
-    &id[id.len() - 8..]
 }
 
 /// Nothing of a refused booking is left: no booking, no money kept, no SMS.
@@ -179,10 +151,7 @@ async fn fr2_a_declined_card_is_refused_with_402_naming_the_card_and_nothing_is_
     assert_problem(&r, 402);
     assert!(error_fields(&r).contains(&"card_token".to_owned()), "{:?}", r.body);
     assert!(r.location.is_none());
-    assert!(
-        stack.sandbox.entries().is_empty(),
-        "a declined card leaves nothing in the ledger"
-    );
+    assert!(stack.sandbox.entries().is_empty(), "a declined card leaves nothing in the ledger");
     assert_nothing_stored(&stack, &alice).await;
     stack.shutdown().await;
 }
@@ -770,7 +739,13 @@ async fn nfr_cqrs_the_status_view_is_served_from_the_view_table_alone() {
     let path = format!("/checkups/{id}");
 
     let served = alice.get(&path).await;
-    let record = stack.platform.views.get(&clinicflow::flows::checkup::view::view_key(&id)).await.expect("view store").expect("the view exists");
+    let record = stack
+        .platform
+        .views
+        .get(&clinicflow::flows::checkup::view::view_key(&id))
+        .await
+        .expect("view store")
+        .expect("the view exists");
     let stored: CheckupView = serde_json::from_value(record.body.clone()).expect("a check-up view");
     assert_eq!(stored.render(), Some(served.body.clone()), "GET returns the view record");
 
@@ -808,7 +783,13 @@ async fn nfr_cqrs_the_status_view_is_served_from_the_view_table_alone() {
     };
     assert_eq!(timeline(&view), ["booked", "cancelled"]);
     settled(&stack).await;
-    let record = stack.platform.views.get(&clinicflow::flows::checkup::view::view_key(&id)).await.expect("view store").expect("the view exists");
+    let record = stack
+        .platform
+        .views
+        .get(&clinicflow::flows::checkup::view::view_key(&id))
+        .await
+        .expect("view store")
+        .expect("the view exists");
     let stored: CheckupView = serde_json::from_value(record.body).expect("a check-up view");
     assert_eq!(stored.render(), Some(alice.get(&path).await.body));
     stack.shutdown().await;

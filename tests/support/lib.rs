@@ -199,8 +199,18 @@ pub fn booking(date: &str, package: &str, card_token: &str) -> Value {
     json!({"date": date, "package": package, "name": "홍길동", "phone": "010-1234-5678", "card_token": card_token})
 }
 
-/// Polls `f` until it returns `Some`, for at most `within`.
-pub async fn eventually<T, F, Fut>(within: Duration, mut f: F) -> Option<T>
+/// Polls `f` every 25 ms until it returns `Some`, for at most `within`.
+pub async fn eventually<T, F, Fut>(within: Duration, f: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    eventually_every(within, Duration::from_millis(25), f).await
+}
+
+/// Polls `f` every `pause` until it returns `Some`, for at most `within` (a longer pause for
+/// a poll that costs: listing SMS on moto reads the whole of its state).
+pub async fn eventually_every<T, F, Fut>(within: Duration, pause: Duration, mut f: F) -> Option<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
@@ -213,8 +223,42 @@ where
         if tokio::time::Instant::now() >= deadline {
             return None;
         }
-        tokio::time::sleep(Duration::from_millis(25)).await;
+        tokio::time::sleep(pause).await;
     }
+}
+
+/// Asserts `r` is an RFC 9457 problem of `status`.
+pub fn assert_problem(r: &Reply, status: u16) {
+    assert_eq!(r.status, status, "{:?}", r.body);
+    assert!(
+        r.content_type.starts_with("application/problem+json"),
+        "content type {:?}",
+        r.content_type
+    );
+    assert_eq!(r.body["status"], status, "the problem repeats its status: {:?}", r.body);
+}
+
+/// The fields a problem's `errors` name.
+pub fn error_fields(r: &Reply) -> Vec<String> {
+    r.body["errors"]
+        .as_array()
+        .map(|errors| errors.iter().filter_map(|e| e["field"].as_str().map(str::to_owned)).collect())
+        .unwrap_or_default()
+}
+
+/// The statuses of a view's timeline, oldest first.
+pub fn timeline(view: &Value) -> Vec<String> {
+    view["timeline"]
+        .as_array()
+        .expect("timeline")
+        .iter()
+        .map(|t| t["status"].as_str().expect("timeline status").to_owned())
+        .collect()
+}
+
+/// The short reference the SMS quote: the last 8 characters of a case's id.
+pub fn short_ref(id: &str) -> &str {
+    &id[id.len() - 8..]
 }
 
 /// Waits until the booking's view shows `status`; returns the view.

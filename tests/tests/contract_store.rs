@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, SubsecRound, Utc};
-use clinicflow::adapters::dynamodb::{DynamoStore, DynamoTables, outbox_envelope};
+use clinicflow::adapters::dynamodb::{DynamoStore, outbox_envelope};
 use clinicflow::adapters::embedded::Embedded;
 use clinicflow::adapters::memory::Memory;
 use clinicflow::events::EventEnvelope;
@@ -52,14 +52,7 @@ async fn dynamo_store() -> DynamoStore {
 
 async fn dynamo_store_on(sdk: &aws_config::SdkConfig) -> DynamoStore {
     let prefix = unique("cs");
-    let tables = DynamoTables {
-        contexts: ["checkup", "payment", "centre", "notification"]
-            .into_iter()
-            .map(|c| (c, format!("{prefix}-{c}")))
-            .collect(),
-        views: format!("{prefix}-views"),
-        processed: format!("{prefix}-processed"),
-    };
+    let tables = clinicflow::wiring::AwsSettings::prefixed(clinicflow::catalog(), &prefix).tables;
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), tables);
     store.create_tables(&clinicflow::catalog().tables).await.expect("tables created");
     store
@@ -867,11 +860,9 @@ async fn dynamodb_create_tables_twice_is_harmless() {
     store.create_tables(&clinicflow::catalog().tables).await.expect("created again");
     let arns = store.stream_arns().await.expect("stream arns");
     let contexts: Vec<&str> = arns.iter().map(|(c, _)| *c).collect();
-    assert_eq!(
-        contexts,
-        ["checkup", "payment", "centre"],
-        "every context table but notification has a stream"
-    );
+    let expected: Vec<&str> = clinicflow::catalog().context_tables().collect();
+    assert_eq!(contexts, expected, "every context table has a stream, the notifier's none");
+    assert!(!contexts.contains(&clinicflow::topology::NOTIFICATION));
     assert!(arns.iter().all(|(_, arn)| arn.contains(":table/")), "{arns:?}");
     store.prime(clinicflow::topology::VIEWS).await;
 }

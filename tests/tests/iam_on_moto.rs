@@ -37,6 +37,8 @@ use tower::ServiceExt;
 
 #[path = "iam/checkup.rs"]
 mod checkup;
+#[path = "iam/vaccine.rs"]
+mod vaccine;
 
 /// (IAM action, resource in topology terms), as recorded.
 type Calls = Arc<Mutex<BTreeSet<(String, String)>>>;
@@ -330,7 +332,7 @@ pub struct Saga {
 }
 
 /// Every slice's saga, one module each under `iam/`.
-const SAGAS: &[&Saga] = &[&checkup::SAGA];
+const SAGAS: &[&Saga] = &[&checkup::SAGA, &vaccine::SAGA];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_function_does_its_work_within_its_iam_grants() {

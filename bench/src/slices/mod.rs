@@ -15,6 +15,7 @@
 //! first fixture. A function none drives stops the runner ([`check`]) before it measures.
 
 pub mod checkup;
+pub mod vaccine;
 
 use std::sync::Arc;
 
@@ -32,7 +33,7 @@ use crate::lambda::seed::Seeder;
 /// Every fixture, in the order their figures are reported. The first one's cases also drive
 /// the platform's functions, and its entry request is what the floors echo.
 pub fn all() -> &'static [&'static dyn Fixture] {
-    static ALL: &[&dyn Fixture] = &[&checkup::Checkup];
+    static ALL: &[&dyn Fixture] = &[&checkup::Checkup, &vaccine::Vaccine];
     ALL
 }
 
@@ -148,14 +149,23 @@ pub struct SagaSpec {
     /// `(sub, group)` of the caller who opens the case and reads its view (the floor sends
     /// this caller's token too).
     pub opener: (&'static str, &'static str),
+    /// Whether each load worker opens as a caller of its own, `<opener sub>-<worker index>`
+    /// (in the opener's group): for a slice where one caller may not have two cases open at
+    /// once. A worker runs one saga at a time, so its caller's case has ended (or failed)
+    /// before the next.
+    pub opener_per_worker: bool,
     /// `(sub, group)` of the caller who acts on it.
     pub actor: (&'static str, &'static str),
     /// The POST that opens a case (sent with an `Idempotency-Key`, answered 201 with the
     /// case's `id`).
     pub open_path: &'static str,
+    /// A request run once before the load (not measured), whose answer's `id` every
+    /// opening names (a resource the cases are opened on); `None` when there is none.
+    pub setup: Option<SagaSetup>,
     /// The body of saga `n`'s opening request, and the phone number (E.164) its SMS go to,
-    /// unique to the saga.
-    pub open_body: fn(u64) -> anyhow::Result<(Vec<u8>, String)>,
+    /// unique to the saga; the second argument is the id [`SagaSpec::setup`] answered (empty
+    /// without one).
+    pub open_body: OpenBody,
     /// The POST acting on case `id`, answered 200; tried again while it answers 409 or 404
     /// (the case has not reached the actor through the bus yet).
     pub act_path: fn(&str) -> String,
@@ -174,6 +184,22 @@ pub struct SagaSpec {
     pub open_latency: &'static str,
     /// See [`SagaSpec::throughput`].
     pub saga_latency: &'static str,
+}
+
+/// Makes saga `n`'s opening body and the phone number its SMS go to, given the id the
+/// saga's setup answered ([`SagaSpec::open_body`]).
+pub type OpenBody = fn(u64, &str) -> anyhow::Result<(Vec<u8>, String)>;
+
+/// The request a saga run makes once, before its load: a POST as `caller`, answered 201 with
+/// the `id` passed to every [`SagaSpec::open_body`].
+#[derive(Debug)]
+pub struct SagaSetup {
+    /// `(sub, group)` of the caller.
+    pub caller: (&'static str, &'static str),
+    /// The path of the POST.
+    pub path: &'static str,
+    /// Its JSON body (made when the run starts: it may name dates).
+    pub body: fn() -> anyhow::Result<Value>,
 }
 
 /// What one saga does on AWS, counted from the code paths (the same counts as the README's

@@ -17,6 +17,7 @@
 //! check-up one, [`checkup`], is the model) and list it in [`all`].
 
 pub mod checkup;
+pub mod vaccine;
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -36,7 +37,7 @@ use crate::invariants::Case;
 
 /// Every slice's fixture, in the catalog's order of slices.
 pub fn all() -> &'static [&'static dyn Fixture] {
-    static ALL: &[&dyn Fixture] = &[&checkup::CHECKUP];
+    static ALL: &[&dyn Fixture] = &[&checkup::CHECKUP, &vaccine::VACCINE];
     ALL
 }
 

@@ -193,7 +193,7 @@ impl AwsRuntime {
         let before = self.progress.snapshot();
         for _ in 0..50 {
             let now = self.progress.snapshot();
-            if !before.is_empty() && before.iter().all(|(shard, n)| now.get(shard).is_some_and(|m| m > n)) {
+            if !before.is_empty() && before.iter().all(|(reader, n)| now.get(reader).is_some_and(|m| m > n)) {
                 return Ok(true);
             }
             tokio::time::sleep(Duration::from_millis(20)).await;

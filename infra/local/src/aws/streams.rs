@@ -23,17 +23,24 @@ pub const MAX_ATTEMPTS: u32 = 10;
 /// What the readers have done, for `settle` and the dead-letter listing.
 #[derive(Debug, Default)]
 pub struct Progress {
+    /// Per reader (a stream's ARN and a shard: moto names every table's one shard alike).
     empty_polls: Mutex<HashMap<String, u64>>,
     parked: Mutex<Vec<(EventEnvelope, String)>>,
 }
 
 impl Progress {
-    fn polled_empty(&self, shard: &str) {
+    /// A reader that has not polled empty yet: `settle` waits for it too.
+    fn register(&self, reader: &str) {
         let mut polls = self.empty_polls.lock().unwrap_or_else(PoisonError::into_inner);
-        *polls.entry(shard.to_owned()).or_default() += 1;
+        polls.entry(reader.to_owned()).or_default();
     }
 
-    /// Empty polls so far, per shard.
+    fn polled_empty(&self, reader: &str) {
+        let mut polls = self.empty_polls.lock().unwrap_or_else(PoisonError::into_inner);
+        *polls.entry(reader.to_owned()).or_default() += 1;
+    }
+
+    /// Empty polls so far, per reader.
     pub fn snapshot(&self) -> HashMap<String, u64> {
         self.empty_polls.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
@@ -67,10 +74,12 @@ pub async fn spawn(
             let reader = ShardReader {
                 p: p.clone(),
                 client: client.clone(),
+                key: format!("{arn}#{shard}"),
                 arn: arn.clone(),
                 shard,
                 progress: progress.clone(),
             };
+            progress.register(&reader.key);
             tracing::debug!(context, shard = %reader.shard, "reading stream shard");
             tasks.push(tokio::spawn(reader.run(stop.clone())));
         }
@@ -83,6 +92,8 @@ struct ShardReader {
     client: Client,
     arn: String,
     shard: String,
+    /// The reader's name in [`Progress`].
+    key: String,
     progress: Arc<Progress>,
 }
 
@@ -163,7 +174,7 @@ impl ShardReader {
         *iterator = out.next_shard_iterator().map(str::to_owned);
         let records = out.records();
         if records.is_empty() {
-            self.progress.polled_empty(&self.shard);
+            self.progress.polled_empty(&self.key);
             return Ok(Some(Duration::from_millis(100)));
         }
         for r in records {

@@ -183,6 +183,40 @@ where
     {
         return replay(first, &key.key);
     }
+    let outcome = attempts(p, function, idempotency, &mut attempt).await;
+    refusal_rechecked(p, idempotency, outcome).await
+}
+
+/// A `409` to a request with an `Idempotency-Key`, checked against the key once more: a
+/// client retries a request that timed out, and the first one may have committed after the
+/// retry looked for its key, its effect then refusing the retry (the slot it took now full,
+/// the case it opened now open). Its commit stored the key with its effect, atomically, so
+/// the key is there now: the retry is answered as the first request was. Any other outcome
+/// is returned as it is.
+pub async fn refusal_rechecked(
+    p: &Platform,
+    idempotency: Option<&Idempotency>,
+    outcome: Result<Accepted, AppError>,
+) -> Result<Accepted, AppError> {
+    if let (Err(AppError::Conflict(_)), Some(key)) = (&outcome, idempotency)
+        && let Some(first) = p.store.idempotency(&key.scope, &key.key.key).await?
+    {
+        return replay(first, &key.key);
+    }
+    outcome
+}
+
+/// The attempts of [`run`], each on what the previous one's race left.
+async fn attempts<'p, F, Fut>(
+    p: &'p Platform,
+    function: &str,
+    idempotency: Option<&Idempotency>,
+    attempt: &mut F,
+) -> Result<Accepted, AppError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Decided<'p>, AppError>>,
+{
     for _ in 0..RACE_RETRIES {
         let Decided { work, accepted } = attempt().await?;
         let mut tx = work.into_transaction();

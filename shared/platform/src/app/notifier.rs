@@ -68,7 +68,8 @@ async fn notify(p: &Platform, event: &EventEnvelope) -> Result<Handled, Consumer
         to: contact.phone.clone(),
         body,
     };
-    send_once(p, SMS_NOTIFIER, event, sms_record_key(&event.id), &message, contact_write, true).await
+    let record = Recorded::read(p, sms_record_key(&event.id)).await?;
+    send_once(p, SMS_NOTIFIER, event, record, &message, contact_write, true).await
 }
 
 /// Sends one event's SMS to every case its data lists in `field`, paced at the platform's
@@ -94,6 +95,11 @@ async fn notify_many(p: &Platform, event: &EventEnvelope, notification: &Notific
     let period = std::time::Duration::from_secs(1) / p.config.sms_send_rate.max(1);
     let mut next_send = tokio::time::Instant::now();
     for case in &cases {
+        // A recipient settled by an earlier delivery costs this one read, and no period.
+        let record = Recorded::read(p, sms_recipient_key(&event.id, case)).await?;
+        if record.settled() {
+            continue;
+        }
         let contact = match known_contact(p, &AggregateKey::new(CONTACTS, case)).await {
             Ok(contact) => contact,
             Err(e) => {
@@ -110,16 +116,9 @@ async fn notify_many(p: &Platform, event: &EventEnvelope, notification: &Notific
             to: contact.phone.clone(),
             body: render_for(template, event, case).map_err(ConsumerError::Permanent)?,
         };
-        let key = sms_recipient_key(&event.id, case);
-        if super::load::<SmsRecord>(p, &key)
-            .await?
-            .0
-            .is_none_or(|r| !matches!(r, SmsRecord::Sent { .. } | SmsRecord::Refused { .. }))
-        {
-            tokio::time::sleep_until(next_send).await;
-            next_send = tokio::time::Instant::now() + period;
-        }
-        match send_once(p, SMS_NOTIFIER, event, key, &message, None, false).await {
+        tokio::time::sleep_until(next_send).await;
+        next_send = tokio::time::Instant::now() + period;
+        match send_once(p, SMS_NOTIFIER, event, record, &message, None, false).await {
             Ok(_) => {}
             Err(e @ ConsumerError::Retryable(_)) => {
                 retry.get_or_insert(e);
@@ -234,6 +233,26 @@ fn claim_lease(p: &Platform) -> chrono::Duration {
     chrono::Duration::seconds(i64::from(seconds))
 }
 
+/// An SMS record as read, with its version.
+pub(crate) struct Recorded {
+    key: AggregateKey,
+    record: Option<SmsRecord>,
+    version: u64,
+}
+
+impl Recorded {
+    /// Reads the record at `key`.
+    pub(crate) async fn read(p: &Platform, key: AggregateKey) -> Result<Self, ConsumerError> {
+        let (record, version) = super::load::<SmsRecord>(p, &key).await?;
+        Ok(Self { key, record, version })
+    }
+
+    /// Sent, or refused by the channel: nothing more to do for it.
+    fn settled(&self) -> bool {
+        matches!(self.record, Some(SmsRecord::Sent { .. } | SmsRecord::Refused { .. }))
+    }
+}
+
 /// Sends an event's SMS at most once, even on a channel without deduplication (SNS): the
 /// record is claimed (`sending`) before the send and settled (`sent`, `refused`) with the
 /// processed mark after it. A redelivery that finds a claim younger than the notifier's
@@ -243,20 +262,20 @@ fn claim_lease(p: &Platform) -> chrono::Duration {
 /// it. A new contact is stored with the claim, so that a booking SMS left in doubt does not
 /// silence the case's later ones.
 ///
-/// `key` is the SMS record; `settles_event` says whether settling it also marks the event
+/// `record` is the SMS record as read; `settles_event` says whether settling it also marks the event
 /// processed (one recipient), or leaves that to the caller (one of many).
 pub(crate) async fn send_once(
     p: &Platform,
     consumer: &str,
     event: &EventEnvelope,
-    key: AggregateKey,
+    record: Recorded,
     message: &SmsMessage,
     contact_write: Option<AggregateWrite>,
     settles_event: bool,
 ) -> Result<Handled, ConsumerError> {
     let to = message.to.masked();
     let processed = || if settles_event { mark(consumer, event) } else { None };
-    let (record, version) = super::load::<SmsRecord>(p, &key).await?;
+    let Recorded { key, record, version } = record;
     let write = |version: u64, record: &SmsRecord| -> Result<AggregateWrite, ConsumerError> {
         Ok(AggregateWrite {
             key: key.clone(),

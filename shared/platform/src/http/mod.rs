@@ -17,6 +17,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::app::AppError;
+use crate::app::command::IdempotencyKey;
 use crate::domain::{Actor, FieldError};
 use crate::topology::Role;
 
@@ -229,6 +230,36 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
             None => Ok(Self(ulid::Ulid::new().to_string())),
         }
     }
+}
+
+/// The request's `Idempotency-Key` header, bound to the hash of `body`; absent: `None`. A
+/// key that is not 1 to 255 visible ASCII characters is a 422 naming the header.
+pub fn idempotency_key(headers: &HeaderMap, body: &[u8]) -> Result<Option<IdempotencyKey>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .map_err(|_| FieldError::new("Idempotency-Key", "must be visible ASCII"))
+        .and_then(|k| IdempotencyKey::parse(k, body))
+        .map(Some)
+        .map_err(|e| ApiError(AppError::Invalid(vec![e])))
+}
+
+/// The `Idempotency-Key` header as the OpenAPI document shows it, for every command that
+/// takes one: `params(IdempotencyHeader)` beside a route's other parameters.
+#[derive(Debug, Clone, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct IdempotencyHeader {
+    /// 1 to 255 visible ASCII characters, unique per attempt; a retry under the same key is answered as the first request was.
+    #[param(
+        rename = "Idempotency-Key",
+        nullable = false,
+        min_length = 1,
+        max_length = 255,
+        pattern = "^[!-~]+$"
+    )]
+    pub idempotency_key: Option<String>,
 }
 
 /// Parses a JSON body, naming the field at fault: 415 without a JSON content type, 400 for

@@ -15,7 +15,6 @@ use super::domain::{BookingStatus, parse_reason};
 use super::view::CheckupResponse;
 use super::{CENTRE, faults, queries};
 use crate::app::AppError;
-use crate::app::command::IdempotencyKey;
 use crate::app::queries::{ListParams, Page};
 use crate::domain::FieldError;
 use crate::http::openapi::responses::{
@@ -23,7 +22,7 @@ use crate::http::openapi::responses::{
 };
 use crate::http::openapi::{NO_BODY, NoBody};
 use crate::http::routes::{Access, AppState, accepted, checked_id, fail, ignored_body, query};
-use crate::http::{ApiError, RequestId, parse_json};
+use crate::http::{ApiError, IdempotencyHeader, RequestId, idempotency_key, parse_json};
 use crate::topology::{Method, PATIENT, Role, Route};
 
 /// The description of the `id` path parameter.
@@ -115,15 +114,7 @@ struct ViewLocation(String);
     description = "Takes the payment first; booking, payment, place and events are then stored in one transaction. With an \
                    `Idempotency-Key`, a retry of the same request is answered as the first one was (and never charges twice); the \
                    same key with another body is refused (422). Role: `patient`.",
-    params((
-        "Idempotency-Key" = Option<String>,
-        Header,
-        nullable = false,
-        min_length = 1,
-        max_length = 255,
-        pattern = "^[!-~]+$",
-        description = "1 to 255 visible ASCII characters, unique per booking attempt."
-    )),
+    params(IdempotencyHeader),
     request_body(
         content = BookInput,
         example = json!({"date": "2027-06-01", "package": "basic", "name": "홍길동", "phone": "010-1234-5678", "card_token": "tok_ok"})
@@ -148,15 +139,7 @@ struct ViewLocation(String);
 async fn book(State(p): State<AppState>, access: Access, RequestId(rid): RequestId, headers: HeaderMap, body: Bytes) -> Response {
     let run = async {
         let input: BookInput = parse_json(&headers, &body)?;
-        let idem = match headers.get("idempotency-key") {
-            None => None,
-            Some(v) => Some(
-                v.to_str()
-                    .map_err(|_| FieldError::new("Idempotency-Key", "must be visible ASCII"))
-                    .and_then(|k| IdempotencyKey::parse(k, &body))
-                    .map_err(|e| ApiError(AppError::Invalid(vec![e])))?,
-            ),
-        };
+        let idem = idempotency_key(&headers, &body)?;
         Ok::<_, ApiError>(usecase::book(&p, &access.actor(), input, idem, &rid).await?)
     };
     run.await.map_or_else(fail, accepted)

@@ -373,6 +373,10 @@ pub async fn reserve(
     idempotency: Option<IdempotencyKey>,
     request_id: &str,
 ) -> Result<Accepted, AppError> {
+    // Every store call of a reservation, the idempotency read included, is behind the gate:
+    // a shed request costs the store nothing.
+    let cfg = p.config.slice::<VaccineConfig>();
+    let _permit = gate(p, &cfg)?;
     let idempotency = idempotency.map(|key| Idempotency {
         scope: format!("{}:POST /vaccine/reservations", actor.sub),
         key,
@@ -382,14 +386,24 @@ pub async fn reserve(
     {
         return replay(first, &key.key);
     }
+    let outcome = book(p, actor, input, idempotency.as_ref(), request_id).await;
+    command::refusal_rechecked(p, idempotency.as_ref(), outcome).await
+}
+
+/// [`reserve`] past its gate and its key: the reservation, tried on each shard with doses.
+async fn book(
+    p: &Platform,
+    actor: &Actor,
+    input: ReserveInput,
+    idempotency: Option<&Idempotency>,
+    request_id: &str,
+) -> Result<Accepted, AppError> {
     let mut errors = Vec::new();
     let slot_id = required("slot_id", &input.slot_id, &mut errors).and_then(|s| ulid_field("slot_id", s).map_err(|e| errors.push(e)).ok());
     let contact = contact(&input.name, &input.phone, &input.locale, &mut errors);
     let (Some(slot_id), Some(contact)) = (slot_id, contact) else {
         return Err(AppError::Invalid(errors));
     };
-    let cfg = p.config.slice::<VaccineConfig>();
-    let _permit = gate(p, &cfg)?;
     let slot = open_slot_for(p, &slot_id, Some("slot_id"))
         .await?
         .state
@@ -424,7 +438,7 @@ pub async fn reserve(
         });
         let accepted = answer(&work, &id, 201)?;
         let mut tx = work.into_transaction();
-        tx.idempotency = idempotency.as_ref().map(|k| k.record(&accepted));
+        tx.idempotency = idempotency.map(|k| k.record(&accepted));
         let events = tx.outbox.clone();
         match p.store.commit(tx).await {
             Ok(()) => {
@@ -442,9 +456,7 @@ pub async fn reserve(
                 continue;
             }
             Err(StoreError::IdempotencyKeyTaken) => {
-                let key = idempotency
-                    .as_ref()
-                    .ok_or_else(|| AppError::Internal("idempotency race without a key".into()))?;
+                let key = idempotency.ok_or_else(|| AppError::Internal("idempotency race without a key".into()))?;
                 return replay(command::first_answer(p, key).await?, &key.key);
             }
             Err(e) => return Err(e.into()),

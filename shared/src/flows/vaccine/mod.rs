@@ -132,6 +132,8 @@ pub const FUNCTIONS: &[Function] = &[
         Uses {
             reads: &[ALERTS],
             writes: &[ALERTS],
+            // The responses kept for its Idempotency-Key.
+            processed: true,
             bus: true,
             ..NONE
         },
@@ -165,6 +167,8 @@ pub const FUNCTIONS: &[Function] = &[
         Uses {
             reads: &[SLOTS, RESERVATIONS],
             writes: &[SLOTS, RESERVATIONS],
+            // The responses kept for its Idempotency-Key.
+            processed: true,
             bus: true,
             ..NONE
         },

@@ -15,7 +15,6 @@ use super::reservation::ReservationStatus;
 use super::view::{AlertResponse, ReservationResponse};
 use super::{VACCINE_ADMIN, faults};
 use crate::app::AppError;
-use crate::app::command::IdempotencyKey;
 use crate::app::queries::{ListParams, Page};
 use crate::domain::FieldError;
 use crate::http::openapi::responses::{
@@ -23,7 +22,7 @@ use crate::http::openapi::responses::{
 };
 use crate::http::openapi::{NO_BODY, NoBody};
 use crate::http::routes::{Access, AppState, accepted, checked_id, fail, ignored_body, query};
-use crate::http::{ApiError, RequestId, parse_json};
+use crate::http::{ApiError, IdempotencyHeader, RequestId, idempotency_key, parse_json};
 use crate::topology::{Method, PATIENT, Role, Route};
 
 const ID: &str = "An id (a ULID) this API returned; anything else is not found.";
@@ -102,18 +101,6 @@ pub type SlotPage = Page<SlotResponse>;
 pub type VaccineReservationPage = Page<ReservationResponse>;
 /// A page of subscriptions.
 pub type SubscriptionPage = Page<AlertResponse>;
-
-fn idempotency_key(headers: &HeaderMap, body: &[u8]) -> Result<Option<IdempotencyKey>, ApiError> {
-    match headers.get("idempotency-key") {
-        None => Ok(None),
-        Some(v) => v
-            .to_str()
-            .map_err(|_| FieldError::new("Idempotency-Key", "must be visible ASCII"))
-            .and_then(|k| IdempotencyKey::parse(k, body))
-            .map(Some)
-            .map_err(|e| ApiError(AppError::Invalid(vec![e]))),
-    }
-}
 
 fn json<T: serde::Serialize>(v: T) -> Response {
     axum::Json(v).into_response()
@@ -310,15 +297,7 @@ async fn slot_reservations(
                    `Idempotency-Key`, a retry is answered as the first request was. Role: `patient`.",
     params(
         ("id" = String, Path, pattern = "^[0-9A-Za-z]{26}$", min_length = 26, max_length = 26, description = ID),
-        (
-            "Idempotency-Key" = Option<String>,
-            Header,
-            nullable = false,
-            min_length = 1,
-            max_length = 255,
-            pattern = "^[!-~]+$",
-            description = "1 to 255 visible ASCII characters, unique per attempt to join."
-        ),
+        IdempotencyHeader,
     ),
     request_body(content = WaitlistInput, example = json!({"name": "김민수", "phone": "010-2222-3333"})),
     responses(
@@ -357,15 +336,7 @@ async fn join_waitlist(
     operation_id = "subscribeVaccineSlots",
     description = "One SMS per new slot that matches, until unsubscribed. With an `Idempotency-Key`, a retry is answered as \
                    the first request was. Role: `patient`.",
-    params((
-        "Idempotency-Key" = Option<String>,
-        Header,
-        nullable = false,
-        min_length = 1,
-        max_length = 255,
-        pattern = "^[!-~]+$",
-        description = "1 to 255 visible ASCII characters, unique per subscription attempt."
-    )),
+    params(IdempotencyHeader),
     request_body(content = SubscribeInput, example = json!({"hospital": "seoul-central", "vaccine": "pfizer", "phone": "010-2222-3333"})),
     responses(
         (status = 201, description = "Subscribed.", body = AlertResponse),
@@ -437,15 +408,7 @@ async fn unsubscribe(
     description = "The dose is taken from the slot in the same write that stores the reservation. One active reservation per \
                    vaccine and citizen. With an `Idempotency-Key`, a retry is answered as the first request was. Under a rush \
                    the service sheds load (503 + `Retry-After`) rather than queue. Role: `patient`.",
-    params((
-        "Idempotency-Key" = Option<String>,
-        Header,
-        nullable = false,
-        min_length = 1,
-        max_length = 255,
-        pattern = "^[!-~]+$",
-        description = "1 to 255 visible ASCII characters, unique per reservation attempt."
-    )),
+    params(IdempotencyHeader),
     request_body(content = ReserveInput, example = json!({"slot_id": "01JQ0000000000000000000000", "name": "김민수", "phone": "010-2222-3333"})),
     responses(
         (status = 201, description = "Reserved.", body = ReservationResponse),
