@@ -12,8 +12,20 @@ use std::sync::LazyLock;
 
 use topology::{Catalog, Slice};
 
-/// Every slice, in the order the catalog lists their parts.
-pub static SLICES: &[&Slice] = &[&flows::checkup::SLICE, &flows::vaccine::SLICE];
+/// Lists every slice once: [`SLICES`], and the same slices' parts the platform's own
+/// functions need ([`Slice::platform_part`]), which the platform's bootstrap runs on.
+macro_rules! slices {
+    ($($slice:path),+ $(,)?) => {
+        /// Every slice, in the order the catalog lists their parts.
+        pub static SLICES: &[&Slice] = &[$(&$slice),+];
+
+        /// [`SLICES`], each as the platform's own functions need it: no slice's commands,
+        /// consumers or jobs, so that the platform's bootstrap links none of their code.
+        pub static PLATFORM_PARTS: &[&Slice] = &[$(&$slice.platform_part()),+];
+    };
+}
+
+slices!(flows::checkup::SLICE, flows::vaccine::SLICE);
 
 /// The whole API's OpenAPI document as committed (`docs/openapi.json`), which every catalog
 /// here serves at `GET /openapi.json`: a test holds it equal to the document generated from
@@ -34,24 +46,31 @@ pub fn catalog() -> &'static Catalog {
 pub mod bootstrap {
     pub use clinicflow_platform::bootstrap::{BootstrapError, HANDLER_VARIABLE, select};
 
-    use super::{Catalog, OPENAPI_JSON, Slice, catalog};
+    use super::{Catalog, OPENAPI_JSON, Slice};
 
     /// The catalog a slice's bootstrap runs on: that slice alone with the platform's parts,
     /// so that the binary links no other flow's code, serving the whole API's document.
     pub fn catalog_of(slice: &'static Slice) -> Catalog {
-        Catalog::new(&[slice]).serving_openapi(OPENAPI_JSON)
+        Catalog::of_flow(slice).serving_openapi(OPENAPI_JSON)
     }
 
     /// Runs the function of `slice` that `_HANDLER` names.
     pub async fn flow(slice: &'static Slice) -> Result<(), lambda_runtime::Error> {
         let catalog: &'static Catalog = Box::leak(Box::new(catalog_of(slice)));
-        clinicflow_platform::bootstrap::run(catalog, slice.name).await
+        clinicflow_platform::bootstrap::run_flow(catalog, slice.name).await
+    }
+
+    /// The catalog the platform's bootstrap runs on: every slice's [`Slice::platform_part`]
+    /// (projections, notifications, tables) with the platform's own functions.
+    pub fn platform_catalog() -> Catalog {
+        Catalog::new(super::PLATFORM_PARTS).serving_openapi(OPENAPI_JSON)
     }
 
     /// Runs the platform function (`platform-api`, `sms-notifier`, `status-projector`,
-    /// `outbox-sweeper`) that `_HANDLER` names, on the whole catalog: every slice's projections and
-    /// notifications.
+    /// `outbox-sweeper`) that `_HANDLER` names, on [`platform_catalog`]: every slice's
+    /// projections and notifications, and no slice's commands.
     pub async fn platform() -> Result<(), lambda_runtime::Error> {
-        clinicflow_platform::bootstrap::run(catalog(), crate::topology::PLATFORM_BOOTSTRAP).await
+        let catalog: &'static Catalog = Box::leak(Box::new(platform_catalog()));
+        clinicflow_platform::bootstrap::run_platform(catalog, crate::topology::PLATFORM_BOOTSTRAP).await
     }
 }

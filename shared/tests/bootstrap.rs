@@ -2,8 +2,8 @@
 //! served by exactly one, which starts it when `_HANDLER` names it, and refuses at init a
 //! handler it does not serve, naming the handler and the functions it does serve.
 
-use clinicflow::bootstrap::{BootstrapError, catalog_of, select};
-use clinicflow::topology::{PLATFORM_BOOTSTRAP, PLATFORM_FUNCTIONS};
+use clinicflow::bootstrap::{BootstrapError, catalog_of, platform_catalog, select};
+use clinicflow::topology::{PLATFORM_BOOTSTRAP, PLATFORM_FUNCTIONS, SMS_NOTIFIER};
 
 #[test]
 fn every_function_is_served_by_exactly_one_bootstrap_under_its_own_name() {
@@ -74,4 +74,49 @@ fn a_slices_bootstrap_runs_on_that_slice_alone_and_serves_the_whole_document() {
         assert_eq!(c.openapi_json(), clinicflow::OPENAPI_JSON);
         assert_eq!(clinicflow::catalog().openapi_json(), clinicflow::OPENAPI_JSON);
     }
+}
+
+#[test]
+fn a_slices_bootstrap_has_none_of_the_platforms_consumers() {
+    for slice in clinicflow::SLICES {
+        let c = catalog_of(slice);
+        assert!(c.consumer(SMS_NOTIFIER).is_none(), "the notifier runs in the platform's bootstrap");
+        for consumer in slice.consumers {
+            assert!(c.consumer(consumer.function).is_some(), "{}", consumer.function);
+        }
+    }
+    assert!(
+        clinicflow::catalog().consumer(SMS_NOTIFIER).is_some(),
+        "the whole catalog (the local runtime) has it"
+    );
+}
+
+#[test]
+fn the_platforms_bootstrap_has_every_slices_views_texts_and_tables_and_no_slices_commands() {
+    let whole = clinicflow::catalog();
+    let c = platform_catalog();
+    let names = |slices: &[&clinicflow::topology::Slice]| slices.iter().map(|s| s.name).collect::<Vec<_>>();
+    assert_eq!(names(&c.slices), names(clinicflow::SLICES), "one part per slice, in order");
+    let projections = |c: &clinicflow::topology::Catalog| c.projections.iter().map(|p| p.view).collect::<Vec<_>>();
+    assert_eq!(projections(&c), projections(whole));
+    assert_eq!(c.notifications, whole.notifications);
+    assert_eq!(
+        c.tables.iter().map(|t| t.name).collect::<Vec<_>>(),
+        whole.tables.iter().map(|t| t.name).collect::<Vec<_>>()
+    );
+    assert_eq!(c.streams, whole.streams, "the projector reads every context table's stream");
+    let to_notifier = |c: &clinicflow::topology::Catalog| c.rules.iter().filter(|r| r.target == SMS_NOTIFIER).cloned().collect::<Vec<_>>();
+    assert_eq!(to_notifier(&c), to_notifier(whole));
+    assert!(c.consumer(SMS_NOTIFIER).is_some());
+    for f in PLATFORM_FUNCTIONS {
+        assert_eq!(select(&c, PLATFORM_BOOTSTRAP, Some(f.name)).expect("served").name, f.name);
+    }
+    assert!(
+        c.slices
+            .iter()
+            .all(|s| s.functions.is_empty() && s.routes.is_empty() && s.consumers.is_empty() && s.jobs.is_empty())
+    );
+    assert!(c.jobs.is_empty());
+    assert_eq!(c.routes.len(), 2, "the public routes alone");
+    assert_eq!(c.openapi_json(), clinicflow::OPENAPI_JSON);
 }

@@ -546,6 +546,25 @@ pub struct Slice {
     pub openapi: fn() -> utoipa::openapi::OpenApi,
 }
 
+impl Slice {
+    /// What the platform's own functions (the SMS notifier, the status projector, the outbox
+    /// sweeper, the public routes) need of this slice: its tables, events, roles, projections,
+    /// notifications and settings, without its functions, routes, consumers and jobs. Made in
+    /// a constant (`static PARTS: &[&Slice] = &[&SLICE.platform_part()]`), it refers to none
+    /// of their handlers, so that a binary built on it links none of their code: the
+    /// platform's bootstrap carries every slice's projections and texts, and no slice's
+    /// commands.
+    pub const fn platform_part(self) -> Slice {
+        Slice {
+            functions: &[],
+            routes: &[],
+            consumers: &[],
+            jobs: &[],
+            ..self
+        }
+    }
+}
+
 /// The whole platform: the slices and the platform's own parts, assembled once.
 #[derive(Debug, Clone)]
 pub struct Catalog {
@@ -596,6 +615,18 @@ impl Catalog {
     /// Assembles `slices` with the platform's functions, tables and public routes (served
     /// by [`PLATFORM_API`]).
     pub fn new(slices: &[&'static Slice]) -> Self {
+        Self::assemble(slices, &[(SMS_NOTIFIER, crate::app::notifier::handle as ConsumerFn)])
+    }
+
+    /// The catalog a flow's bootstrap runs on: `slice` with the platform's parts as data, and
+    /// none of the platform's own consumers (the SMS notifier runs in the platform's
+    /// bootstrap), so that the binary links no code of theirs.
+    pub fn of_flow(slice: &'static Slice) -> Self {
+        Self::assemble(&[slice], &[])
+    }
+
+    /// The catalog of `slices`, whose consumers are the slices' and `platform_consumers`.
+    fn assemble(slices: &[&'static Slice], platform_consumers: &[(&'static str, ConsumerFn)]) -> Self {
         let public = [
             (HEALTH_PATH, crate::http::routes::health as Handler),
             (OPENAPI_PATH, crate::http::routes::openapi as Handler),
@@ -648,7 +679,7 @@ impl Catalog {
             .iter()
             .flat_map(|s| s.consumers)
             .map(|c| (c.function, c.handle))
-            .chain([(SMS_NOTIFIER, crate::app::notifier::handle as ConsumerFn)])
+            .chain(platform_consumers.iter().copied())
             .collect();
         let mut catalog = Self {
             slices: slices.to_vec(),
