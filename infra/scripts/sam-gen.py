@@ -711,8 +711,9 @@ class Stack:
                             {
                                 "Id": function,
                                 "Arn": self.alias(function),
-                                # The tables this run covers, by their physical names.
-                                "Input": sub(text, variables or None),
+                                # The tables this run covers, by their physical names
+                                # (a job on no table gets the constant as it is).
+                                "Input": sub(text, variables or None) if "${" in text else text,
                                 "RetryPolicy": dict(SCHEDULE_RETRY),
                             }
                         ],

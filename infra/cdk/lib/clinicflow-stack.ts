@@ -685,7 +685,9 @@ export abstract class ClinicflowStack extends Stack {
           {
             id: spec.function,
             arn: target,
-            input: Fn.sub(JSON.stringify({ tables }), variables),
+            // A job on no table gets the constant as it is (an Fn::Sub without variables is
+            // cfn-lint's W1020).
+            input: spec.tables.length ? Fn.sub(JSON.stringify({ tables }), variables) : JSON.stringify({ tables }),
             retryPolicy: {
               maximumRetryAttempts: SCHEDULE_RETRY_ATTEMPTS,
               maximumEventAgeInSeconds: SCHEDULE_MAX_EVENT_AGE_S,
