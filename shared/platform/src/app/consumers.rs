@@ -48,9 +48,26 @@ impl From<DomainError> for ConsumerError {
     }
 }
 
+/// How a [`ConsumerError`] from a lost version race begins.
+const LOST_RACE: &str = "lost a race";
+
+/// Times [`dispatch`] runs a consumer that lost a version race, deciding again on what the
+/// winner left, before the delivery is failed and redelivered.
+pub const CONSUMER_RACE_RETRIES: usize = 8;
+
+impl ConsumerError {
+    /// The consumer's transaction lost a version race (another write changed an aggregate it
+    /// read): nothing was written, and deciding again at once may succeed.
+    pub fn lost_race(&self) -> bool {
+        matches!(self, Self::Retryable(why) if why.starts_with(LOST_RACE))
+    }
+}
+
 impl From<StoreError> for ConsumerError {
     fn from(e: StoreError) -> Self {
-        if e.is_retryable() {
+        if matches!(e, StoreError::VersionConflict(_)) {
+            Self::Retryable(format!("{LOST_RACE}: {e}"))
+        } else if e.is_retryable() {
             Self::Retryable(e.to_string())
         } else {
             Self::Permanent(e.to_string())
@@ -89,7 +106,16 @@ pub async fn dispatch(p: &Platform, target: &str, event: &EventEnvelope) -> Resu
     p.faults.check(target).await?;
     let span = tracing::info_span!("consume", consumer = target, event_id = %event.id, event_type = %event.event_type, correlation_id = %event.correlation_id);
     async {
-        let result = handle(p, target, event).await;
+        // A lost version race (consumers of one aggregate racing, e.g. a rush of
+        // cancellations giving doses back to one slot) is decided again here rather than
+        // spending the delivery's attempts: a handler is idempotent, and the race wrote nothing.
+        let mut result = handle(p, target, event).await;
+        for _ in 1..CONSUMER_RACE_RETRIES {
+            if !result.as_ref().is_err_and(ConsumerError::lost_race) {
+                break;
+            }
+            result = handle(p, target, event).await;
+        }
         match &result {
             Ok(h) => tracing::debug!(?h, "event handled"),
             Err(e) => tracing::warn!(error = %e, "event failed"),

@@ -18,25 +18,8 @@ use crate::ports::ViewQuery;
 
 /// `vaccine-dose-return`'s handler.
 pub fn dose_return<'a>(p: &'a Platform, _consumer: &'a str, event: &'a EventEnvelope) -> ConsumerFuture<'a> {
-    Box::pin(async move {
-        // Give-backs of one slot race each other on the slot aggregate (a rush of
-        // cancellations): a lost race is decided again here, on what the winner left, rather
-        // than spending the delivery's attempts (a dose left in the dead-letter queue is lost
-        // to the slot until an operator replays it).
-        for _ in 1..GIVE_BACK_RACES {
-            match give_back(p, event).await {
-                Err(ConsumerError::Retryable(why)) if why.starts_with(CONCURRENT_UPDATE) => continue,
-                other => return other,
-            }
-        }
-        give_back(p, event).await
-    })
+    Box::pin(give_back(p, event))
 }
-
-/// How many times a give-back is decided again after losing a race on its slot.
-const GIVE_BACK_RACES: usize = 8;
-/// How a lost version race reads (`StoreError::VersionConflict`'s text).
-const CONCURRENT_UPDATE: &str = "concurrent update of";
 
 /// `vaccine-slot-notice`'s handler.
 pub fn slot_notice<'a>(p: &'a Platform, _consumer: &'a str, event: &'a EventEnvelope) -> ConsumerFuture<'a> {
