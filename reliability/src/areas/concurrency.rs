@@ -61,7 +61,7 @@ pub async fn run(mode: Mode) -> anyhow::Result<AreaReport> {
     }
     super::held_charge::run(&mut report).await?;
     report.figure("contenders", tally.contenders);
-    report.figure("contenders shed (503 + Retry-After, sent again)", tally.shed);
+    report.figure("requests shed (503 + Retry-After, sent again)", tally.shed);
     report.figure("cases over capacity", tally.over_capacity);
     report.figure("5xx", tally.server_errors);
     report.figure("charges voided after a lost race", tally.voided);
@@ -460,6 +460,8 @@ async fn contested_decisions(f: &'static dyn Fixture, mode: Mode, report: &mut A
 /// is in flight. Per key: one case at most, every `201` names it, a copy with another body
 /// gets `422`, a copy that arrives while the first is being processed may get `409`; the
 /// provider keeps exactly the stored case's price, and ending it refunds it.
+/// A copy the service sheds (`503` with `Retry-After`) is sent again after the delay, as a
+/// client does; a `503` without one, or any other `5xx`, is a violation.
 async fn same_key_at_once(f: &'static dyn Fixture, mode: Mode, report: &mut AreaReport, tally: &mut Tally) -> anyhow::Result<()> {
     let slice = f.slice();
     let keys = mode.pick(40, 10);
@@ -496,19 +498,27 @@ async fn same_key_at_once(f: &'static dyn Fixture, mode: Mode, report: &mut Area
     let mut sends: Vec<(usize, usize)> = (0..keys).flat_map(|k| [(k, 0), (k, 0), (k, 1), (k, 1)]).collect();
     fastrand::shuffle(&mut sends);
     let headers: Vec<[(&str, &str); 1]> = plans.iter().map(|k| [("idempotency-key", k.key.as_str())]).collect();
+    // Each copy is sent as a well-behaved client sends it: shed (503 + Retry-After), it is
+    // sent again with the same key after the delay asked for.
     let requests: Vec<_> = sends
         .iter()
         .map(|(k, b)| {
-            api.call(Call {
+            let call = || Call {
                 method: "POST",
                 path: f.opening(),
                 authorization: Some(&plans[*k].auth),
                 body: Some(("application/json", plans[*k].bodies[*b].clone())),
                 headers: &headers[*k],
-            })
+            };
+            let api = &api;
+            async move { shed_aware(api, call).await }
         })
         .collect();
-    let answers = join_all(requests).await;
+    let mut answers = Vec::new();
+    for (answer, sheds) in join_all(requests).await {
+        tally.shed += sheds;
+        answers.push(answer);
+    }
 
     let mut created: Vec<HashSet<String>> = vec![HashSet::new(); keys];
     for ((k, _), answer) in sends.iter().zip(&answers) {
