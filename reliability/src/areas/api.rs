@@ -123,6 +123,38 @@ impl Api {
         let authorization = token.map(bearer);
         self.call(Call::json(method, path, authorization.as_deref(), body)).await
     }
+
+    /// Sends a request as a well-behaved client does: a `503` with `Retry-After` (the service
+    /// shedding load) is sent again, same headers and body, after the delay it asks for (at
+    /// most a second, 50 times); answers the last answer and how many times it was shed.
+    pub async fn call_shed_aware<'a>(&self, call: impl Fn() -> Call<'a>) -> (anyhow::Result<Answer>, u64) {
+        let mut sheds = 0;
+        loop {
+            let answer = self.call(call()).await;
+            let retry_after = match &answer {
+                Ok(a) if a.status == 503 && sheds < 50 => a.retry_after,
+                _ => None,
+            };
+            let Some(secs) = retry_after else {
+                return (answer, sheds);
+            };
+            sheds += 1;
+            tokio::time::sleep(Duration::from_millis(secs.min(1) * 1000 + fastrand::u64(..250))).await;
+        }
+    }
+
+    /// [`Api::send`] as a well-behaved client sends it ([`Api::call_shed_aware`]).
+    pub async fn send_shed_aware(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> (anyhow::Result<Answer>, u64) {
+        let authorization = token.map(bearer);
+        self.call_shed_aware(|| Call::json(method, path, authorization.as_deref(), body))
+            .await
+    }
 }
 
 /// Personal data a case is opened with.

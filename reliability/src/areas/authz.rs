@@ -252,7 +252,7 @@ impl Cases {
                 let sub = format!("{OWNER}-{}-{i}", f.slice());
                 let owner = stack.token(&sub, &[PATIENT.group]);
                 let api = api.clone();
-                async move { (sub, api.send("POST", f.opening(), Some(&owner), Some(body)).await) }
+                async move { (sub, api.send_shed_aware("POST", f.opening(), Some(&owner), Some(body)).await.0) }
             }))
             .await;
             let mut ids = Vec::new();

@@ -165,7 +165,7 @@ async fn last_places(f: &'static dyn Fixture, mode: Mode, report: &mut AreaRepor
                     body: Some(("application/json", bytes.clone())),
                     headers: &[],
                 };
-                shed_aware(&api, call).await
+                api.call_shed_aware(call).await
             }
         })
         .collect();
@@ -246,25 +246,6 @@ async fn last_places(f: &'static dyn Fixture, mode: Mode, report: &mut AreaRepor
     Ok(())
 }
 
-/// Sends an opening as a well-behaved client does: a `503` with `Retry-After` (the service
-/// shedding load) is sent again after the delay it asks for (at most a second, 50 times);
-/// answers the last answer and how many times it was shed.
-async fn shed_aware<'a>(api: &Api, call: impl Fn() -> Call<'a>) -> (anyhow::Result<Answer>, u64) {
-    let mut sheds = 0;
-    loop {
-        let answer = api.call(call()).await;
-        let retry_after = match &answer {
-            Ok(a) if a.status == 503 && sheds < 50 => a.retry_after,
-            _ => None,
-        };
-        let Some(secs) = retry_after else {
-            return (answer, sheds);
-        };
-        sheds += 1;
-        tokio::time::sleep(Duration::from_millis(secs.min(1) * 1000 + fastrand::u64(..250))).await;
-    }
-}
-
 /// The money of the last places: kept for each stored case, released for every refused
 /// contender.
 fn last_places_money(f: &dyn Fixture, stack: &LocalStack, stored: &HashSet<String>, report: &mut AreaReport, tally: &mut Tally) {
@@ -327,11 +308,12 @@ async fn contested_decisions(f: &'static dyn Fixture, mode: Mode, report: &mut A
     }
     let answers = join_all(owners.iter().zip(&bodies).map(|(token, body)| {
         let api = api.clone();
-        async move { api.send("POST", f.opening(), Some(token), Some(body)).await }
+        async move { api.send_shed_aware("POST", f.opening(), Some(token), Some(body)).await }
     }))
     .await;
     let mut contests = Vec::new();
-    for ((answer, owner), body) in answers.into_iter().zip(&owners).zip(&bodies) {
+    for (((answer, sheds), owner), body) in answers.into_iter().zip(&owners).zip(&bodies) {
+        tally.shed += sheds;
         match answer.as_ref().ok().and_then(created_id) {
             Some(id) => contests.push(Contested {
                 id,
@@ -511,7 +493,7 @@ async fn same_key_at_once(f: &'static dyn Fixture, mode: Mode, report: &mut Area
                 headers: &headers[*k],
             };
             let api = &api;
-            async move { shed_aware(api, call).await }
+            async move { api.call_shed_aware(call).await }
         })
         .collect();
     let mut answers = Vec::new();
