@@ -76,14 +76,16 @@ cargo test --workspace --doc --locked --quiet
 step "tests"
 cargo nextest run --workspace --locked --no-fail-fast
 
-step "reliability harness: full run (clinicflow-reliability, about three and a half minutes; fails on any violation)"
+step "reliability harness: quick run (clinicflow-reliability --quick, about three minutes; fails on any violation)"
 # The runners are built with the tests' own features (--all-targets, as nextest built
 # them), so nothing is compiled twice; `cargo run -p <runner>` would resolve features for
 # that package alone and rebuild the SDK crates.
 cargo build --workspace --all-targets --locked --quiet
 # Failpoints, redelivery, concurrency, schemathesis and hostile input, the authorization
-# matrix and the privacy scan; writes target/reliability/summary.json.
-target/debug/clinicflow-reliability
+# matrix and the privacy scan; writes target/reliability/summary.json. The quick run: every
+# kind of case of every slice, fewer of each (the full run, about ten minutes for three
+# slices, is `cargo run --release -p clinicflow-reliability`; ADR 0008).
+target/debug/clinicflow-reliability --quick
 
 step "benchmarks: smoke run (clinicflow-bench --quick; figures, no assertions on them)"
 # The runner and the bootstraps it spawns come from the test build above, the zips from the

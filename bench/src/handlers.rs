@@ -12,8 +12,9 @@
 //!   JWT authorizer context, as on AWS. The fixture puts a case of its own (made untimed)
 //!   in the events that act on one, and seeds the cases the queries read.
 //! - Consumers (every target of `clinicflow::catalog().rules`): the EventBridge event (the
-//!   fixture's sample, carrying a real envelope made in setup by opening, or opening and
-//!   ending, a case) deserialized as `EventBridgeEvent<EventEnvelope>` and handled by
+//!   fixture's sample, carrying a real envelope made in setup by opening a case, opening and
+//!   ending one, or taking one as far as the event's step) deserialized as
+//!   `EventBridgeEvent<EventEnvelope>` and handled by
 //!   `wiring::handle_eventbridge`.
 //! - `status-projector`: the first fixture's sample stream batch for a fresh case,
 //!   deserialized and handled by `wiring::handle_stream`, its response serialized; the
@@ -404,6 +405,7 @@ async fn iteration(case: Case, prep: &Prepared, fixtures: &[Box<dyn Handlers>]) 
             let envelope = match moment {
                 Moment::Opens => fixture.opened(ctx).await?,
                 Moment::Ends => fixture.ended(ctx).await?,
+                Moment::Reached(event_type) => fixture.reached(ctx, event_type).await?,
             };
             let mut event = sample.clone();
             event["detail"] = serde_json::to_value(&envelope)?;

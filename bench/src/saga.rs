@@ -16,23 +16,26 @@
 //! A saga, as one load worker runs it:
 //! 1. the fixture's opening POST as its opener, with an `Idempotency-Key` as a real client
 //!    sends (its latency is the fixture's `open_latency` figure);
-//! 2. the fixture's acting POST on the case as its actor, retried after [`POLL_PAUSE`] while
-//!    it answers 409 or 404 (the case has not reached the actor through the bus yet);
-//! 3. a GET of the case's view as the opener, polled every [`POLL_PAUSE`] until its
-//!    `status` is the fixture's settled one;
-//! 4. the last SMS is recorded. `/_local/sms` has no filter (it lists every SMS ever
+//! 2. the fixture's steps, in order, each as its caller (the opener's, unless it names
+//!    one): a POST acting on the case, retried after [`POLL_PAUSE`] while it answers 409 or
+//!    404 (the case has not reached the caller through the bus yet), or a GET of the case's
+//!    view, polled every [`POLL_PAUSE`] until its `status` is the step's settled one (a
+//!    check-up: the centre confirms, the view shows it; a hospital visit: four desks' POSTs
+//!    and a view between them);
+//! 3. the last SMS is recorded. `/_local/sms` has no filter (it lists every SMS ever
 //!    kept), so polling it per saga would make the run quadratic: each saga gets a phone
 //!    number of its own, and the SMS of every completed saga are looked up in one listing
 //!    after the load, waiting at most [`SMS_PATIENCE`] for stragglers. Only sagas whose
 //!    last SMS (the fixture's word and the case's short reference) is found count; a saga's
-//!    end is the later of "view seen settled" and the SMS's recorded `sent_at`.
+//!    end is the later of "last step answered" and the SMS's recorded `sent_at`.
 //!
 //! Every HTTP request of the measured phase is counted (retries, polls and the SMS listing
 //! included); the floor is a bare axum route on `127.0.0.1:0` driven by the same load
 //! generator shape (same workers, same GET/POST mix, same headers and body sizes) answering
 //! that many requests. `floor = completed sagas / time the bare endpoint took`. Polls count,
 //! so the slower the view, the more requests a saga makes and the lower the floor: the note
-//! also gives the floor of the [`ESSENTIAL_REQUESTS`] a saga needs without any retry or poll.
+//! also gives the floor of the requests a saga needs without any retry or poll (the opening
+//! and one per step, [`SagaSpec::essential_requests`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -46,10 +49,10 @@ use clinicflow_local::{LocalOptions, LocalStack};
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
-use crate::slices::{self, SagaSetup, SagaSpec};
+use crate::slices::{self, SagaAction, SagaCase, SagaSetup, SagaSpec};
 use crate::{Metric, Mode, Target, percentile};
 
-/// Pause between two polls of an eventual effect (the actor's step, the view): a few
+/// Pause between two polls of an eventual effect (an actor's step, the view): a few
 /// milliseconds, so that a saga's measured latency stays close to its real one. The polls
 /// load the stack as status pages would (each takes the store's lock briefly).
 const POLL_PAUSE: Duration = Duration::from_millis(5);
@@ -61,8 +64,6 @@ const SMS_PATIENCE: Duration = Duration::from_secs(5);
 const SMS_POLL_PAUSE: Duration = Duration::from_millis(50);
 /// Failure messages kept per worker for the note (all are counted).
 const KEPT_FAILURES: usize = 3;
-/// Requests a saga needs when nothing has to be waited for: open, act, read the view.
-const ESSENTIAL_REQUESTS: f64 = 3.0;
 
 /// How hard the load generator pushes, and for how long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,15 +151,16 @@ impl Reply {
     }
 }
 
-/// A keep-alive HTTP client of one server, as the saga's two callers, running one saga.
+/// A keep-alive HTTP client of one server, as the saga's callers, running one saga.
 #[derive(Clone)]
 struct Api {
     http: reqwest::Client,
     base: Arc<str>,
     /// `Bearer …` of the opener.
     opener: Arc<str>,
-    /// `Bearer …` of the actor.
-    actor: Arc<str>,
+    /// `Bearer …` of each step's caller, in the spec's order (the opener's for a step that
+    /// names none).
+    callers: Arc<[Arc<str>]>,
     spec: &'static SagaSpec,
     /// The id the setup request answered (empty without one), for the opening bodies.
     setup: Arc<str>,
@@ -247,7 +249,7 @@ impl Api {
     }
 }
 
-/// One completed saga, up to the view showing its settled status.
+/// One completed saga, up to its last step answered.
 #[derive(Debug, Clone)]
 struct Saga {
     id: String,
@@ -257,23 +259,20 @@ struct Saga {
     started_wall: DateTime<Utc>,
     /// The opening POST answered.
     open: Duration,
-    /// From the opening's answer to the acting POST answered 200.
-    act: Duration,
-    /// From the act's answer to the view seen settled.
-    view: Duration,
-    /// Act attempts and view polls.
-    acts: u64,
-    polls: u64,
+    /// Each step, from the answer of the one before to its own (the view seen settled).
+    steps: Vec<Duration>,
+    /// Each step's attempts (a POST) or polls (a view).
+    tries: Vec<u64>,
 }
 
 impl Saga {
-    /// Start to view seen settled.
-    fn to_view(&self) -> Duration {
-        self.open + self.act + self.view
+    /// Start to the last step answered.
+    fn to_end(&self) -> Duration {
+        self.open + self.steps.iter().sum::<Duration>()
     }
 }
 
-/// Runs saga `n` up to the view showing its settled status.
+/// Runs saga `n` up to its last step answered.
 async fn saga(api: &Api, n: u64, tally: &mut Tally) -> anyhow::Result<Saga> {
     let spec = api.spec;
     let (body, to) = (spec.open_body)(n, &api.setup)?;
@@ -291,43 +290,64 @@ async fn saga(api: &Api, n: u64, tally: &mut Tally) -> anyhow::Result<Saga> {
         .ok_or_else(|| anyhow!("POST {} answered 201 without an id", spec.open_path))?;
     let opened = Instant::now();
 
-    let act = (spec.act_path)(&id);
-    let mut acts = 0;
-    loop {
-        acts += 1;
-        let (status, reply) = api.send(tally, Method::POST, &act, Some(&api.actor), None, None).await?;
-        match status {
-            200 => break,
-            // Not with the actor yet (409), through the bus.
-            409 | 404 if opened.elapsed() < PATIENCE => tokio::time::sleep(POLL_PAUSE).await,
-            _ => bail!("POST {act} answered {status} after {acts} attempts: {}", reply.why()),
+    let mut case = SagaCase { id, kept: String::new() };
+    let mut steps = Vec::with_capacity(spec.steps.len());
+    let mut tries = Vec::with_capacity(spec.steps.len());
+    let mut since = opened;
+    for (step, auth) in spec.steps.iter().zip(api.callers.iter()) {
+        let mut n = 0;
+        match &step.action {
+            SagaAction::Act { path, body, status, keep } => {
+                let path = path(&case);
+                loop {
+                    n += 1;
+                    let payload = body.map(|b| serde_json::to_vec(&b(&case))).transpose()?;
+                    let (answered, reply) = api.send(tally, Method::POST, &path, Some(auth), payload, None).await?;
+                    match answered {
+                        s if s == *status => {
+                            if *keep {
+                                case.kept = reply.id.ok_or_else(|| anyhow!("POST {path} answered {s} without an id"))?;
+                            }
+                            break;
+                        }
+                        // Not with the step's caller yet (409, 404), through the bus.
+                        409 | 404 if since.elapsed() < PATIENCE => tokio::time::sleep(POLL_PAUSE).await,
+                        _ => bail!("POST {path} answered {answered} after {n} attempts: {}", reply.why()),
+                    }
+                }
+            }
+            SagaAction::View { path, settled } => {
+                let path = path(&case);
+                loop {
+                    n += 1;
+                    let (answered, reply) = api.send(tally, Method::GET, &path, Some(auth), None, None).await?;
+                    match answered {
+                        200 if reply.status_is(settled) => break,
+                        // Not projected yet (404), or not yet settled.
+                        200 | 404 if since.elapsed() < PATIENCE => tokio::time::sleep(POLL_PAUSE).await,
+                        _ => bail!(
+                            "the view of {} answered {answered} after {n} polls ({}): {}",
+                            case.id,
+                            step.name,
+                            reply.why()
+                        ),
+                    }
+                }
+            }
         }
+        let done = Instant::now();
+        steps.push(done - since);
+        tries.push(n);
+        since = done;
     }
-    let acted = Instant::now();
-
-    let view = (spec.view_path)(&id);
-    let mut polls = 0;
-    loop {
-        polls += 1;
-        let (status, reply) = api.send(tally, Method::GET, &view, Some(&api.opener), None, None).await?;
-        match status {
-            200 if reply.status_is(spec.settled) => break,
-            // Not projected yet (404), or not yet settled.
-            200 | 404 if acted.elapsed() < PATIENCE => tokio::time::sleep(POLL_PAUSE).await,
-            _ => bail!("the view of {id} answered {status} after {polls} polls: {}", reply.why()),
-        }
-    }
-    let seen = Instant::now();
     Ok(Saga {
-        id,
+        id: case.id,
         to,
         started,
         started_wall,
         open: opened - started,
-        act: acted - opened,
-        view: seen - acted,
-        acts,
-        polls,
+        steps,
+        tries,
     })
 }
 
@@ -499,7 +519,7 @@ async fn floor(
     let addr = listener.local_addr()?;
     let reply = FloorReply {
         id: "01JBENCHF100RBENCHF100R000",
-        status: spec.settled,
+        status: spec.settled(),
     };
     let floor_reply = move |_body: axum::body::Bytes| async move { axum::Json(reply) };
     let app = axum::Router::new().route("/floor", axum::routing::get(floor_reply).post(floor_reply));
@@ -514,8 +534,8 @@ async fn floor(
     let api = Api {
         http: client(workers)?,
         base: format!("http://{addr}").into(),
-        opener: auth.clone(),
-        actor: auth,
+        opener: auth,
+        callers: Arc::from(Vec::new()),
         spec,
         setup,
     };
@@ -544,7 +564,7 @@ async fn floor(
 struct Measured {
     spec: &'static SagaSpec,
     shape: Shape,
-    /// Sagas whose view showed the settled status and whose last SMS was found.
+    /// Sagas whose every step was answered (each view seen settled) and whose last SMS was found.
     completed: usize,
     /// Sagas that failed (an error, an unexpected status, a wait past [`PATIENCE`], no SMS).
     failures: u64,
@@ -555,13 +575,13 @@ struct Measured {
     elapsed: Duration,
     /// The opening POST's latency, of the completed sagas.
     open_ms: Vec<f64>,
-    /// Start to the last SMS (and view), of the completed sagas.
+    /// Start to the last SMS (and last step), of the completed sagas.
     saga_ms: Vec<f64>,
-    /// Per step, of the completed sagas: open, act, view, SMS after the view.
-    steps_ms: [Vec<f64>; 4],
-    /// Act attempts and view polls, summed over the completed sagas.
-    acts: u64,
-    polls: u64,
+    /// Per step, of the completed sagas: the opening, each of the spec's steps, the SMS
+    /// after the last step.
+    steps_ms: Vec<Vec<f64>>,
+    /// Each step's attempts or polls, summed over the completed sagas.
+    tries: Vec<u64>,
     floor: FloorRun,
 }
 
@@ -612,7 +632,15 @@ async fn load(stack: &LocalStack, spec: &'static SagaSpec, shape: Shape) -> anyh
         Some(setup) => Api::setup(&http, &base, setup).await?.into(),
         None => "".into(),
     };
-    let actor: Arc<str> = Api::token(&http, &base, spec.actor.0, spec.actor.1).await?.into();
+    // One token per caller the steps name, shared by the workers.
+    let mut tokens: HashMap<(&str, &str), Arc<str>> = HashMap::new();
+    for step in spec.steps {
+        if let Some((sub, group)) = step.caller
+            && !tokens.contains_key(&(sub, group))
+        {
+            tokens.insert((sub, group), Api::token(&http, &base, sub, group).await?.into());
+        }
+    }
     let shared: Option<Arc<str>> = if spec.opener_per_worker {
         None
     } else {
@@ -627,11 +655,16 @@ async fn load(stack: &LocalStack, spec: &'static SagaSpec, shape: Shape) -> anyh
                 .await?
                 .into(),
         };
+        let callers: Arc<[Arc<str>]> = spec
+            .steps
+            .iter()
+            .map(|step| step.caller.and_then(|c| tokens.get(&c).cloned()).unwrap_or_else(|| opener.clone()))
+            .collect();
         apis.push(Api {
             http: http.clone(),
             base: base_url.clone(),
             opener,
-            actor: actor.clone(),
+            callers,
             spec,
             setup: setup.clone(),
         });
@@ -664,9 +697,8 @@ async fn load(stack: &LocalStack, spec: &'static SagaSpec, shape: Shape) -> anyh
         elapsed: load_end,
         open_ms: vec![],
         saga_ms: vec![],
-        steps_ms: Default::default(),
-        acts: 0,
-        polls: 0,
+        steps_ms: vec![Vec::new(); spec.steps.len() + 2],
+        tries: vec![0; spec.steps.len()],
         floor: FloorRun {
             elapsed: Duration::ZERO,
             latency_ms: vec![],
@@ -679,16 +711,18 @@ async fn load(stack: &LocalStack, spec: &'static SagaSpec, shape: Shape) -> anyh
             continue;
         };
         let sms_after_start = (*sent_at - s.started_wall).to_std().unwrap_or(Duration::ZERO);
-        let saga = s.to_view().max(sms_after_start);
+        let saga = s.to_end().max(sms_after_start);
         m.completed += 1;
         m.open_ms.push(ms(s.open));
         m.saga_ms.push(ms(saga));
         m.steps_ms[0].push(ms(s.open));
-        m.steps_ms[1].push(ms(s.act));
-        m.steps_ms[2].push(ms(s.view));
-        m.steps_ms[3].push(ms(sms_after_start.saturating_sub(s.to_view())));
-        m.acts += s.acts;
-        m.polls += s.polls;
+        for (i, step) in s.steps.iter().enumerate() {
+            m.steps_ms[i + 1].push(ms(*step));
+        }
+        m.steps_ms[s.steps.len() + 1].push(ms(sms_after_start.saturating_sub(s.to_end())));
+        for (total, tries) in m.tries.iter_mut().zip(&s.tries) {
+            *total += tries;
+        }
         m.elapsed = m.elapsed.max(s.started.duration_since(t0) + saga);
     }
     if missing_sms > 0 {
@@ -733,9 +767,10 @@ impl Measured {
             format!("{} failures ({})", self.failures, self.failure_notes.join(" | "))
         };
         let floor_rps = self.tally.requests as f64 / self.floor.elapsed.as_secs_f64();
-        let essential_floor = floor_rps / ESSENTIAL_REQUESTS;
+        let essential = self.spec.essential_requests();
+        let essential_floor = floor_rps / essential as f64;
         let floor_note = format!(
-            "bare axum endpoint, same {} workers: {} requests ({} POST) in {:.2} s ({floor_rps:.0} req/s); sized by the {ESSENTIAL_REQUESTS} requests a saga needs without polling, the floor would be {essential_floor:.0} sagas/s (ratio {:.3})",
+            "bare axum endpoint, same {} workers: {} requests ({} POST) in {:.2} s ({floor_rps:.0} req/s); sized by the {essential} requests a saga needs without polling, the floor would be {essential_floor:.0} sagas/s (ratio {:.3})",
             self.shape.workers,
             self.tally.requests,
             self.tally.posts,
@@ -744,16 +779,27 @@ impl Measured {
         );
         let n = self.completed as f64;
         let spec = self.spec;
-        let [open, act, view] = spec.steps;
-        let steps = format!(
-            "p50 per step: {open} {:.1} ms, {act} {:.1} ms ({:.2} attempts/saga), {view} {:.1} ms ({:.2} polls/saga), SMS after the view {:.1} ms",
-            percentile(&self.steps_ms[0], 50.0),
-            percentile(&self.steps_ms[1], 50.0),
-            self.acts as f64 / n,
-            percentile(&self.steps_ms[2], 50.0),
-            self.polls as f64 / n,
-            percentile(&self.steps_ms[3], 50.0),
-        );
+        let p50 = |i: usize| self.steps_ms.get(i).map_or(0.0, |s| percentile(s, 50.0));
+        let mut parts = vec![format!("{} {:.1} ms", spec.open_step, p50(0))];
+        for (i, step) in spec.steps.iter().enumerate() {
+            let tries = match step.action {
+                SagaAction::Act { .. } => "attempts",
+                SagaAction::View { .. } => "polls",
+            };
+            parts.push(format!(
+                "{} {:.1} ms ({:.2} {tries}/saga)",
+                step.name,
+                p50(i + 1),
+                self.tries.get(i).copied().unwrap_or(0) as f64 / n
+            ));
+        }
+        parts.push(format!("SMS after the last step {:.1} ms", p50(spec.steps.len() + 1)));
+        let steps = format!("p50 per step: {}", parts.join(", "));
+        let end = match spec.steps.last().map(|s| (s.name, &s.action)) {
+            Some((_, SagaAction::View { settled, .. })) => format!("view {settled}"),
+            Some((name, SagaAction::Act { .. })) => format!("{name} answered"),
+            None => "opened".to_owned(),
+        };
         vec![
             Metric::new(spec.throughput, self.sagas_per_s(), "sagas/s", self.floor_sagas_per_s())
                 .target(Target::MinRatio(0.25))
@@ -777,8 +823,8 @@ impl Measured {
             )),
             Metric::new(format!("{}.p50", spec.saga_latency), percentile(&self.saga_ms, 50.0), "ms", floor_p50 * per_saga)
                 .note(format!(
-                    "{open} start → view {} and SMS recorded, p99 {:.1} ms; {steps}; floor: bare p50 × {per_saga:.2} requests/saga",
-                    spec.settled,
+                    "{} start → {end} and SMS recorded, p99 {:.1} ms; {steps}; floor: bare p50 × {per_saga:.2} requests/saga",
+                    spec.open_step,
                     percentile(&self.saga_ms, 99.0)
                 )),
         ]
@@ -806,7 +852,11 @@ mod tests {
 
             assert!(measured.completed > 0, "{measured:?}");
             assert_eq!(measured.failures, 0, "{:?}", measured.failure_notes);
-            assert!(measured.tally.requests >= 3 * measured.completed as u64, "{:?}", measured.tally);
+            assert!(
+                measured.tally.requests >= (spec.essential_requests() * measured.completed) as u64,
+                "{:?}",
+                measured.tally
+            );
             assert_eq!(measured.floor.latency_ms.len() as u64, measured.tally.requests);
             let metrics = measured.metrics();
             let names: Vec<&str> = metrics.iter().map(|m| m.name.as_str()).collect();

@@ -25,7 +25,7 @@ macro_rules! slices {
     };
 }
 
-slices!(flows::checkup::SLICE, flows::vaccine::SLICE);
+slices!(flows::checkup::SLICE, flows::vaccine::SLICE, flows::hospital::SLICE);
 
 /// The whole API's OpenAPI document as committed (`docs/openapi.json`), which every catalog
 /// here serves at `GET /openapi.json`: a test holds it equal to the document generated from

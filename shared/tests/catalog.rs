@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use clinicflow::catalog;
-use clinicflow::flows::{checkup, vaccine};
+use clinicflow::flows::{checkup, hospital, vaccine};
 use clinicflow::topology::{
     Catalog, Consumer, Emits, Function, Method, NONE, Resource, Role, Route, Scope, Slice, Subscription, Trigger, Uses,
 };
@@ -285,7 +285,10 @@ fn failure_points_are_derived_for_every_command_and_consumer() {
     }
     assert!(points.iter().any(|p| p == vaccine::faults::DOSE_RETURN_AFTER_WRITE));
     assert!(points.iter().any(|p| p == vaccine::faults::RESERVE_AFTER_COMMIT));
-    assert_eq!(points.len(), 39);
+    assert!(points.iter().any(|p| p == hospital::faults::REGISTER_AFTER_COMMIT));
+    assert!(points.iter().any(|p| p == hospital::faults::QUEUE_BEFORE_WRITE));
+    // Ten commands of the hospital flow publish, and it has four consumers.
+    assert_eq!(points.len(), 39 + 10 + 4 * 3);
 }
 
 #[test]
@@ -300,11 +303,17 @@ fn rules_are_derived_from_subscriptions_and_notifications() {
             "payment-refund-on-checkup-end",
             "vaccine-dose-return-on-cancel",
             "vaccine-slot-notice-on-open",
+            "hospital-queue-on-visit",
+            "hospital-exam-order-on-treatment",
+            "hospital-exam-outcome-on-exam",
+            "hospital-visit-follow-on-treatment",
             "sms-on-checkup-status",
             "sms-on-payment-refund",
             "sms-on-vaccine-alert",
             "sms-on-vaccine-slot",
-            "sms-on-vaccine-reservation"
+            "sms-on-vaccine-reservation",
+            "sms-on-hospital-visit",
+            "sms-on-hospital-treatment"
         ]
     );
     let sms = c.rules.iter().find(|r| r.name == "sms-on-checkup-status").expect("rule");

@@ -35,6 +35,8 @@ use tower::ServiceExt;
 /// One module per slice: its fixture.
 #[path = "samples/checkup.rs"]
 mod checkup;
+#[path = "samples/hospital.rs"]
+mod hospital;
 #[path = "samples/vaccine.rs"]
 mod vaccine;
 
@@ -343,7 +345,7 @@ pub struct Fixture {
 const PLATFORM_EXPECTED: &[(&str, u16)] = &[("platform-api/health.json", 200), ("platform-api/openapi.json", 200)];
 
 /// Every slice's samples.
-const FIXTURES: &[&Fixture] = &[&checkup::FIXTURE, &vaccine::FIXTURE];
+const FIXTURES: &[&Fixture] = &[&checkup::FIXTURE, &vaccine::FIXTURE, &hospital::FIXTURE];
 
 /// The fixture of a slice.
 fn fixture(slice: &str) -> &'static Fixture {

@@ -557,6 +557,7 @@ fn view(id: &str, owner: &str, date: Option<&str>, status: Option<&str>, created
         date: date.map(str::to_owned),
         status: status.map(str::to_owned),
         queue: None,
+        category: None,
         created_at,
         revision: 1,
         body: json!({"id": id, "status": status, "reservation": {"status": "received"}, "price": 120000}),
@@ -596,9 +597,9 @@ async fn views_put_get_and_revision_conflict(b: Backend) {
     assert!(matches!(b.views.put(never_created, 1).await, Err(StoreError::VersionConflict(_))));
 }
 
-/// Nine views of two owners, two dates (or none), two statuses (or none) and two queues (or
-/// none), two of them created at the same instant; plus one view of another flow that no
-/// query returns.
+/// Nine views of two owners, two dates (or none), two statuses (or none), two queues (or
+/// none) and two categories (or none), two of them created at the same instant; plus one
+/// view of another flow that no query returns.
 async fn seed_views(b: &Backend) -> Vec<ViewRecord> {
     let t0 = now() - Duration::days(1);
     let at = |m: i64| t0 + Duration::minutes(m);
@@ -615,9 +616,10 @@ async fn seed_views(b: &Backend) -> Vec<ViewRecord> {
         ("patient-1", Some("2026-12-02"), Some("booked"), Some("doctor-1"), at(7)),
     ];
     let mut views = Vec::new();
-    for (owner, date, status, queue, created_at) in seeds {
+    for (i, (owner, date, status, queue, created_at)) in seeds.into_iter().enumerate() {
         let v = ViewRecord {
             queue: queue.map(str::to_owned),
+            category: [Some("dept-a"), Some("dept-b"), None][i % 3].map(str::to_owned),
             ..view(&new_id(), owner, date, status, created_at)
         };
         b.views.put(v.clone(), 0).await.expect("seeded");
@@ -631,7 +633,8 @@ async fn seed_views(b: &Backend) -> Vec<ViewRecord> {
     views
 }
 
-/// What `query` must return from `views`: matching, newest first, at most `limit`.
+/// What `query` must return from `views`: matching, newest first (or oldest first), at most
+/// `limit`.
 fn expected<'a>(views: &'a [ViewRecord], query: &ViewQuery) -> Vec<&'a str> {
     let mut matching: Vec<&ViewRecord> = views
         .iter()
@@ -640,9 +643,18 @@ fn expected<'a>(views: &'a [ViewRecord], query: &ViewQuery) -> Vec<&'a str> {
         .filter(|v| query.queue.is_none() || query.queue == v.queue)
         .filter(|v| query.date.is_none() || query.date == v.date)
         .filter(|v| query.status.is_none() || query.status == v.status)
-        .filter(|v| query.after.as_ref().is_none_or(|(at, id)| (v.created_at, &v.id) < (*at, id)))
+        .filter(|v| query.category.is_none() || query.category == v.category)
+        .filter(|v| {
+            query.after.as_ref().is_none_or(|(at, id)| {
+                let key = (v.created_at, &v.id);
+                if query.oldest_first { key > (*at, id) } else { key < (*at, id) }
+            })
+        })
         .collect();
     matching.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+    if query.oldest_first {
+        matching.reverse();
+    }
     matching.into_iter().take(query.limit).map(|v| v.id.as_str()).collect()
 }
 
@@ -653,8 +665,21 @@ fn query(owner: Option<&str>, date: Option<&str>, status: Option<&str>, limit: u
         date: date.map(str::to_owned),
         status: status.map(str::to_owned),
         queue: None,
+        category: None,
+        oldest_first: false,
         after: None,
         limit,
+    }
+}
+
+fn oldest_first(q: ViewQuery) -> ViewQuery {
+    ViewQuery { oldest_first: true, ..q }
+}
+
+fn of_category(category: &str, q: ViewQuery) -> ViewQuery {
+    ViewQuery {
+        category: Some(category.to_owned()),
+        ..q
     }
 }
 
@@ -693,6 +718,12 @@ async fn views_list_by_owner_date_and_flow(b: Backend) {
             queue: Some("doctor-1".into()),
             ..query(Some("patient-2"), None, None, 100)
         },
+        of_category("dept-a", query(None, None, None, 100)),
+        of_category("dept-b", query(None, Some("2026-12-01"), Some("booked"), 100)),
+        of_category("dept-a", in_queue("doctor-1", None, None, 100)),
+        oldest_first(query(None, None, None, 100)),
+        oldest_first(in_queue("doctor-1", None, None, 2)),
+        oldest_first(of_category("dept-b", query(None, None, Some("booked"), 100))),
     ];
     for q in &queries {
         let listed = b.views.list(q).await.expect("list");
@@ -715,6 +746,10 @@ async fn views_pages_yield_every_view_once(b: Backend) {
         query(None, Some("2026-12-01"), None, 3),
         query(None, None, Some("booked"), 3),
         in_queue("doctor-1", None, None, 3),
+        of_category("dept-a", query(None, None, None, 3)),
+        oldest_first(query(None, None, None, 3)),
+        oldest_first(in_queue("doctor-1", None, None, 3)),
+        oldest_first(of_category("dept-b", query(None, Some("2026-12-01"), None, 1))),
     ] {
         let everything = expected(
             &views,
@@ -729,7 +764,7 @@ async fn views_pages_yield_every_view_once(b: Backend) {
         loop {
             let page = b.views.list(&q).await.expect("page");
             pages += 1;
-            assert!(page.len() <= 3, "{base:?}: page {pages} too long");
+            assert!(page.len() <= base.limit, "{base:?}: page {pages} too long");
             assert_eq!(
                 page.iter().map(|v| v.id.as_str()).collect::<Vec<_>>(),
                 expected(&views, &q),
@@ -737,12 +772,12 @@ async fn views_pages_yield_every_view_once(b: Backend) {
             );
             seen.extend(page.iter().map(|v| v.id.clone()));
             match page.last() {
-                Some(last) if page.len() == 3 => q.after = Some((last.created_at, last.id.clone())),
+                Some(last) if page.len() == base.limit => q.after = Some((last.created_at, last.id.clone())),
                 _ => break,
             }
             assert!(pages <= everything.len() + 1, "{base:?}: pagination does not end");
         }
-        assert_eq!(seen, everything, "{base:?}: every view once, newest first");
+        assert_eq!(seen, everything, "{base:?}: every view once, in the list's order");
         assert_eq!(seen.iter().collect::<HashSet<_>>().len(), seen.len(), "{base:?}: no view twice");
     }
 }

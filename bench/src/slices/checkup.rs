@@ -20,7 +20,7 @@ use clinicflow::flows::checkup::{self, view};
 use clinicflow::topology::{PATIENT, SMS_NOTIFIER, STATUS_PROJECTOR, Slice};
 use serde_json::{Value, json};
 
-use super::{AwsModel, Fixture, Handlers, HttpCase, Moment, SagaSpec};
+use super::{AwsModel, Fixture, Handlers, HttpCase, Moment, SagaAction, SagaSpec, SagaStep};
 use crate::handlers::{Ctx, find, read, sub_of};
 use crate::lambda::seed::{Seeder, http_event};
 
@@ -192,16 +192,32 @@ static SAGA: SagaSpec = SagaSpec {
     opener: ("bench-patient", PATIENT.group),
     // A patient may hold several bookings at once: every worker books as the same one.
     opener_per_worker: false,
-    actor: ("bench-centre-staff", checkup::CENTRE.group),
     open_path: "/checkups",
+    open_step: "book",
     setup: None,
     open_body: saga_booking,
-    act_path: |id| format!("/centre/checkups/{id}/confirm"),
-    view_path: |id| format!("/checkups/{id}"),
-    settled: "confirmed",
+    steps: &[
+        SagaStep {
+            name: "centre confirm",
+            caller: Some(("bench-centre-staff", checkup::CENTRE.group)),
+            action: SagaAction::Act {
+                path: |case| format!("/centre/checkups/{}/confirm", case.id),
+                body: None,
+                status: 200,
+                keep: false,
+            },
+        },
+        SagaStep {
+            name: "view",
+            caller: None,
+            action: SagaAction::View {
+                path: |case| format!("/checkups/{}", case.id),
+                settled: "confirmed",
+            },
+        },
+    ],
     // The word of the Korean confirmation SMS (`… 확정되었습니다`).
     sms_word: "확정",
-    steps: ["book", "centre confirm", "view"],
     throughput: "local_sagas_per_s",
     open_latency: "booking_latency_ms",
     saga_latency: "saga_latency_ms",

@@ -15,6 +15,7 @@
 //! first fixture. A function none drives stops the runner ([`check`]) before it measures.
 
 pub mod checkup;
+pub mod hospital;
 pub mod vaccine;
 
 use std::sync::Arc;
@@ -33,7 +34,7 @@ use crate::lambda::seed::Seeder;
 /// Every fixture, in the order their figures are reported. The first one's cases also drive
 /// the platform's functions, and its entry request is what the floors echo.
 pub fn all() -> &'static [&'static dyn Fixture] {
-    static ALL: &[&dyn Fixture] = &[&checkup::Checkup, &vaccine::Vaccine];
+    static ALL: &[&dyn Fixture] = &[&checkup::Checkup, &vaccine::Vaccine, &hospital::Hospital];
     ALL
 }
 
@@ -96,6 +97,9 @@ pub enum Moment {
     Opens,
     /// The event that ends it.
     Ends,
+    /// The case's event of this type, from between its opening and its end (a step of a
+    /// saga of several desks), made by [`Handlers::reached`].
+    Reached(&'static str),
 }
 
 /// A fixture's handler part: its samples, read once, and the state each call needs, made on
@@ -132,6 +136,12 @@ pub trait Handlers {
     /// Opens a case and ends it; returns the event that ends it (not delivered).
     async fn ended(&self, ctx: &Ctx) -> anyhow::Result<EventEnvelope>;
 
+    /// Opens a case and takes it as far as its event of type `event_type`; returns that
+    /// event (not delivered), for a consumer measured on [`Moment::Reached`].
+    async fn reached(&self, _ctx: &Ctx, event_type: &str) -> anyhow::Result<EventEnvelope> {
+        bail!("this fixture makes no {event_type} of its own")
+    }
+
     /// A stream batch of the table records of case `id` (not projected yet).
     fn stream_event(&self, id: &str) -> String;
 
@@ -139,26 +149,26 @@ pub trait Handlers {
     fn view_key(&self, id: &str) -> String;
 }
 
-/// A saga as one load worker runs it against `clinicflow-local`: open a case, act on it as
-/// a second caller once it has reached them, read its view until it is settled, and find
-/// the SMS that says so.
+/// A saga as one load worker runs it against `clinicflow-local`: open a case, then take its
+/// steps in order (each caller acting on it once it has reached them, and reading its view
+/// until it is settled), and find the SMS that says so.
 #[derive(Debug)]
 pub struct SagaSpec {
     /// What one saga is, for the notes.
     pub description: &'static str,
-    /// `(sub, group)` of the caller who opens the case and reads its view (the floor sends
-    /// this caller's token too).
+    /// `(sub, group)` of the caller who opens the case, and who takes the steps that name
+    /// no caller of their own (the floor sends this caller's token too).
     pub opener: (&'static str, &'static str),
     /// Whether each load worker opens as a caller of its own, `<opener sub>-<worker index>`
     /// (in the opener's group): for a slice where one caller may not have two cases open at
     /// once. A worker runs one saga at a time, so its caller's case has ended (or failed)
     /// before the next.
     pub opener_per_worker: bool,
-    /// `(sub, group)` of the caller who acts on it.
-    pub actor: (&'static str, &'static str),
     /// The POST that opens a case (sent with an `Idempotency-Key`, answered 201 with the
     /// case's `id`).
     pub open_path: &'static str,
+    /// The opening step, as the note names it.
+    pub open_step: &'static str,
     /// A request run once before the load (not measured), whose answer's `id` every
     /// opening names (a resource the cases are opened on); `None` when there is none.
     pub setup: Option<SagaSetup>,
@@ -166,17 +176,11 @@ pub struct SagaSpec {
     /// unique to the saga; the second argument is the id [`SagaSpec::setup`] answered (empty
     /// without one).
     pub open_body: OpenBody,
-    /// The POST acting on case `id`, answered 200; tried again while it answers 409 or 404
-    /// (the case has not reached the actor through the bus yet).
-    pub act_path: fn(&str) -> String,
-    /// The GET of case `id`'s view, polled until its `status` is [`SagaSpec::settled`].
-    pub view_path: fn(&str) -> String,
-    /// The view's status that ends the saga.
-    pub settled: &'static str,
+    /// What follows the opening, in order (at least one step; the last [`SagaAction::View`]'s
+    /// status is what the floor answers).
+    pub steps: &'static [SagaStep],
     /// A word of the last SMS, which also carries the case's short reference.
     pub sms_word: &'static str,
-    /// The open, act and view steps, as the note names them.
-    pub steps: [&'static str; 3],
     /// The names of the figures: sagas per second, the opening request's latency (with
     /// `.p50` and `.p99`), the saga's latency (with `.p50`).
     pub throughput: &'static str,
@@ -184,6 +188,73 @@ pub struct SagaSpec {
     pub open_latency: &'static str,
     /// See [`SagaSpec::throughput`].
     pub saga_latency: &'static str,
+}
+
+impl SagaSpec {
+    /// The requests a saga needs when nothing has to be waited for: the opening and one per
+    /// step.
+    pub fn essential_requests(&self) -> usize {
+        1 + self.steps.len()
+    }
+
+    /// The status of the last view the saga reads (empty if it reads none).
+    pub fn settled(&self) -> &'static str {
+        self.steps
+            .iter()
+            .rev()
+            .find_map(|s| match s.action {
+                SagaAction::View { settled, .. } => Some(settled),
+                SagaAction::Act { .. } => None,
+            })
+            .unwrap_or("")
+    }
+}
+
+/// One step of a saga after its opening.
+#[derive(Debug)]
+pub struct SagaStep {
+    /// The step, as the note names it.
+    pub name: &'static str,
+    /// `(sub, group)` of the caller who takes it; `None`: the opener.
+    pub caller: Option<(&'static str, &'static str)>,
+    /// What it does.
+    pub action: SagaAction,
+}
+
+/// What a saga step does with its case.
+#[derive(Debug)]
+pub enum SagaAction {
+    /// A POST on the case, answered `status`; tried again while it answers 409 or 404 (the
+    /// case has not reached the caller through the bus yet). With `keep`, the answer's `id`
+    /// is kept for the steps after ([`SagaCase::kept`]: something the step made, such as
+    /// an order of the case).
+    Act {
+        /// The path, of the case.
+        path: fn(&SagaCase) -> String,
+        /// Its JSON body, if it has one.
+        body: Option<fn(&SagaCase) -> Value>,
+        /// The status it answers.
+        status: u16,
+        /// Keep the answer's `id`.
+        keep: bool,
+    },
+    /// A GET of the case's view, polled until its `status` is `settled`.
+    View {
+        /// The path, of the case.
+        path: fn(&SagaCase) -> String,
+        /// The view's status that ends the step.
+        settled: &'static str,
+    },
+}
+
+/// The case a saga runs: its id, and the id a step kept ([`SagaAction::Act`]'s `keep`;
+/// empty before).
+#[derive(Debug, Clone, Default)]
+pub struct SagaCase {
+    /// The case's id, as the opening answered it.
+    pub id: String,
+    /// The last id a step kept.
+    pub kept: String,
 }
 
 /// Makes saga `n`'s opening body and the phone number its SMS go to, given the id the

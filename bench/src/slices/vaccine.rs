@@ -35,7 +35,7 @@ use clinicflow::flows::vaccine::{self, VACCINE_ADMIN, view};
 use clinicflow::topology::{PATIENT, SMS_NOTIFIER, STATUS_PROJECTOR, Slice};
 use serde_json::{Value, json};
 
-use super::{AwsModel, Fixture, Handlers, HttpCase, Moment, SagaSetup, SagaSpec};
+use super::{AwsModel, Fixture, Handlers, HttpCase, Moment, SagaAction, SagaSetup, SagaSpec, SagaStep};
 use crate::handlers::{Ctx, find, read, sub_of};
 use crate::lambda::seed::{Seeder, http_event};
 
@@ -394,20 +394,36 @@ static SAGA: SagaSpec = SagaSpec {
     description: "reserve → hospital fulfil → view fulfilled → SMS",
     opener: ("bench-citizen", PATIENT.group),
     opener_per_worker: true,
-    actor: SAGA_ADMIN,
     open_path: "/vaccine/reservations",
+    open_step: "reserve",
     setup: Some(SagaSetup {
         caller: SAGA_ADMIN,
         path: "/vaccine/slots",
         body: saga_slot,
     }),
     open_body: saga_reservation,
-    act_path: |id| format!("/vaccine/reservations/{id}/fulfil"),
-    view_path: |id| format!("/vaccine/reservations/{id}"),
-    settled: "fulfilled",
+    steps: &[
+        SagaStep {
+            name: "hospital fulfil",
+            caller: Some(SAGA_ADMIN),
+            action: SagaAction::Act {
+                path: |case| format!("/vaccine/reservations/{}/fulfil", case.id),
+                body: None,
+                status: 200,
+                keep: false,
+            },
+        },
+        SagaStep {
+            name: "view",
+            caller: None,
+            action: SagaAction::View {
+                path: |case| format!("/vaccine/reservations/{}", case.id),
+                settled: "fulfilled",
+            },
+        },
+    ],
     // The word of the Korean reservation SMS (`백신 접종이 예약되었습니다. … 예약번호 …`).
     sms_word: "예약되었습니다",
-    steps: ["reserve", "hospital fulfil", "view"],
     throughput: "local_vaccine_sagas_per_s",
     open_latency: "reservation_latency_ms",
     saga_latency: "vaccine_saga_latency_ms",

@@ -19,9 +19,13 @@
 //!
 //! How to call each route comes from the fixture of the slice that serves it
 //! ([`Fixture::route`](crate::slices::Fixture::route)): a valid body, whether it names a
-//! case, whether it changes state, its success status. A route naming a case gets a fresh
-//! case opened by the owner and ready (one per cell on routes that change state, so cells
-//! cannot interfere), so that authorization is the only thing that differs between cells.
+//! case, whether it changes state, its success status, the query it needs. A route naming a
+//! case gets a fresh case opened for the owner (by the owner, or by the slice's opener on
+//! their behalf) and ready (one per cell on routes that change state, so cells cannot
+//! interfere), brought by the steps the call is given to where the route acts
+//! ([`RouteCall::given`](crate::slices::RouteCall::given): a patient a doctor took), so that
+//! authorization is the only thing that differs between cells. A staff column is the member
+//! of its role the fixtures' steps are sent by ([`Who::Staff`]).
 //! A route whose slice has no fixture, or whose fixture has no call for it, is a violation
 //! ("untested route"): a new route fails the harness until its fixture learns it. A new
 //! `Scope` does not compile until [`sees_every_case`] decides.
@@ -51,7 +55,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
 use super::api::{Answer, Api, Call, SOMEONE, bearer, created_id};
-use crate::slices::{self, Body, Fixture, RouteCall};
+use crate::slices::{self, Body, Fixture, RouteCall, Who};
 use crate::{AreaReport, Mode};
 
 /// What the matrix knows about a route: how to call it, and the fixture that said so.
@@ -144,10 +148,13 @@ fn callers(stack: &LocalStack) -> Vec<Caller> {
             owner: false,
         },
     ];
+    // A staff column is the member of its role the fixtures' steps are sent by
+    // ([`Who::Staff`]), so that a route acting on what an earlier step did finds the same
+    // person (the doctor who took the patient).
     for role in clinicflow::catalog().roles.iter().copied().filter(|r| *r != PATIENT) {
         callers.push(Caller {
             label: format!("{} staff", role.group()),
-            token: Some(stack.token(&format!("authz-{}", role.group()), &[role.group()])),
+            token: Some(Who::Staff(role).token(stack, "")),
             roles: vec![role],
             owner: false,
         });
@@ -183,6 +190,60 @@ fn body_of(plan: &Plan<'_>) -> Option<Value> {
         (Body::Opening, Some(f)) => Some(f.open_body(300, &SOMEONE, "tok_ok")),
         (Body::Json(body), _) => Some(body()),
     }
+}
+
+/// Sends the steps the plan's call is given ([`RouteCall::given`]) on case `id`, each by its
+/// caller once the case is ready for it, then settles the stack; a step answered otherwise
+/// than it says is a violation (the cell then proves less).
+async fn given(
+    stack: &LocalStack,
+    f: &'static dyn Fixture,
+    plan: &Plan<'_>,
+    id: &str,
+    cases: &Cases,
+    report: &mut AreaReport,
+) -> anyhow::Result<()> {
+    if plan.call.given.is_empty() {
+        return Ok(());
+    }
+    let api = Api::new(stack)?;
+    let owner = cases.owners.get(id).map_or("", String::as_str);
+    let opening = f.open_body(200, &SOMEONE, "tok_ok");
+    for step in plan.call.given {
+        if !slices::wait_ready_for(f, stack, id, Some(step), Duration::from_secs(10)).await {
+            report.violation(format!(
+                "authz fixture: {} case {id} never became ready for {} (given to {} {})",
+                f.slice(),
+                step.name,
+                plan.route.method.as_str(),
+                plan.route.path
+            ));
+            return Ok(());
+        }
+        let (path, body) = slices::step_request(f, &stack.platform, step, id, &opening).await?;
+        let token = step.who.token(stack, owner);
+        let a = api.send(step.method.as_str(), &path, Some(&token), body.as_ref()).await?;
+        if a.status != step.success {
+            report.violation(format!(
+                "authz fixture: {} on {} case {id} (given to {} {}) got {} ({})",
+                step.name,
+                f.slice(),
+                plan.route.method.as_str(),
+                plan.route.path,
+                a.status,
+                a.body["detail"]
+            ));
+        }
+    }
+    stack.settle(Duration::from_secs(10)).await;
+    Ok(())
+}
+
+/// `body` of a call on case `id`, its placeholders resolved ([`Fixture::resolve_on`]).
+async fn resolved(f: &dyn Fixture, stack: &LocalStack, id: &str, body: &Value) -> anyhow::Result<Value> {
+    let opening = f.open_body(200, &SOMEONE, "tok_ok");
+    let text = f.resolve_on(&stack.platform, &body.to_string(), id, &opening).await?;
+    Ok(serde_json::from_str(&text)?)
 }
 
 /// What a refused call must not change: the case's aggregate version, or (for a route
@@ -250,9 +311,10 @@ impl Cases {
             }
             let answers = join_all(bodies.iter().enumerate().map(|(i, body)| {
                 let sub = format!("{OWNER}-{}-{i}", f.slice());
-                let owner = stack.token(&sub, &[PATIENT.group]);
+                // Opened as the slice opens a case: by its owner, or by staff on their behalf.
+                let (opener, body) = slices::opening_token(*f, stack, &sub, body);
                 let api = api.clone();
-                async move { (sub, api.send_shed_aware("POST", f.opening(), Some(&owner), Some(body)).await.0) }
+                async move { (sub, api.send_shed_aware("POST", f.opening(), Some(&opener), Some(&body)).await.0) }
             }))
             .await;
             let mut ids = Vec::new();
@@ -353,8 +415,14 @@ pub async fn run(mode: Mode) -> anyhow::Result<AreaReport> {
         let route = plan.route;
         for caller in &callers {
             let case = cases.for_cell(plan)?;
-            let path = route.path.replace("{id}", case.as_deref().unwrap_or(NO_SUCH_ID));
-            let body = body_of(plan);
+            if let (Some(id), Some(f)) = (case.as_deref(), plan.fixture) {
+                given(&stack, f, plan, id, &cases, &mut report).await?;
+            }
+            let path = plan.call.path(&route.path.replace("{id}", case.as_deref().unwrap_or(NO_SUCH_ID)));
+            let body = match (case.as_deref(), plan.fixture, body_of(plan)) {
+                (Some(id), Some(f), Some(b)) => Some(resolved(f, &stack, id, &b).await?),
+                (_, _, b) => b,
+            };
             let want = expected(route, &plan.call, caller);
             let before = if plan.call.mutates {
                 Some(footprint(&stack, plan, case.as_deref()).await?)
@@ -522,6 +590,7 @@ async fn bad_tokens(
             None => None,
         };
         let path = route.path.replace("{id}", case.as_deref().unwrap_or(NO_SUCH_ID));
+        let path = plan.map_or(path.clone(), |p| p.call.path(&path));
         let body = plan.and_then(body_of);
         // Like API Gateway without an authorizer, a public route ignores whatever is presented.
         let want = if route.is_public() {

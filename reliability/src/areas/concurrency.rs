@@ -1,7 +1,12 @@
 //! The `concurrency` area: no case over capacity and one outcome per decision, under real
 //! contention, for every slice's fixture ([`crate::slices`]).
 //!
-//! 1. **The last places.** A slot whose capacity is pre-filled until only [`REMAINING`]
+//! Cases are opened as each slice opens them: by their owner, or by staff on the owner's
+//! behalf ([`slices::opening_token`]); every decision and ending is sent by its caller
+//! ([`Who::caller`]).
+//!
+//! 1. **The last places** (a slice whose cases take places, [`Fixture::has_places`]; the
+//!    others are counted and skipped). A slot whose capacity is pre-filled until only [`REMAINING`]
 //!    places are left is opened by `mode.pick(1000, 200)` distinct owners at once (every
 //!    request built first, then all sent together). Exactly [`REMAINING`] get `201`; every
 //!    other one gets the documented refusal, `409` problem+json; nobody gets a 5xx. The
@@ -54,13 +59,20 @@ const CAPACITY: i64 = 30;
 pub async fn run(mode: Mode) -> anyhow::Result<AreaReport> {
     let mut report = AreaReport::new("concurrency");
     let mut tally = Tally::default();
+    let mut without_places = 0;
     for f in slices::all() {
-        last_places(*f, mode, &mut report, &mut tally).await?;
+        // A slice whose cases take no places has no last places to contend for.
+        if f.has_places() {
+            last_places(*f, mode, &mut report, &mut tally).await?;
+        } else {
+            without_places += 1;
+        }
         contested_decisions(*f, mode, &mut report, &mut tally).await?;
         same_key_at_once(*f, mode, &mut report, &mut tally).await?;
     }
     super::held_charge::run(&mut report).await?;
     report.figure("contenders", tally.contenders);
+    report.figure("slices without places (no last places)", without_places);
     report.figure("requests shed (503 + Retry-After, sent again)", tally.shed);
     report.figure("cases over capacity", tally.over_capacity);
     report.figure("5xx", tally.server_errors);
@@ -288,6 +300,7 @@ fn last_places_money(f: &dyn Fixture, stack: &LocalStack, stored: &HashSet<Strin
 
 struct Contested {
     id: String,
+    /// The owner's token.
     owner: String,
     body: serde_json::Value,
 }
@@ -299,14 +312,19 @@ async fn contested_decisions(f: &'static dyn Fixture, mode: Mode, report: &mut A
     let stack = LocalStack::start(options(f, 20)).await?;
     let api = Api::new(&stack)?;
 
-    let owners: Vec<String> = (0..cases)
-        .map(|i| stack.token(&format!("contest-patient-{i}"), &[PATIENT.group]))
-        .collect();
+    let subs: Vec<String> = (0..cases).map(|i| format!("contest-patient-{i}")).collect();
+    let owners: Vec<String> = subs.iter().map(|sub| stack.token(sub, &[PATIENT.group])).collect();
     let mut bodies: Vec<serde_json::Value> = Vec::new();
     for i in 0..cases {
         bodies.push(slices::opening_body(f, &stack.platform, 100 + i as i64, &CONTENDER, "tok_ok").await?);
     }
-    let answers = join_all(owners.iter().zip(&bodies).map(|(token, body)| {
+    // Opened as the slice opens a case: by its owner, or by staff on the owner's behalf.
+    let openings: Vec<(String, serde_json::Value)> = subs
+        .iter()
+        .zip(&bodies)
+        .map(|(sub, body)| slices::opening_token(f, &stack, sub, body))
+        .collect();
+    let answers = join_all(openings.iter().map(|(token, body)| {
         let api = api.clone();
         async move { api.send_shed_aware("POST", f.opening(), Some(token), Some(body)).await }
     }))
@@ -334,16 +352,15 @@ async fn contested_decisions(f: &'static dyn Fixture, mode: Mode, report: &mut A
         }
     }
 
-    // Several of each decision per case, all cases at once, in a shuffled order.
-    let staff: BTreeMap<&str, String> = contest
+    // Several of each decision per case, all cases at once, in a shuffled order. Each staff
+    // decision is sent by its caller ([`Who::caller`]): one member of a role, or a named
+    // colleague (two doctors racing for one patient are two people).
+    let staff: Vec<Option<String>> = contest
         .decisions
         .iter()
-        .filter_map(|d| match d.who {
-            Who::Staff(role) => Some((
-                role.group,
-                bearer(&stack.token(&format!("staff-contest-{}", role.group), &[role.group])),
-            )),
+        .map(|d| match d.who {
             Who::Owner => None,
+            who => Some(bearer(&who.token(&stack, ""))),
         })
         .collect();
     let owner_auths: Vec<String> = contests.iter().map(|c| bearer(&c.owner)).collect();
@@ -366,9 +383,9 @@ async fn contested_decisions(f: &'static dyn Fixture, mode: Mode, report: &mut A
         .iter()
         .map(|(i, d, path)| {
             let decision = &contest.decisions[*d];
-            let authorization = match decision.who {
-                Who::Staff(role) => staff.get(role.group).map_or("", String::as_str),
-                Who::Owner => owner_auths[*i].as_str(),
+            let authorization = match &staff[*d] {
+                Some(auth) => auth.as_str(),
+                None => owner_auths[*i].as_str(),
             };
             api.call(Call {
                 method: decision.method.as_str(),
@@ -451,7 +468,11 @@ async fn same_key_at_once(f: &'static dyn Fixture, mode: Mode, report: &mut Area
     let api = Api::new(&stack)?;
 
     struct Key {
+        /// The owner's token.
         owner: String,
+        /// The owner's subject.
+        sub: String,
+        /// The opener's.
         auth: String,
         key: String,
         first: serde_json::Value,
@@ -460,7 +481,8 @@ async fn same_key_at_once(f: &'static dyn Fixture, mode: Mode, report: &mut Area
     }
     let mut plans: Vec<Key> = Vec::new();
     for i in 0..keys {
-        let owner = stack.token(&format!("idem-patient-{i}"), &[PATIENT.group]);
+        let sub = format!("idem-patient-{i}");
+        let owner = stack.token(&sub, &[PATIENT.group]);
         let first = slices::opening_body(f, &stack.platform, 250 + i as i64, &CONTENDER, "tok_ok").await?;
         let mixed = i % 2 == 1;
         let other = if mixed {
@@ -468,9 +490,12 @@ async fn same_key_at_once(f: &'static dyn Fixture, mode: Mode, report: &mut Area
         } else {
             first.clone()
         };
+        let (opener, first) = slices::opening_token(f, &stack, &sub, &first);
+        let other = f.owned_by(&other, &sub);
         plans.push(Key {
-            auth: bearer(&owner),
+            auth: bearer(&opener),
             owner,
+            sub,
             key: format!("idem-{i}-{}", fastrand::u64(..)),
             first: first.clone(),
             bodies: [first.to_string().into_bytes(), other.to_string().into_bytes()],
@@ -540,8 +565,7 @@ async fn same_key_at_once(f: &'static dyn Fixture, mode: Mode, report: &mut Area
     let ledger = stack.sandbox.entries();
     let mut stored_ids = Vec::new();
     for (k, plan) in plans.iter().enumerate() {
-        let sub = format!("idem-patient-{k}");
-        let stored: Vec<_> = opened.iter().filter(|c| c.owner == sub).collect();
+        let stored: Vec<_> = opened.iter().filter(|c| c.owner == plan.sub).collect();
         let mut wrong = Vec::new();
         if created[k].len() > 1 {
             wrong.push(format!("{} different cases answered 201", created[k].len()));
@@ -572,7 +596,13 @@ async fn same_key_at_once(f: &'static dyn Fixture, mode: Mode, report: &mut Area
                 }
                 _ => wrong.push("the case's payment is missing from the store or from the provider".into()),
             }
-            stored_ids.push((c.id.clone(), c.payment_id.clone(), plan.owner.clone(), plan.first.clone()));
+            stored_ids.push((
+                c.id.clone(),
+                c.payment_id.clone(),
+                plan.owner.clone(),
+                plan.first.clone(),
+                plan.sub.clone(),
+            ));
         }
         if !wrong.is_empty() {
             report.violation(format!(
@@ -595,15 +625,20 @@ async fn same_key_at_once(f: &'static dyn Fixture, mode: Mode, report: &mut Area
         ));
     }
 
-    // Ending every case gives its money back.
+    // Ending every case gives its money back; the ending is sent by its caller (the owner,
+    // or the staff who end a case).
     let ending = f.ending();
-    for (id, _, owner, first) in &stored_ids {
+    for (id, _, owner, first, sub) in &stored_ids {
         let body = ending.body.map(|b| b());
+        let token = match ending.who {
+            Who::Owner => owner.clone(),
+            who => who.token(&stack, sub),
+        };
         let a = api
             .send(
                 ending.method.as_str(),
                 &f.resolve(ending.path, id, first),
-                Some(owner),
+                Some(&token),
                 body.as_ref(),
             )
             .await?;
@@ -615,7 +650,7 @@ async fn same_key_at_once(f: &'static dyn Fixture, mode: Mode, report: &mut Area
         }
     }
     stack.settle(Duration::from_secs(30)).await;
-    for (id, payment_id, _, _) in stored_ids.iter().filter(|_| f.pays()) {
+    for (id, payment_id, ..) in stored_ids.iter().filter(|_| f.pays()) {
         let refunded = super::api::poll(Duration::from_secs(5), || async {
             let payments: BTreeMap<String, Payment> = aggregates(db, payment::CONTEXT).await.ok()?;
             payments

@@ -20,7 +20,7 @@ use futures::StreamExt;
 
 use super::api::SOMEONE;
 use crate::invariants;
-use crate::slices::{self, Driver, Fixture, Journey, Request, Sent};
+use crate::slices::{self, Driver, Fixture, Journey, Request, Sent, Step};
 use crate::{AreaReport, Mode};
 
 /// Runs at once, each on its own stack.
@@ -333,11 +333,11 @@ impl Driver for Run {
         })
     }
 
-    async fn ready(&mut self, fixture: &'static dyn Fixture, id: &str) -> anyhow::Result<bool> {
+    async fn ready(&mut self, fixture: &'static dyn Fixture, id: &str, step: Option<&Step>) -> anyhow::Result<bool> {
         let deadline = Instant::now() + Duration::from_secs(15);
         while Instant::now() < deadline {
             self.recover().await?;
-            if fixture.ready(self.stack()?, id).await {
+            if slices::is_ready(fixture, self.stack()?, id, step).await {
                 return Ok(true);
             }
             tokio::time::sleep(Duration::from_millis(30)).await;

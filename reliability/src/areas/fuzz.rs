@@ -378,12 +378,14 @@ fn valid_request(f: &dyn Fixture, call: &slices::RouteCall) -> (Value, Shape) {
 
 /// Opens the case of `f` every hostile request to its routes aims at, and waits until it is
 /// ready for the decisions they would take.
-async fn target_case(f: &dyn Fixture, stack: &LocalStack, http: &reqwest::Client, patient: &str) -> anyhow::Result<String> {
+async fn target_case(f: &dyn Fixture, stack: &LocalStack, http: &reqwest::Client) -> anyhow::Result<String> {
     f.prepare(&stack.platform, &f.open_body(30, &SOMEONE, "tok_ok")).await?;
+    // Opened as the slice opens a case: by its owner, or by staff on the owner's behalf.
+    let (opener, body) = slices::opening_token(f, stack, PATIENT, &f.open_body(30, &SOMEONE, "tok_ok"));
     let booked = http
         .post(format!("{}{}", stack.url(), f.opening()))
-        .bearer_auth(patient)
-        .json(&f.open_body(30, &SOMEONE, "tok_ok"))
+        .bearer_auth(opener)
+        .json(&body)
         .send()
         .await?;
     anyhow::ensure!(
@@ -413,7 +415,7 @@ async fn hand_made(stack: &LocalStack, report: &mut AreaReport) -> anyhow::Resul
     // One case per slice that every hostile request aims at, waiting for its decisions.
     let mut targets = Vec::new();
     for f in slices::all() {
-        targets.push((f.slice(), target_case(*f, stack, &http, &patient).await?));
+        targets.push((f.slice(), target_case(*f, stack, &http).await?));
     }
     anyhow::ensure!(
         stack.settle(Duration::from_secs(10)).await,

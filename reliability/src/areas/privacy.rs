@@ -21,6 +21,8 @@
 //!   number, `+1 …`, in its formats);
 //! - every card token it used, and anything starting with `tok_`;
 //! - the fixed people the other areas open cases with ([`FIXTURE_PEOPLE`]);
+//! - the confidential free texts (result notes, reasons) every fixture's steps send
+//!   ([`Fixture::confidential`]), which its SMS are checked for too;
 //! - any Korean mobile number: `+82 10…` (E.164, separators allowed) and `01[016789]…`.
 //!
 //! The masks the domain types print (`+82********78`, `프******`, `CardToken(***)`) are
@@ -45,7 +47,7 @@ use serde_json::{Value, json};
 
 use super::api::{Answer, Api, Call, FIXTURE_PEOPLE, Person, bearer, created_id};
 use crate::logs::Captured;
-use crate::slices::{self, Body, Driver, Fixture, Opens, Request, Sent};
+use crate::slices::{self, Body, Driver, Fixture, Opens, Request, Sent, Step};
 use crate::{AreaReport, Mode};
 
 /// The prefix of every Korean name this area books with.
@@ -157,6 +159,12 @@ impl Detectors {
         for t in tokens {
             needles.push(("a card token this run paid with".to_owned(), t.clone()));
         }
+        for text in confidential() {
+            needles.push((
+                "a confidential free text a journey sent (a result note or a reason)".to_owned(),
+                text.to_owned(),
+            ));
+        }
         for p in FIXTURE_PEOPLE {
             needles.push(("the name of a fixture person other areas book with".to_owned(), p.name.to_owned()));
             let subscriber: String = p.phone.chars().filter(char::is_ascii_digit).skip(3).collect();
@@ -185,6 +193,11 @@ impl Detectors {
         let generic = self.patterns.iter().filter(move |(_, r)| r.is_match(text)).map(|(k, _)| k.as_str());
         exact.chain(phones).map(|(k, _)| k.as_str()).chain(generic)
     }
+}
+
+/// The confidential free texts every fixture's steps send ([`Fixture::confidential`]).
+fn confidential() -> impl Iterator<Item = &'static str> {
+    slices::all().iter().flat_map(|f| f.confidential().iter().copied())
 }
 
 /// Every string (and number) in a JSON value, with its path; object keys count as strings.
@@ -300,6 +313,9 @@ fn self_check(detectors: &Detectors, subjects: &[Subject], tokens: &[String], re
     }
     for t in tokens {
         data.push(("a card token", t.clone()));
+    }
+    for text in confidential() {
+        data.push(("a confidential free text", text.to_owned()));
     }
     data.push(("an unknown Korean mobile number", "+82 10 9876 5432".to_owned()));
     data.push(("an unknown Korean mobile number", "phone=010-9876-5432".to_owned()));
@@ -426,8 +442,8 @@ impl Driver for Flows<'_> {
         })
     }
 
-    async fn ready(&mut self, fixture: &'static dyn Fixture, id: &str) -> anyhow::Result<bool> {
-        Ok(slices::wait_ready(fixture, &self.stack, id, Duration::from_secs(10)).await)
+    async fn ready(&mut self, fixture: &'static dyn Fixture, id: &str, step: Option<&Step>) -> anyhow::Result<bool> {
+        Ok(slices::wait_ready_for(fixture, &self.stack, id, step, Duration::from_secs(10)).await)
     }
     async fn platform(&mut self) -> anyhow::Result<&clinicflow::app::Platform> {
         Ok(&self.stack.platform)
@@ -510,11 +526,18 @@ impl<'r> Flows<'r> {
         }
     }
 
-    /// Opens a case of `f` as `patient` (a token) with `body`.
-    async fn open(&mut self, f: &dyn Fixture, flow: &str, patient: &str, body: &Value, allowed: &[u16]) -> Option<String> {
-        let auth = bearer(patient);
+    /// A token of the opener of a case of `f` owned by `owner` (a subject), and the body it
+    /// sends for `body` ([`slices::opening_token`]).
+    fn opener(&self, f: &dyn Fixture, owner: &str, body: &Value) -> (String, Value) {
+        slices::opening_token(f, &self.stack, owner, body)
+    }
+
+    /// Opens a case of `f` owned by `owner` (a subject) with `body`, sent by its opener.
+    async fn open(&mut self, f: &dyn Fixture, flow: &str, owner: &str, body: &Value, allowed: &[u16]) -> Option<String> {
+        let (token, body) = self.opener(f, owner, body);
+        let auth = bearer(&token);
         let answer = self
-            .expect_status(flow, Call::json("POST", f.opening(), Some(&auth), Some(body)), allowed)
+            .expect_status(flow, Call::json("POST", f.opening(), Some(&auth), Some(&body)), allowed)
             .await?;
         let id = created_id(&answer)?;
         if !self.cases.contains(&id) {
@@ -541,6 +564,16 @@ impl<'r> Flows<'r> {
         }
         if !self.stack.settle(Duration::from_secs(30)).await {
             self.report.violation("privacy flows: the stack did not settle within 30 s".into());
+        }
+        // No SMS says what a confidential free text said.
+        for sms in self.stack.sms_sent().await? {
+            self.report.cases += 1;
+            if confidential().any(|text| sms.body.contains(text)) {
+                self.report.violation(format!(
+                    "leak: a confidential free text (a result note or a reason) in an SMS (seq {})",
+                    sms.seq
+                ));
+            }
         }
         Ok(())
     }
@@ -590,11 +623,11 @@ impl<'r> Flows<'r> {
         }
         let owner = self.patient(0);
         for route in routes_of(f).filter(|r| r.method == Method::Get && !r.path.contains('{')) {
+            let path = f.route(route).map_or_else(|| route.path.to_owned(), |c| c.path(route.path));
             for role in route.roles {
                 let auth = bearer(&self.token_of(*role, &owner));
                 let flow = format!("a list as {}", role.group);
-                self.expect_status(&flow, Call::json("GET", route.path, Some(&auth), None), &[200])
-                    .await;
+                self.expect_status(&flow, Call::json("GET", &path, Some(&auth), None), &[200]).await;
             }
         }
         Ok(first)
@@ -603,7 +636,6 @@ impl<'r> Flows<'r> {
     /// An idempotent retry: the same key and body, answered twice the same way.
     async fn idempotent_retry(&mut self, f: &dyn Fixture) {
         let s = self.subject();
-        let patient = self.patient(10);
         let phone = s.phone(3);
         let day = self.day();
         let body = f.open_body(
@@ -616,7 +648,8 @@ impl<'r> Flows<'r> {
             "tok_ok",
         );
         self.prepare(f, &body).await;
-        let auth = bearer(&patient);
+        let (opener, body) = self.opener(f, &self.patient_sub(10), &body);
+        let auth = bearer(&opener);
         let key = format!("privacy-{}", fastrand::u64(..));
         let headers = [("idempotency-key", key.as_str())];
         let mut ids = Vec::new();
@@ -651,7 +684,7 @@ impl<'r> Flows<'r> {
             let cards: Vec<String> = std::iter::once(journey.card.to_owned()).chain(own_tokens).collect();
             for (n, card) in cards.iter().enumerate() {
                 let s = self.subject();
-                let patient = self.patient(20 + n);
+                let patient = self.patient_sub(20 + n);
                 let phone = s.phone(n + 1);
                 let day = self.day();
                 let body = f.open_body(
@@ -673,7 +706,6 @@ impl<'r> Flows<'r> {
     async fn bad_input(&mut self, f: &'static dyn Fixture) {
         let s = self.subject();
         let patient = self.patient(30);
-        let auth = bearer(&patient);
         let day = self.day();
         let phone = s.phone(0);
         let person = Person {
@@ -683,6 +715,9 @@ impl<'r> Flows<'r> {
         };
         let valid = f.open_body(day, &person, "tok_ok");
         self.prepare(f, &valid).await;
+        // The openings are sent by the slice's opener, for the patient.
+        let (opener, valid) = self.opener(f, &self.patient_sub(30), &valid);
+        let opening_auth = bearer(&opener);
         let fields = f.personal();
         let mut bodies = vec![
             ("invalid phone", with(&valid, fields.phone, json!(format!("{phone}9")))),
@@ -711,7 +746,7 @@ impl<'r> Flows<'r> {
         }
         bodies.extend(f.invalid_openings(&valid));
         for (flow, body) in &bodies {
-            self.expect_status(flow, Call::json("POST", f.opening(), Some(&auth), Some(body)), &[422])
+            self.expect_status(flow, Call::json("POST", f.opening(), Some(&opening_auth), Some(body)), &[422])
                 .await;
         }
         let text = valid.to_string();
@@ -738,7 +773,7 @@ impl<'r> Flows<'r> {
             let call = Call {
                 method: "POST",
                 path: f.opening(),
-                authorization: Some(&auth),
+                authorization: Some(&opening_auth),
                 body: Some((content_type, bytes)),
                 headers: &[],
             };
@@ -775,6 +810,7 @@ impl<'r> Flows<'r> {
             let (Some(field), true) = (call.text, call.case) else { continue };
             let other = self.subject();
             let owner = self.patient(31);
+            let owner_sub = self.patient_sub(31);
             let other_phone = other.phone(2);
             let day = self.day();
             let body = f.open_body(
@@ -787,7 +823,7 @@ impl<'r> Flows<'r> {
                 "tok_ok",
             );
             self.prepare(f, &body).await;
-            let Some(id) = self.open(f, "case to send bad free text on", &owner, &body, &[201]).await else {
+            let Some(id) = self.open(f, "case to send bad free text on", &owner_sub, &body, &[201]).await else {
                 continue;
             };
             self.ready_case(f, &id).await;
@@ -848,8 +884,9 @@ impl<'r> Flows<'r> {
                 401,
             ),
         ];
+        let patient = self.patient(41);
         for role in clinicflow::catalog().roles.iter().filter(|r| !allowed.contains(r)) {
-            let token = self.token_of(*role, "");
+            let token = self.token_of(*role, &patient);
             calls.push((format!("{} staff opening a case", role.group), Some(bearer(&token)), 403));
         }
         calls.push(("no role".into(), Some(bearer(&nobody)), 403));
@@ -887,7 +924,7 @@ impl<'r> Flows<'r> {
         let cool_down = self.stack.platform.config.payment.cool_down;
         for (n, card) in ["tok_slow", "tok_down", "tok_down", "tok_ok"].into_iter().enumerate() {
             let s = self.subject();
-            let patient = self.patient(50 + n);
+            let patient = self.patient_sub(50 + n);
             let phone = s.phone(n + 2);
             let day = self.day();
             let body = f.open_body(
@@ -904,7 +941,7 @@ impl<'r> Flows<'r> {
         }
         tokio::time::sleep(cool_down + Duration::from_millis(200)).await;
         let s = self.subject();
-        let patient = self.patient(60);
+        let patient = self.patient_sub(60);
         let phone = s.phone(5);
         let day = self.day();
         let body = f.open_body(

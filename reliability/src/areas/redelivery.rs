@@ -24,7 +24,7 @@ use clinicflow_tests::{Client, LocalStack, fast_options};
 
 use super::api::SOMEONE;
 use crate::invariants::{self, Case};
-use crate::slices::{self, Driver, Fixture, Journey, Opens, Request, Sent};
+use crate::slices::{self, Driver, Fixture, Journey, Opens, Request, Sent, Step};
 use crate::{AreaReport, Mode};
 
 /// Every journey the area mixes, with its fixture, in the fixtures' order.
@@ -115,18 +115,27 @@ impl Driver for Http<'_> {
         })
     }
 
-    async fn ready(&mut self, fixture: &'static dyn Fixture, id: &str) -> anyhow::Result<bool> {
-        Ok(slices::wait_ready(fixture, self.stack, id, Duration::from_secs(10)).await)
+    async fn ready(&mut self, fixture: &'static dyn Fixture, id: &str, step: Option<&Step>) -> anyhow::Result<bool> {
+        Ok(slices::wait_ready_for(fixture, self.stack, id, step, Duration::from_secs(10)).await)
     }
     async fn platform(&mut self) -> anyhow::Result<&clinicflow::app::Platform> {
         Ok(&self.stack.platform)
     }
 }
 
-/// Runs the `n`-th flow through the API; returns the case and what went wrong.
-async fn run_flow(stack: &LocalStack, f: &'static dyn Fixture, journey: &'static Journey, n: usize) -> anyhow::Result<(Case, Vec<String>)> {
+/// Runs the `n`-th flow, the `round`-th of its journey, through the API; returns the case and
+/// what went wrong. Flows of different journeys share slots (five days); the rounds of one
+/// journey never do, so that a journey's case cannot wait on what another round of it took
+/// (the one dose a full slot gives back).
+async fn run_flow(
+    stack: &LocalStack,
+    f: &'static dyn Fixture,
+    journey: &'static Journey,
+    n: usize,
+    round: usize,
+) -> anyhow::Result<(Case, Vec<String>)> {
     let owner = format!("patient-{n}");
-    let body = f.open_body(30 + (n % 5) as i64, &SOMEONE, journey.card);
+    let body = f.open_body(30 + (n % 5) as i64 + 5 * round as i64, &SOMEONE, journey.card);
     let walked = slices::walk(f, journey, &mut Http { stack }, &owner, &body, None).await?;
     let problems = walked.problems.into_iter().map(|p| format!("{}: {p}", f.slice())).collect();
     Ok((walked.case, problems))
@@ -199,15 +208,16 @@ pub async fn run(mode: Mode) -> anyhow::Result<AreaReport> {
     let mut options = fast_options();
     options.bus.duplicate_every_delivery = true;
     let stack = LocalStack::start(options).await?;
-    let flows = mode.pick(36, 12);
     let seed = fastrand::u64(..);
     eprintln!("    redelivery shuffle seed: {seed}");
     let mut rng = fastrand::Rng::with_seed(seed);
     let mix = journeys();
     anyhow::ensure!(!mix.is_empty(), "no fixture has a journey the redelivery area can run");
+    // Every journey of every slice at least once, even in a bounded run.
+    let flows = mode.pick(36, 12).max(mix.len());
     let runs = (0..flows).map(|n| {
         let (f, journey) = mix[n % mix.len()];
-        run_flow(&stack, f, journey, n)
+        run_flow(&stack, f, journey, n, n / mix.len())
     });
     let flows_done = AtomicBool::new(false);
     let flowing = async {

@@ -2,11 +2,13 @@
 //!
 //! The areas know no flow: they derive what is generic from `clinicflow::catalog()` (routes
 //! with their roles and functions, consumers and rules, failure points, functions, tables)
-//! and ask each slice's [`Fixture`] only what the catalog cannot say: how to open a case and
-//! what its journeys do ([`Journey`]), how to call each of its routes ([`RouteCall`]), what
-//! its aggregates must hold once settled ([`Fixture::check`]), how to read its views, which
-//! of its commands contend (the `concurrency` area), and how to open and end a case on its
-//! use cases directly (the staged held-charge race).
+//! and ask each slice's [`Fixture`] only what the catalog cannot say: how to open a case (and
+//! who opens it: its owner, or staff on the owner's behalf, [`Fixture::opener`]) and what
+//! its journeys do ([`Journey`], each step waiting for what it depends on,
+//! [`Fixture::ready_for`]), how to call each of its routes ([`RouteCall`]), what its
+//! aggregates must hold once settled ([`Fixture::check`]), how to read its views, which of
+//! its commands contend (the `concurrency` area), and how to open and end a case on its use
+//! cases directly (the staged held-charge race).
 //!
 //! A slice is tested once its fixture is listed in [`all`]. A catalogued route of a slice
 //! whose fixture has no entry for it is a violation of the `authz` and `fuzz` areas, and a
@@ -17,6 +19,7 @@
 //! check-up one, [`checkup`], is the model) and list it in [`all`].
 
 pub mod checkup;
+pub mod hospital;
 pub mod vaccine;
 
 use std::collections::HashSet;
@@ -37,7 +40,7 @@ use crate::invariants::Case;
 
 /// Every slice's fixture, in the catalog's order of slices.
 pub fn all() -> &'static [&'static dyn Fixture] {
-    static ALL: &[&dyn Fixture] = &[&checkup::CHECKUP, &vaccine::VACCINE];
+    static ALL: &[&dyn Fixture] = &[&checkup::CHECKUP, &vaccine::VACCINE, &hospital::HOSPITAL];
     ALL
 }
 
@@ -65,10 +68,13 @@ pub fn untested() -> Vec<&'static str> {
 /// Who sends a step of a journey.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Who {
-    /// The person who opened the case (a [`PATIENT`]).
+    /// The case's owner (a [`PATIENT`]), who opened it unless the fixture's opener did.
     Owner,
     /// A member of a staff role of the slice.
     Staff(Role),
+    /// Another member of a staff role, named: not [`Who::Staff`]'s member, nor another
+    /// name's (a second doctor racing the first for one patient).
+    Colleague(Role, &'static str),
 }
 
 impl Who {
@@ -77,7 +83,22 @@ impl Who {
         match self {
             Self::Owner => (owner.to_owned(), vec![PATIENT.group]),
             Self::Staff(role) => (format!("staff-{}", role.group), vec![role.group]),
+            Self::Colleague(role, name) => (format!("staff-{}-{name}", role.group), vec![role.group]),
         }
+    }
+
+    /// The role the caller acts in.
+    pub fn role(self) -> Role {
+        match self {
+            Self::Owner => PATIENT,
+            Self::Staff(role) | Self::Colleague(role, _) => role,
+        }
+    }
+
+    /// A token of the caller on `stack`, `owner` being the case's owner's subject.
+    pub fn token(self, stack: &LocalStack, owner: &str) -> String {
+        let (sub, groups) = self.caller(owner);
+        stack.token(&sub, &groups)
     }
 }
 
@@ -180,10 +201,18 @@ pub struct RouteCall {
     pub text: Option<&'static str>,
     /// The query filters a list route accepts.
     pub filters: &'static [&'static str],
+    /// The query string (without `?`) a valid call needs, if any (a list that must name a
+    /// department): appended to the path of every call the areas make to the route.
+    pub query: Option<&'static str>,
+    /// Steps of the slice's journeys that bring the call's case to where the route acts (a
+    /// patient a doctor took, before a prescription): sent in order on the case, each by its
+    /// caller once the case is ready for it ([`Fixture::ready_for`]), the stack then settled,
+    /// before the call. Only on a route naming a case.
+    pub given: &'static [Step],
 }
 
 impl RouteCall {
-    /// A call with no free text and no filters.
+    /// A call with no free text, no filters, no query and nothing given.
     pub const fn new(case: bool, mutates: bool, success: u16, body: Body) -> Self {
         Self {
             case,
@@ -192,6 +221,16 @@ impl RouteCall {
             body,
             text: None,
             filters: &[],
+            query: None,
+            given: &[],
+        }
+    }
+
+    /// `path` (the route's, its placeholders resolved) with the call's query.
+    pub fn path(&self, path: &str) -> String {
+        match self.query {
+            Some(q) => format!("{path}?{q}"),
+            None => path.to_owned(),
         }
     }
 }
@@ -258,6 +297,20 @@ pub trait Fixture: Send + Sync {
     /// The path of the `POST` that opens a case (answered `201` with the case's `id`).
     fn opening(&self) -> &'static str;
 
+    /// Who sends the opening request: the case's owner, a patient (default), or a member of
+    /// a staff role who opens it on the owner's behalf, the owner then named in the body
+    /// ([`Fixture::owned_by`]). Every area opens cases through [`opening_as`].
+    fn opener(&self) -> Who {
+        Who::Owner
+    }
+
+    /// Opening body `body` for a case owned by subject `owner`. Default: as it is (the owner
+    /// is who sends it).
+    fn owned_by(&self, body: &Value, owner: &str) -> Value {
+        let _ = owner;
+        body.clone()
+    }
+
     /// Makes what an opening with `body` needs exist beforehand (a slot an administrator
     /// registers), on `p`; idempotent, and called before every opening of a case (see
     /// [`opening_body`]). Default: nothing.
@@ -279,6 +332,37 @@ pub trait Fixture: Send + Sync {
     fn resolve(&self, path: &str, id: &str, body: &Value) -> String {
         let _ = body;
         path.replace("{id}", id)
+    }
+
+    /// `text` (a step's path, or its body as JSON text) of case `id` opened with `body`, its
+    /// placeholders resolved on `p`: those of [`Fixture::resolve`], and those naming what an
+    /// earlier step made (an exam order's id), read from the store. Default:
+    /// [`Fixture::resolve`]. See [`step_request`].
+    async fn resolve_on(&self, p: &Platform, text: &str, id: &str, body: &Value) -> anyhow::Result<String> {
+        let _ = p;
+        Ok(self.resolve(text, id, body))
+    }
+
+    /// Is case `id`, [`Fixture::ready`] once, ready for `step`, a later step of one of its
+    /// journeys: has what it depends on of an earlier step's asynchronous effects happened
+    /// (an exam order on the work list, an outcome heard by another desk)? Default: yes.
+    async fn ready_for(&self, stack: &LocalStack, id: &str, step: &Step) -> bool {
+        let _ = (stack, id, step);
+        true
+    }
+
+    /// Free texts the fixture's steps send that are confidential (result notes, reasons):
+    /// the `privacy` area looks for them in every log line and every SMS. Default: none.
+    fn confidential(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Do the slice's cases take places of a capacity (per slot or day)? A slice whose cases
+    /// take none opts out of the `concurrency` area's last places, and its capacity methods
+    /// ([`Fixture::set_capacity`], [`Fixture::places_taken`], [`Fixture::cases_like`]) are
+    /// never asked. Default: yes.
+    fn has_places(&self) -> bool {
+        true
     }
 
     /// Does the slice take a payment with the opening (the money invariants apply)?
@@ -362,7 +446,8 @@ pub trait Fixture: Send + Sync {
         outcome: &str,
     ) -> anyhow::Result<Vec<String>>;
 
-    /// The owner's step that ends a case and gives its money back.
+    /// The step that ends a case (its owner's, or the staff's who opened it) and gives its
+    /// money back.
     fn ending(&self) -> &'static Step;
 
     /// Opens a case of variant `variant` in slot `day` on the use cases directly (no HTTP),
@@ -405,8 +490,9 @@ pub trait Driver: Send {
     /// Sends one request as `sub` in `groups`.
     async fn send(&mut self, sub: &str, groups: &[&str], request: Request<'_>) -> anyhow::Result<Sent>;
 
-    /// Waits (a while of the area's choosing) until case `id` is [`Fixture::ready`].
-    async fn ready(&mut self, fixture: &'static dyn Fixture, id: &str) -> anyhow::Result<bool>;
+    /// Waits (a while of the area's choosing) until case `id` is [`Fixture::ready`] (`step`
+    /// `None`), or ready for `step` ([`Fixture::ready_for`]): see [`is_ready`].
+    async fn ready(&mut self, fixture: &'static dyn Fixture, id: &str, step: Option<&Step>) -> anyhow::Result<bool>;
 
     /// The platform of the stack the requests go to (after a crash, the restarted one).
     async fn platform(&mut self) -> anyhow::Result<&Platform>;
@@ -429,9 +515,51 @@ pub async fn other_opening_body(f: &dyn Fixture, p: &Platform, body: &Value) -> 
 
 /// Polls [`Fixture::ready`] every 25 ms for at most `within`.
 pub async fn wait_ready(fixture: &dyn Fixture, stack: &LocalStack, id: &str, within: Duration) -> bool {
-    clinicflow_tests::eventually(within, || async { fixture.ready(stack, id).await.then_some(()) })
+    wait_ready_for(fixture, stack, id, None, within).await
+}
+
+/// Is case `id` ready: for its steps (`step` `None`, [`Fixture::ready`]) or for `step`
+/// ([`Fixture::ready_for`])?
+pub async fn is_ready(fixture: &dyn Fixture, stack: &LocalStack, id: &str, step: Option<&Step>) -> bool {
+    match step {
+        None => fixture.ready(stack, id).await,
+        Some(step) => fixture.ready_for(stack, id, step).await,
+    }
+}
+
+/// Polls [`is_ready`] every 25 ms for at most `within`.
+pub async fn wait_ready_for(fixture: &dyn Fixture, stack: &LocalStack, id: &str, step: Option<&Step>, within: Duration) -> bool {
+    clinicflow_tests::eventually(within, || async { is_ready(fixture, stack, id, step).await.then_some(()) })
         .await
         .is_some()
+}
+
+/// Who sends the opening of a case owned by `owner` (a subject) with opening body `body`,
+/// and what they send: the owner with `body`, or the fixture's opener with `body` naming
+/// the owner ([`Fixture::opener`], [`Fixture::owned_by`]).
+pub fn opening_as(f: &dyn Fixture, owner: &str, body: &Value) -> (String, Vec<&'static str>, Value) {
+    let (sub, groups) = f.opener().caller(owner);
+    (sub, groups, f.owned_by(body, owner))
+}
+
+/// A token of the opener of a case owned by `owner` on `stack`, and the body it sends.
+pub fn opening_token(f: &dyn Fixture, stack: &LocalStack, owner: &str, body: &Value) -> (String, Value) {
+    let (sub, groups, body) = opening_as(f, owner, body);
+    (stack.token(&sub, &groups), body)
+}
+
+/// The path and body of `step` on case `id` opened with `body`, placeholders resolved on `p`
+/// ([`Fixture::resolve_on`]).
+pub async fn step_request(f: &dyn Fixture, p: &Platform, step: &Step, id: &str, body: &Value) -> anyhow::Result<(String, Option<Value>)> {
+    let path = f.resolve_on(p, step.path, id, body).await?;
+    let json = match step.body {
+        Some(b) => {
+            let text = f.resolve_on(p, &b().to_string(), id, body).await?;
+            Some(serde_json::from_str(&text)?)
+        }
+        None => None,
+    };
+    Ok((path, json))
 }
 
 /// What a walk left: the case the harness expects, and what went wrong on the way.
@@ -471,6 +599,7 @@ pub async fn walk(
     };
     let body = &on;
     fixture.prepare(driver.platform().await?, body).await?;
+    let (opener, groups, request) = opening_as(fixture, owner, &request);
     let opening = Request {
         method: "POST",
         path: &path,
@@ -478,7 +607,7 @@ pub async fn walk(
         key,
         accept: &accept,
     };
-    let sent = driver.send(owner, &[PATIENT.group], opening).await?;
+    let sent = driver.send(&opener, &groups, opening).await?;
     let id = match (journey.opens, sent.status) {
         (Opens::Case(_), 201) => sent.body["id"].as_str().map(str::to_owned),
         (Opens::Refused(s) | Opens::Unavailable(s), got) if got == s => None,
@@ -497,14 +626,17 @@ pub async fn walk(
         return Ok(Walked { case, problems });
     };
     fixture.after_opening(driver.platform().await?, journey, &id, body).await?;
-    if !driver.ready(fixture, &id).await? {
+    if !driver.ready(fixture, &id, None).await? {
         problems.push(format!("{}: case {id} never became ready for its steps", journey.name));
         return Ok(Walked { case, problems });
     }
     for step in journey.steps {
+        if !driver.ready(fixture, &id, Some(step)).await? {
+            problems.push(format!("{}: case {id} never became ready for {}", journey.name, step.name));
+            return Ok(Walked { case, problems });
+        }
         let (sub, groups) = step.who.caller(owner);
-        let path = fixture.resolve(step.path, &id, body);
-        let body = step.body.map(|b| b());
+        let (path, body) = step_request(fixture, driver.platform().await?, step, &id, body).await?;
         let request = Request {
             method: step.method.as_str(),
             path: &path,
@@ -571,7 +703,7 @@ mod tests {
     }
 
     #[test]
-    fn every_journey_opening_is_a_catalogued_post_a_patient_may_send() {
+    fn every_journey_opening_is_a_catalogued_post_its_opener_may_send() {
         let catalog = clinicflow::catalog();
         for f in all() {
             for o in f.journeys().iter().filter_map(|j| j.opening) {
@@ -580,7 +712,7 @@ mod tests {
                     .iter()
                     .find(|r| r.method == Method::Post && shape(r.path) == shape(o.path))
                     .unwrap_or_else(|| panic!("{}: opening {} on no route", f.slice(), o.path));
-                assert!(route.roles.contains(&PATIENT), "{}: {}", f.slice(), o.path);
+                assert!(route.roles.contains(&f.opener().role()), "{}: {}", f.slice(), o.path);
             }
         }
     }
@@ -594,23 +726,28 @@ mod tests {
                 .iter()
                 .find(|r| r.method == Method::Post && r.path == f.opening())
                 .expect("the opening route is catalogued");
-            assert!(opening.roles.contains(&PATIENT), "{}", f.slice());
+            assert!(opening.roles.contains(&f.opener().role()), "{}", f.slice());
+            let given: Vec<&Step> = catalog
+                .routes
+                .iter()
+                .filter(|r| of_route(r).is_some_and(|g| g.slice() == f.slice()))
+                .filter_map(|r| f.route(r))
+                .flat_map(|c| c.given)
+                .collect();
             let steps = f
                 .journeys()
                 .iter()
                 .flat_map(|j| j.steps)
                 .chain(f.contest().decisions)
-                .chain([f.ending()]);
+                .chain([f.ending()])
+                .chain(given);
             for step in steps {
                 let route = catalog
                     .routes
                     .iter()
                     .find(|r| r.method == step.method && shape(r.path) == shape(step.path))
                     .unwrap_or_else(|| panic!("{}: step {} on no route", f.slice(), step.name));
-                let role = match step.who {
-                    Who::Owner => PATIENT,
-                    Who::Staff(role) => role,
-                };
+                let role = step.who.role();
                 assert!(
                     route.roles.contains(&role),
                     "{}: {} not allowed to {}",

@@ -184,6 +184,9 @@ pub struct ViewRecord {
     /// key of the staff's own list.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue: Option<String>,
+    /// A category the staff filter lists by (a department, a test site, a counter).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
     /// Creation time, the list order.
     pub created_at: DateTime<Utc>,
     /// Optimistic revision of the view row.
@@ -192,7 +195,7 @@ pub struct ViewRecord {
     pub body: serde_json::Value,
 }
 
-/// A filter over views of one flow, newest first.
+/// A filter over views of one flow, newest first (or oldest first: a queue's order).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ViewQuery {
     /// Flow.
@@ -205,7 +208,11 @@ pub struct ViewQuery {
     pub status: Option<String>,
     /// Only the cases in this queue.
     pub queue: Option<String>,
-    /// Continue after this (created_at, id).
+    /// Only the cases of this category.
+    pub category: Option<String>,
+    /// Oldest first, as a queue is worked through, instead of newest first.
+    pub oldest_first: bool,
+    /// Continue after this (created_at, id), in the list's order.
     pub after: Option<(DateTime<Utc>, String)>,
     /// Page size.
     pub limit: usize,

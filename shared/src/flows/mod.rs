@@ -2,4 +2,5 @@
 //! name them all: the platform consumes them as [`crate::topology::Slice`]s.
 
 pub mod checkup;
+pub mod hospital;
 pub mod vaccine;

@@ -237,6 +237,8 @@ mod item {
         pub status: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub queue: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub category: Option<String>,
         pub created_at: String,
         pub revision: u64,
         pub body: Cow<'a, serde_json::Value>,
@@ -387,6 +389,7 @@ fn view_item(view: &ViewRecord) -> Result<Attrs, StoreError> {
         date: view.date.clone(),
         status: view.status.clone(),
         queue: view.queue.clone(),
+        category: view.category.clone(),
         revision: view.revision,
         body: Cow::Borrowed(&view.body),
         owner_key: format!("{}#{}", view.flow, view.owner),
@@ -410,6 +413,7 @@ fn view_from_item(item: Attrs) -> Result<ViewRecord, StoreError> {
         date: item.date,
         status: item.status,
         queue: item.queue,
+        category: item.category,
         revision: item.revision,
         body: item.body.into_owned(),
     })
@@ -937,7 +941,11 @@ impl ViewStore for DynamoStore {
         let mut values = Attrs::from([(":key".to_owned(), s(key))]);
         let mut key_condition = "#key = :key".to_owned();
         if let Some((at, id)) = &query.after {
-            key_condition.push_str(" AND #order < :cursor");
+            key_condition.push_str(if query.oldest_first {
+                " AND #order > :cursor"
+            } else {
+                " AND #order < :cursor"
+            });
             attribute_names.insert("#order".to_owned(), ORDER_KEY.to_owned());
             values.insert(":cursor".to_owned(), s(order_key(*at, id)));
         }
@@ -961,6 +969,11 @@ impl ViewStore for DynamoStore {
             attribute_names.insert("#status".to_owned(), "status".to_owned());
             values.insert(":status".to_owned(), s(status));
         }
+        if let Some(category) = &query.category {
+            filters.push("#category = :category");
+            attribute_names.insert("#category".to_owned(), "category".to_owned());
+            values.insert(":category".to_owned(), s(category));
+        }
         let filter = (!filters.is_empty()).then(|| filters.join(" AND "));
         let mut out = Vec::new();
         let mut start = None;
@@ -980,7 +993,7 @@ impl ViewStore for DynamoStore {
                 .set_filter_expression(filter.clone())
                 .set_expression_attribute_names(Some(attribute_names.clone()))
                 .set_expression_attribute_values(Some(values.clone()))
-                .scan_index_forward(false)
+                .scan_index_forward(query.oldest_first)
                 .limit(page_size(page_limit))
                 .set_exclusive_start_key(start)
                 .send()
@@ -1149,6 +1162,7 @@ mod tests {
             date: Some("2026-12-01".into()),
             status: None,
             queue: Some("doctor-7".into()),
+            category: Some("internal".into()),
             created_at: DateTime::parse_from_rfc3339("2026-01-02T03:04:05.123456Z")
                 .expect("time")
                 .with_timezone(&Utc),
@@ -1159,6 +1173,7 @@ mod tests {
         assert_eq!(item.get("date_key"), Some(&s("sample#2026-12-01")));
         assert_eq!(item.get("order_key"), Some(&s("2026-01-02T03:04:05.123456Z#b1")));
         assert_eq!(item.get("queue_key"), Some(&s("sample#doctor-7")));
+        assert_eq!(item.get("category"), Some(&s("internal")));
         assert!(!item.contains_key("status"));
         assert_eq!(view_from_item(item).expect("view"), view);
         let unqueued = ViewRecord { queue: None, ..view };

@@ -157,12 +157,15 @@ impl Embedded {
     /// Brings a database made by an earlier version up to [`SCHEMA`]: columns added since
     /// are added to it (nullable, so existing rows stay valid).
     fn migrate(conn: &Connection) -> Result<(), StoreError> {
-        let has_queue = conn
-            .prepare("SELECT 1 FROM pragma_table_info('views') WHERE name = 'queue'")
-            .and_then(|mut s| s.exists([]))
-            .map_err(db_err)?;
-        if !has_queue {
-            conn.execute_batch("ALTER TABLE views ADD COLUMN queue TEXT;").map_err(db_err)?;
+        for column in ["queue", "category"] {
+            let has = conn
+                .prepare("SELECT 1 FROM pragma_table_info('views') WHERE name = ?1")
+                .and_then(|mut s| s.exists([column]))
+                .map_err(db_err)?;
+            if !has {
+                conn.execute_batch(&format!("ALTER TABLE views ADD COLUMN {column} TEXT;"))
+                    .map_err(db_err)?;
+            }
         }
         conn.execute_batch(
             "CREATE INDEX IF NOT EXISTS views_by_queue ON views (flow, queue, created_at DESC, id DESC) WHERE queue IS NOT NULL;",
@@ -522,6 +525,7 @@ fn view_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ViewRow> {
         r.get(6)?,
         r.get(7)?,
         r.get(8)?,
+        r.get(9)?,
     ))
 }
 
@@ -535,10 +539,11 @@ type ViewRow = (
     i64,
     String,
     Option<String>,
+    Option<String>,
 );
 
 fn view_record(row: ViewRow) -> Result<ViewRecord, StoreError> {
-    let (id, flow, owner, date, status, created_at, revision, body, queue) = row;
+    let (id, flow, owner, date, status, created_at, revision, body, queue, category) = row;
     Ok(ViewRecord {
         id,
         flow,
@@ -546,13 +551,14 @@ fn view_record(row: ViewRow) -> Result<ViewRecord, StoreError> {
         date,
         status,
         queue,
+        category,
         created_at: parse_ts(&created_at)?,
         revision: revision as u64,
         body: serde_json::from_str(&body).map_err(json_err)?,
     })
 }
 
-const VIEW_COLUMNS: &str = "id, flow, owner, date, status, created_at, revision, body, queue";
+const VIEW_COLUMNS: &str = "id, flow, owner, date, status, created_at, revision, body, queue, category";
 
 #[async_trait]
 impl ViewStore for Embedded {
@@ -578,8 +584,8 @@ impl ViewStore for Embedded {
             let n = if expected_revision == 0 {
                 match exec(
                     c,
-                    &format!("INSERT INTO views ({VIEW_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
-                    params![view.id, view.flow, view.owner, view.date, view.status, ts(view.created_at), view.revision as i64, body, view.queue],
+                    &format!("INSERT INTO views ({VIEW_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
+                    params![view.id, view.flow, view.owner, view.date, view.status, ts(view.created_at), view.revision as i64, body, view.queue, view.category],
                 ) {
                     Ok(n) => n,
                     Err(e) if is_constraint(&e) => 0,
@@ -588,8 +594,8 @@ impl ViewStore for Embedded {
             } else {
                 exec(
                     c,
-                    "UPDATE views SET flow = ?2, owner = ?3, date = ?4, status = ?5, created_at = ?6, revision = ?7, body = ?8, queue = ?10 WHERE id = ?1 AND revision = ?9",
-                    params![view.id, view.flow, view.owner, view.date, view.status, ts(view.created_at), view.revision as i64, body, expected_revision as i64, view.queue],
+                    "UPDATE views SET flow = ?2, owner = ?3, date = ?4, status = ?5, created_at = ?6, revision = ?7, body = ?8, queue = ?10, category = ?11 WHERE id = ?1 AND revision = ?9",
+                    params![view.id, view.flow, view.owner, view.date, view.status, ts(view.created_at), view.revision as i64, body, expected_revision as i64, view.queue, view.category],
                 )
                 .map_err(db_err)?
             };
@@ -619,12 +625,20 @@ impl ViewStore for Embedded {
             if let Some(status) = &q.status {
                 push(&mut sql, " AND status = ?", Box::new(status.clone()));
             }
-            if let Some((at, id)) = &q.after {
-                push(&mut sql, " AND (created_at < ?", Box::new(ts(*at)));
-                push(&mut sql, " OR (created_at = ?", Box::new(ts(*at)));
-                push(&mut sql, " AND id < ?))", Box::new(id.clone()));
+            if let Some(category) = &q.category {
+                push(&mut sql, " AND category = ?", Box::new(category.clone()));
             }
-            push(&mut sql, " ORDER BY created_at DESC, id DESC LIMIT ?", Box::new(q.limit as i64));
+            let (before, order) = if q.oldest_first { (">", "ASC") } else { ("<", "DESC") };
+            if let Some((at, id)) = &q.after {
+                push(&mut sql, &format!(" AND (created_at {before} ?"), Box::new(ts(*at)));
+                push(&mut sql, " OR (created_at = ?", Box::new(ts(*at)));
+                push(&mut sql, &format!(" AND id {before} ?))"), Box::new(id.clone()));
+            }
+            push(
+                &mut sql,
+                &format!(" ORDER BY created_at {order}, id {order} LIMIT ?"),
+                Box::new(q.limit as i64),
+            );
             let mut stmt = c.prepare_cached(&sql).map_err(db_err)?;
             let refs: Vec<&dyn rusqlite::ToSql> = args.iter().map(|a| a.as_ref() as &dyn rusqlite::ToSql).collect();
             let rows = stmt.query_map(refs.as_slice(), view_from_row).map_err(db_err)?;
@@ -983,7 +997,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_database_made_before_the_queue_column_is_migrated_and_keeps_its_views() {
+    async fn a_database_made_before_the_queue_and_category_columns_is_migrated_and_keeps_its_views() {
         let conn = Connection::open_in_memory().expect("a database");
         conn.execute_batch(
             "CREATE TABLE views (
@@ -994,10 +1008,11 @@ mod tests {
         .expect("the old schema");
         let db = Embedded::with(Embedded::prepare(conn).expect("migrated"), vec![]);
         let old = db.get("old").await.expect("get").expect("kept");
-        assert_eq!(old.queue, None);
+        assert_eq!((&old.queue, &old.category), (&None, &None));
         let queued = ViewRecord {
             id: "new".into(),
             queue: Some("q1".into()),
+            category: Some("c1".into()),
             ..old
         };
         db.put(queued.clone(), 0).await.expect("a view with a queue");
@@ -1005,6 +1020,7 @@ mod tests {
             .list(&ViewQuery {
                 flow: "f".into(),
                 queue: Some("q1".into()),
+                category: Some("c1".into()),
                 limit: 10,
                 ..ViewQuery::default()
             })

@@ -258,9 +258,18 @@ impl ViewStore for Memory {
             .filter(|v| query.queue.is_none() || query.queue == v.queue)
             .filter(|v| query.date.is_none() || query.date == v.date)
             .filter(|v| query.status.is_none() || query.status == v.status)
-            .filter(|v| after.is_none_or(|(at, id)| (v.created_at, v.id.as_str()) < (at, id)))
+            .filter(|v| query.category.is_none() || query.category == v.category)
+            .filter(|v| {
+                after.is_none_or(|(at, id)| {
+                    let key = (v.created_at, v.id.as_str());
+                    if query.oldest_first { key > (at, id) } else { key < (at, id) }
+                })
+            })
             .collect();
         rows.sort_by(|a, b| newest_first(a, b));
+        if query.oldest_first {
+            rows.reverse();
+        }
         Ok(rows.into_iter().take(query.limit).cloned().collect())
     }
 }

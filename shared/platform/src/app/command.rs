@@ -67,6 +67,8 @@ pub struct Work<'p> {
     p: &'p Platform,
     causality: Causality,
     tx: Transaction,
+    /// What to answer when a counter is at its limit, by counter key.
+    refusals: Vec<(String, String)>,
 }
 
 impl<'p> Work<'p> {
@@ -76,6 +78,7 @@ impl<'p> Work<'p> {
             p,
             causality,
             tx: Transaction::default(),
+            refusals: Vec::new(),
         }
     }
 
@@ -135,6 +138,14 @@ impl<'p> Work<'p> {
 
     /// Moves a bounded counter in the same transaction.
     pub fn counter(&mut self, counter: CounterMove) {
+        self.tx.counters.push(counter);
+    }
+
+    /// Moves a bounded counter in the same transaction, which [`run`] refuses with `409`
+    /// and `refusal` if the counter is at its limit when it commits: the one place a
+    /// command takes, in the flow's words (a patient a doctor already took).
+    pub fn counter_or_refuse(&mut self, counter: CounterMove, refusal: impl Into<String>) {
+        self.refusals.push((counter.key.clone(), refusal.into()));
         self.tx.counters.push(counter);
     }
 
@@ -218,7 +229,8 @@ where
     Fut: Future<Output = Result<Decided<'p>, AppError>>,
 {
     for _ in 0..RACE_RETRIES {
-        let Decided { work, accepted } = attempt().await?;
+        let Decided { mut work, accepted } = attempt().await?;
+        let refusals = std::mem::take(&mut work.refusals);
         let mut tx = work.into_transaction();
         if tx.is_empty() {
             return Ok(accepted);
@@ -227,6 +239,7 @@ where
         match commit_and_publish(p, function, tx).await {
             Ok(()) => return Ok(accepted),
             Err(Commit::Race) => continue,
+            Err(Commit::CounterExhausted(key)) => return Err(refusal(&refusals, &key)),
             Err(Commit::IdempotencyKeyTaken) => {
                 let key = idempotency.ok_or_else(|| AppError::Internal("idempotency race without a key".into()))?;
                 return replay(first_answer(p, key).await?, &key.key);
@@ -237,6 +250,13 @@ where
     Err(AppError::Conflict("the case is changing concurrently; retry".into()))
 }
 
+/// What [`run`] answers when counter `key` is at its limit: the refusal its move was staged
+/// with, or the platform's own words.
+fn refusal(refusals: &[(String, String)], key: &str) -> AppError {
+    let said = refusals.iter().find(|(k, _)| k == key).map(|(_, why)| why.clone());
+    AppError::Conflict(said.unwrap_or_else(|| "no places left".into()))
+}
+
 /// Why a commit did not happen.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Commit {
@@ -244,6 +264,8 @@ pub enum Commit {
     Race,
     /// Another request with the same `Idempotency-Key` committed first.
     IdempotencyKeyTaken,
+    /// A counter (named) is at its limit.
+    CounterExhausted(String),
     /// Anything else.
     Failed(AppError),
 }
@@ -257,6 +279,7 @@ pub async fn commit_and_publish(p: &Platform, function: &str, tx: Transaction) -
         Ok(()) => {}
         Err(StoreError::VersionConflict(_)) => return Err(Commit::Race),
         Err(StoreError::IdempotencyKeyTaken) => return Err(Commit::IdempotencyKeyTaken),
+        Err(StoreError::CounterExhausted(key)) => return Err(Commit::CounterExhausted(key)),
         Err(e) => return Err(Commit::Failed(e.into())),
     }
     publish_after_commit(p, function, &events).await.map_err(Commit::Failed)

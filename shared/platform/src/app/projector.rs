@@ -28,6 +28,8 @@ pub struct Indexed {
     /// The queue the case waits in (a doctor's, a test site's), for the staff's own list:
     /// `ViewQuery::queue`, served by the `by_queue` index.
     pub queue: Option<String>,
+    /// A category the staff filter by (a department, a test site): `ViewQuery::category`.
+    pub category: Option<String>,
     /// Creation time, the lists' order.
     pub created_at: Option<DateTime<Utc>>,
 }
@@ -45,8 +47,10 @@ pub trait View: Serialize + DeserializeOwned + Send + Sync + 'static {
         event.correlation_id.clone()
     }
 
-    /// Folds one event in; returns whether the view changed (an event it does not show
-    /// changes nothing).
+    /// Folds one event in; returns whether the view took it. `false` only for an event the
+    /// view does not fold at all (another kind of aggregate): its version is then not
+    /// tracked. An event of an aggregate the view folds must return `true` even when it
+    /// shows nothing of it, or the aggregate's next event waits for its version forever.
     fn apply(&mut self, event: &EventEnvelope) -> bool;
 
     /// The versions applied so far, per aggregate.
@@ -224,6 +228,7 @@ async fn project_into<V: View>(p: &Platform, e: &EventEnvelope) -> Result<bool, 
             date: index.date,
             status: index.status,
             queue: index.queue,
+            category: index.category,
             created_at: index.created_at.unwrap_or(e.occurred_at),
             revision: revision + 1,
             body: serde_json::to_value(&view)?,

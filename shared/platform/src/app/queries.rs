@@ -162,6 +162,7 @@ mod tests {
             date: None,
             status: None,
             queue: None,
+            category: None,
             created_at: at,
             revision: 1,
             body: serde_json::json!({}),

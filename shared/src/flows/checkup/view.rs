@@ -84,6 +84,7 @@ impl View for CheckupView {
             status: self.status.clone(),
             // A check-up waits in no one's queue: the centre lists by date and status.
             queue: None,
+            category: None,
             created_at: self.created_at,
         }
     }

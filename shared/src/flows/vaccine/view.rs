@@ -177,6 +177,7 @@ impl View for ReservationView {
             } else {
                 self.slot_id.clone()
             },
+            category: None,
             created_at: self.created_at,
         }
     }
@@ -315,6 +316,7 @@ impl View for SlotView {
             date: self.date.map(|d| d.to_string()),
             status: self.status.map(|s| s.as_str().to_owned()),
             queue: self.vaccine.clone(),
+            category: None,
             created_at: self.created_at,
         }
     }
@@ -383,6 +385,7 @@ impl View for AlertView {
             queue: self
                 .active
                 .then(|| alert::match_key(self.hospital.as_deref(), self.vaccine.as_deref())),
+            category: None,
             created_at: self.created_at,
         }
     }
