@@ -876,6 +876,16 @@ class Stack:
                     "UsernameAttributes": ["email"],
                     "UsernameConfiguration": {"CaseSensitive": False},
                     "AutoVerifiedAttributes": ["email"],
+                    # A staff member's site (test site, isolation centre, store): the
+                    # `custom:site` claim of the ID token; set by an administrator only.
+                    "Schema": [
+                        {
+                            "Name": "site",
+                            "AttributeDataType": "String",
+                            "Mutable": True,
+                            "StringAttributeConstraints": {"MinLength": "1", "MaxLength": "64"},
+                        }
+                    ],
                     "AdminCreateUserConfig": {"AllowAdminCreateUserOnly": True},
                     "Policies": {
                         "PasswordPolicy": {
@@ -907,6 +917,10 @@ class Stack:
                     "GenerateSecret": False,
                     "ExplicitAuthFlows": ["ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
                     "PreventUserExistenceErrors": "ENABLED",
+                    # Users may change their email, never their site (without this list
+                    # every attribute, custom:site included, is writable by its user).
+                    "ReadAttributes": ["email", "email_verified", "custom:site"],
+                    "WriteAttributes": ["email"],
                     "EnableTokenRevocation": True,
                     "AccessTokenValidity": 60,
                     "IdTokenValidity": 60,

@@ -3,7 +3,7 @@
 //! flows, each a [`topology::Slice`] in [`flows`], and the contexts they share
 //! ([`contexts`]), assembled into one [`catalog`].
 
-pub use clinicflow_platform::{adapters, app, config, domain, events, http, ports, schedule, telemetry, topology, wiring};
+pub use clinicflow_platform::{adapters, app, config, domain, events, http, ports, schedule, sealing, telemetry, topology, wiring};
 
 pub mod contexts;
 pub mod flows;

@@ -44,7 +44,9 @@ pub async fn own() -> Moto {
     moto
 }
 
-fn python() -> String {
+/// The project's Python: `.venv/bin/python` (which `scripts/test.sh` makes), or the `PATH`'s
+/// `python3`.
+pub fn python() -> String {
     let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python");
     if std::path::Path::new(venv).exists() {
         venv.to_owned()

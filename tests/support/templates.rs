@@ -1307,6 +1307,27 @@ fn check_cognito_and_interface(s: &Stack<'_>, template: &Value, v: &mut Vec<Stri
         .collect();
     let roles: BTreeSet<String> = clinicflow::catalog().roles.iter().map(|r| r.group().to_owned()).collect();
     diff("Cognito groups", &roles, &groups, v);
+    // A staff member's site is the `custom:site` claim: the pool defines the attribute, and
+    // the app client lets users write only their email (without a list, every attribute,
+    // the site included, is writable by its own user).
+    for (id, pool) in s.of_type("AWS::Cognito::UserPool") {
+        let site = pool["Properties"]["Schema"]
+            .as_array()
+            .and_then(|a| a.iter().find(|attr| attr["Name"] == "site"));
+        if site.is_none_or(|a| a["AttributeDataType"] != "String") {
+            v.push(format!(
+                "user pool {id} has no String custom attribute `site` (the custom:site claim)"
+            ));
+        }
+    }
+    for (id, client) in s.of_type("AWS::Cognito::UserPoolClient") {
+        let writes = &client["Properties"]["WriteAttributes"];
+        if *writes != serde_json::json!(["email"]) {
+            v.push(format!(
+                "user pool client {id} lets users write {writes} (only [\"email\"]: never their site)"
+            ));
+        }
+    }
     let buses = s.of_type("AWS::Events::EventBus").count();
     if buses != 1 {
         v.push(format!("expected one event bus, found {buses}"));

@@ -433,6 +433,34 @@ async fn every_route_refuses_missing_bad_and_wrongly_scoped_tokens() {
     stack.shutdown().await;
 }
 
+#[tokio::test]
+async fn the_local_token_endpoint_signs_a_staff_members_site_and_refuses_a_bad_one() {
+    let stack = start().await;
+    let anyone = Client::anonymous(&stack);
+    let r = anyone
+        .post(
+            "/_local/token",
+            &json!({"sub": "site-staff-1", "groups": ["patient"], "site": "mapo"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let token = r.body["token"].as_str().expect("a token");
+    let claims = stack.tokens.verify(token).expect("the local stack's own token");
+    assert_eq!(claims.site.as_deref(), Some("mapo"));
+    assert!(claims.works_at("mapo") && !claims.works_at("gangnam"));
+    let plain = anyone.post("/_local/token", &json!({"sub": "p1", "groups": ["patient"]})).await;
+    let plain = stack.tokens.verify(plain.body["token"].as_str().expect("a token")).expect("valid");
+    assert_eq!(plain.site, None, "no site asked, none given");
+    for bad in ["mapo centre", "../x", &"x".repeat(65)] {
+        let r = anyone
+            .post("/_local/token", &json!({"sub": "s1", "groups": ["patient"], "site": bad}))
+            .await;
+        assert_eq!(r.status, 422, "site {bad:?}");
+        assert_eq!(clinicflow_tests::error_fields(&r), vec!["site"]);
+    }
+    stack.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_record_that_can_never_project_is_parked_and_the_feed_moves_on() {
     let stack = start().await;

@@ -252,6 +252,7 @@ impl Deployment {
         request.extensions_mut().insert(Claims {
             sub: sub.to_owned(),
             groups: vec![group.to_owned()],
+            site: None,
         });
         let f = self.function(route.function);
         let response = clinicflow::http::router(f.platform.clone(), Some(route.function))

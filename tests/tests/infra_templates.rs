@@ -220,6 +220,14 @@ fn assert_each_departure_is_noticed(template: &Deployment) {
             resources(t, id.0).remove(&id.1);
         },
     );
+    assert_noticed(template, "a user pool without the site", "custom attribute `site`", |t| {
+        let id = first_of(t, "AWS::Cognito::UserPool", |_| true);
+        at(t, &id)["Properties"].as_object_mut().expect("props").remove("Schema");
+    });
+    assert_noticed(template, "users who may write their site", "lets users write", |t| {
+        let id = first_of(t, "AWS::Cognito::UserPoolClient", |_| true);
+        at(t, &id)["Properties"].as_object_mut().expect("props").remove("WriteAttributes");
+    });
 }
 
 /// What both tools share beyond the single-template rules: routes as raw resources on the

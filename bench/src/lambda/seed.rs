@@ -190,6 +190,7 @@ impl Seeder {
         request.extensions_mut().insert(Claims {
             sub: caller.0.to_owned(),
             groups: vec![caller.1.to_owned()],
+            site: None,
         });
         let response = clinicflow::http::router(platform.clone(), None).oneshot(request).await?;
         let status = response.status();

@@ -112,6 +112,16 @@ export class PlatformStack extends ClinicflowStack {
         usernameAttributes: ['email'],
         usernameConfiguration: { caseSensitive: false },
         autoVerifiedAttributes: ['email'],
+        // A staff member's site (test site, isolation centre, store): the `custom:site`
+        // claim of the ID token; set by an administrator only.
+        schema: [
+          {
+            name: 'site',
+            attributeDataType: 'String',
+            mutable: true,
+            stringAttributeConstraints: { minLength: '1', maxLength: '64' },
+          },
+        ],
         adminCreateUserConfig: { allowAdminCreateUserOnly: true },
         policies: {
           passwordPolicy: {
@@ -139,6 +149,10 @@ export class PlatformStack extends ClinicflowStack {
         generateSecret: false,
         explicitAuthFlows: ['ALLOW_USER_SRP_AUTH', 'ALLOW_REFRESH_TOKEN_AUTH'],
         preventUserExistenceErrors: 'ENABLED',
+        // Users may change their email, never their site (without this list every
+        // attribute, custom:site included, is writable by its user).
+        readAttributes: ['email', 'email_verified', 'custom:site'],
+        writeAttributes: ['email'],
         enableTokenRevocation: true,
         accessTokenValidity: 60,
         idTokenValidity: 60,

@@ -14,7 +14,7 @@ use axum::routing::{get, post};
 use clinicflow::app::{AppError, Platform};
 use clinicflow::domain::FieldError;
 use clinicflow::http::auth::DevTokens;
-use clinicflow::http::{ApiError, Problem, parse_json, problem_of};
+use clinicflow::http::{ApiError, Claims, Problem, parse_json, problem_of};
 use serde::Deserialize;
 
 use crate::Backend;
@@ -88,6 +88,8 @@ async fn access_log(request: Request, next: Next) -> Response {
 struct TokenRequest {
     sub: Option<String>,
     groups: Option<Vec<String>>,
+    /// A staff member's site (`custom:site`), as a Cognito administrator would set it.
+    site: Option<String>,
 }
 
 async fn issue_token(State(s): State<Local>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
@@ -106,11 +108,17 @@ async fn issue_token(State(s): State<Local>, headers: HeaderMap, body: axum::bod
                 format!("unknown group {bad:?}; known: {}", known.join(", ")),
             ));
         }
+        let site = req.site.filter(|s| !s.is_empty());
+        if let Some(site) = &site
+            && !(site.len() <= 64 && site.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+        {
+            errors.push(FieldError::new("site", "must be 1 to 64 letters, digits, '-' or '_'"));
+        }
         if !errors.is_empty() {
             return Err(ApiError(AppError::Invalid(errors)));
         }
         s.tokens
-            .issue(&sub, &groups, 12 * 3600)
+            .issue_for(&Claims { sub, groups, site }, 12 * 3600)
             .map_err(|e| ApiError(AppError::Internal(e.to_string())))
     };
     match run() {

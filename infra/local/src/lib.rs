@@ -236,6 +236,16 @@ impl LocalStack {
         self.tokens.issue(sub, &groups, 3600).unwrap_or_default()
     }
 
+    /// A dev token for a staff member `sub` in `groups` who works at `site`, valid for an hour.
+    pub fn token_at(&self, sub: &str, groups: &[&str], site: &str) -> String {
+        let claims = clinicflow::http::Claims {
+            sub: sub.to_owned(),
+            groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+            site: Some(site.to_owned()),
+        };
+        self.tokens.issue_for(&claims, 3600).unwrap_or_default()
+    }
+
     /// Stops the gateway and the workers, as a crash or a restart would, and waits for them.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);

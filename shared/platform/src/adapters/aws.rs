@@ -14,7 +14,9 @@ use aws_config::environment::EnvironmentVariableCredentialsProvider;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::config::{Credentials, Region, SharedCredentialsProvider};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 
 /// Where the AWS clients point.
@@ -61,4 +63,20 @@ pub async fn sdk_config(target: &AwsTarget) -> SdkConfig {
         builder = builder.endpoint_url(url);
     }
     builder.build()
+}
+
+/// A short, data-free name of a failure: the service's error code, or the kind of failure.
+pub(crate) fn error_code<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> String {
+    match e {
+        SdkError::ServiceError(_) => match (e.code(), e.raw_response().map(|r| r.status().as_u16())) {
+            (Some(code), _) => code.to_owned(),
+            (None, Some(status)) => format!("HTTP {status}"),
+            (None, None) => "ServiceError".to_owned(),
+        },
+        SdkError::TimeoutError(_) => "Timeout".to_owned(),
+        SdkError::DispatchFailure(_) => "DispatchFailure".to_owned(),
+        SdkError::ResponseError(_) => "ResponseError".to_owned(),
+        SdkError::ConstructionFailure(_) => "ConstructionFailure".to_owned(),
+        _ => "Unknown".to_owned(),
+    }
 }

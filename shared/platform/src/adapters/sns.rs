@@ -9,6 +9,7 @@ use aws_sdk_sns::config::http::HttpResponse;
 use aws_sdk_sns::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sns::types::MessageAttributeValue;
 
+use super::aws::error_code;
 use crate::ports::{SmsError, SmsMessage, SmsSender};
 
 /// Error codes that say the number or the message is not acceptable: retrying won't help.
@@ -59,22 +60,6 @@ fn attribute(value: &str) -> Result<MessageAttributeValue, SmsError> {
         .string_value(value)
         .build()
         .map_err(|_| SmsError::Transient("MessageAttributeBuild".into()))
-}
-
-/// A short, data-free name of a failure: the service's error code, or the kind of failure.
-fn error_code<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> String {
-    match e {
-        SdkError::ServiceError(_) => match (e.code(), e.raw_response().map(|r| r.status().as_u16())) {
-            (Some(code), _) => code.to_owned(),
-            (None, Some(status)) => format!("HTTP {status}"),
-            (None, None) => "ServiceError".to_owned(),
-        },
-        SdkError::TimeoutError(_) => "Timeout".to_owned(),
-        SdkError::DispatchFailure(_) => "DispatchFailure".to_owned(),
-        SdkError::ResponseError(_) => "ResponseError".to_owned(),
-        SdkError::ConstructionFailure(_) => "ConstructionFailure".to_owned(),
-        _ => "Unknown".to_owned(),
-    }
 }
 
 /// Refused for an unacceptable number or message, transient for anything else.

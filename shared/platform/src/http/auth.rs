@@ -1,5 +1,5 @@
-//! Dev tokens: HS256 JWTs shaped like Cognito ID tokens (`sub`, `cognito:groups`, `iss`,
-//! `aud`, `exp`), issued and checked by the local gateway exactly where API Gateway's JWT
+//! Dev tokens: HS256 JWTs shaped like Cognito ID tokens (`sub`, `cognito:groups`,
+//! `custom:site`, `iss`, `aud`, `exp`), issued and checked by the local gateway exactly where API Gateway's JWT
 //! authorizer checks Cognito's tokens in AWS.
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -17,6 +17,8 @@ struct TokenClaims {
     sub: String,
     #[serde(rename = "cognito:groups", default)]
     groups: Vec<String>,
+    #[serde(rename = "custom:site", default, skip_serializing_if = "Option::is_none")]
+    site: Option<String>,
     iss: String,
     aud: String,
     iat: i64,
@@ -60,15 +62,37 @@ impl DevTokens {
 
     /// A token for `sub` in `groups`, valid for `ttl_secs`.
     pub fn issue(&self, sub: &str, groups: &[String], ttl_secs: i64) -> Result<String, TokenError> {
-        self.issue_with(sub, groups, ttl_secs, &self.audience)
+        self.issue_for(
+            &Claims {
+                sub: sub.to_owned(),
+                groups: groups.to_vec(),
+                site: None,
+            },
+            ttl_secs,
+        )
+    }
+
+    /// A token carrying `claims` (a staff member's site among them), valid for `ttl_secs`.
+    pub fn issue_for(&self, claims: &Claims, ttl_secs: i64) -> Result<String, TokenError> {
+        self.encode(claims, ttl_secs, &self.audience)
     }
 
     /// A token with another audience (to test that it is refused).
     pub fn issue_with(&self, sub: &str, groups: &[String], ttl_secs: i64, audience: &str) -> Result<String, TokenError> {
-        let now = chrono::Utc::now().timestamp();
-        let claims = TokenClaims {
+        let claims = Claims {
             sub: sub.to_owned(),
             groups: groups.to_vec(),
+            site: None,
+        };
+        self.encode(&claims, ttl_secs, audience)
+    }
+
+    fn encode(&self, claims: &Claims, ttl_secs: i64, audience: &str) -> Result<String, TokenError> {
+        let now = chrono::Utc::now().timestamp();
+        let claims = TokenClaims {
+            sub: claims.sub.clone(),
+            groups: claims.groups.clone(),
+            site: claims.site.clone(),
             iss: self.issuer.clone(),
             aud: audience.to_owned(),
             iat: now,
@@ -92,6 +116,7 @@ impl DevTokens {
         Ok(Claims {
             sub: data.claims.sub,
             groups: data.claims.groups,
+            site: data.claims.site.filter(|s| !s.trim().is_empty()),
         })
     }
 }
@@ -108,9 +133,16 @@ mod tests {
             t.verify(&token),
             Ok(Claims {
                 sub: "p1".into(),
-                groups: vec!["patient".into()]
+                groups: vec!["patient".into()],
+                site: None,
             })
         );
+        let staff = Claims {
+            sub: "s1".into(),
+            groups: vec!["test-site".into()],
+            site: Some("mapo".into()),
+        };
+        assert_eq!(t.verify(&t.issue_for(&staff, 60).expect("issued")), Ok(staff));
     }
 
     #[test]

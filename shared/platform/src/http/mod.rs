@@ -147,14 +147,20 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Who is calling: the verified token's subject and groups.
+/// Who is calling: the verified token's subject, groups, and site.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claims {
     /// Subject.
     pub sub: String,
     /// Cognito groups.
     pub groups: Vec<String>,
+    /// The staff member's site (a test site, an isolation centre, a store): the
+    /// `custom:site` claim, a Cognito custom attribute only an administrator sets.
+    pub site: Option<String>,
 }
+
+/// The claim that names a staff member's site.
+pub const SITE_CLAIM: &str = "custom:site";
 
 impl Claims {
     /// Does the caller have `role`?
@@ -167,12 +173,22 @@ impl Claims {
         Actor { sub: self.sub.clone() }
     }
 
+    /// Does the caller work at `site`?
+    pub fn works_at(&self, site: &str) -> bool {
+        self.site.as_deref() == Some(site)
+    }
+
     /// Reads claims as API Gateway's JWT authorizer passes them: every value a string, and
     /// `cognito:groups` either a JSON array or `[a b]`.
     pub fn from_authorizer(claims: &std::collections::HashMap<String, String>) -> Option<Self> {
         let sub = claims.get("sub").filter(|s| !s.is_empty())?.clone();
         let groups = claims.get("cognito:groups").map(|raw| parse_groups(raw)).unwrap_or_default();
-        Some(Self { sub, groups })
+        let site = claims
+            .get(SITE_CLAIM)
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned);
+        Some(Self { sub, groups, site })
     }
 }
 
@@ -330,6 +346,19 @@ pub fn problem_of(e: ApiError) -> Problem {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_site_claim_is_read_as_api_gateway_passes_it() {
+        let claims =
+            |pairs: &[(&str, &str)]| Claims::from_authorizer(&pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect());
+        let staff = claims(&[("sub", "s1"), ("cognito:groups", "[test-site]"), ("custom:site", "mapo")]).expect("claims");
+        assert_eq!(staff.site.as_deref(), Some("mapo"));
+        assert!(staff.works_at("mapo") && !staff.works_at("gangnam"));
+        let patient = claims(&[("sub", "p1"), ("custom:site", " ")]).expect("claims");
+        assert_eq!(patient.site, None, "a blank site is no site");
+        assert!(!patient.works_at(""));
+        assert_eq!(claims(&[("custom:site", "mapo")]), None, "no subject, no caller");
+    }
 
     #[test]
     fn cognito_groups_are_read_in_every_shape_api_gateway_sends() {

@@ -90,7 +90,7 @@ impl Modify for BearerScheme {
             .bearer_format("JWT")
             .description(Some(
                 "A Cognito ID token (locally, a dev token from `POST /_local/token`); the role comes from `cognito:groups`, \
-                 the identity from `sub`.",
+                 the identity from `sub`, a staff member's site from `custom:site`.",
             ))
             .build();
         openapi

@@ -266,6 +266,7 @@ mod tests {
             claims: Claims {
                 sub: sub.into(),
                 groups: vec![],
+                site: None,
             },
             scope,
         }
