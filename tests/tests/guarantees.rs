@@ -68,12 +68,18 @@ async fn data_survives_a_restart() {
     let first = LocalStack::start(options.clone()).await.expect("first run");
     let id = book_ok(&Client::new(&first, "patient-1", &["patient"]), &future_date(30)).await;
     assert!(first.settle(Duration::from_secs(10)).await);
+    let kid = first.platform.signer().expect("a signing key").key_id().to_vec();
     first.shutdown().await;
 
     let second = LocalStack::start(options).await.expect("restart");
     let patient = Client::new(&second, "patient-1", &["patient"]);
     assert_eq!(patient.get(&format!("/checkups/{id}")).await.status, 200);
     assert_eq!(sms(&second).await.len(), 1, "nothing is sent again after a restart");
+    assert_eq!(
+        second.platform.signer().expect("a signing key").key_id(),
+        kid,
+        "the signing key is kept: documents sealed before the restart still verify"
+    );
     second.shutdown().await;
 }
 

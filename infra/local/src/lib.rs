@@ -149,6 +149,16 @@ fn secret_for(dir: Option<&PathBuf>) -> anyhow::Result<Vec<u8>> {
     }
 }
 
+/// The signing key of sealed documents: the data directory's key file (made on first
+/// start, kept across restarts), or a key of this run's own without a data directory.
+fn signer_for(dir: Option<&PathBuf>) -> anyhow::Result<Arc<dyn clinicflow::sealing::Signer>> {
+    use clinicflow::adapters::keyfile;
+    Ok(match dir {
+        Some(dir) => Arc::new(keyfile::load_or_create(&dir.join(keyfile::KEY_FILE))?),
+        None => Arc::new(clinicflow::sealing::KeySigner::random()),
+    })
+}
+
 impl LocalStack {
     /// Opens the store, republishes what a previous run left unpublished, starts the
     /// workers and the gateway.
@@ -157,6 +167,7 @@ impl LocalStack {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
         let tokens = DevTokens::new(&secret_for(options.data_dir.as_ref())?);
+        let signer = signer_for(options.data_dir.as_ref())?;
         let (shutdown, watch_rx) = watch::channel(false);
         let (platform, backend, sandbox, mut tasks) = match &options.aws_endpoint {
             None => {
@@ -165,7 +176,7 @@ impl LocalStack {
                     None => Embedded::in_memory()?,
                 };
                 let (platform, parts) = wiring::embedded(clinicflow::catalog(), db, options.config.clone(), Faults::none());
-                let platform = Arc::new(platform);
+                let platform = Arc::new(platform.with_signer(signer));
                 recover(&platform).await?;
                 let tasks = workers::spawn(
                     platform.clone(),
@@ -180,7 +191,7 @@ impl LocalStack {
             Some(endpoint) => {
                 let (platform, runtime) =
                     aws::AwsRuntime::provision(endpoint, &options.aws_prefix, options.config.clone(), &options.bus).await?;
-                let platform = Arc::new(platform);
+                let platform = Arc::new(platform.with_signer(signer));
                 recover(&platform).await?;
                 let mut tasks = runtime.spawn(platform.clone(), options.bus.clone(), watch_rx.clone()).await?;
                 tasks.push(tokio::spawn(workers::sweep(

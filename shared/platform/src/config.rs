@@ -40,6 +40,47 @@ pub fn number(lookup: &Lookup<'_>, name: &str, default: u64, min: u64, max: u64)
     }
 }
 
+/// Reads `name` (`default` when unset) with `parse`; a refusal is an error naming the
+/// variable, its value and `parse`'s reason.
+pub fn parsed<T>(lookup: &Lookup<'_>, name: &str, default: &str, parse: fn(&str) -> Result<T, String>) -> Result<T, ConfigError> {
+    let raw = lookup(name).unwrap_or_else(|| default.to_owned());
+    parse(&raw).map_err(|reason| ConfigError {
+        name: name.into(),
+        value: raw.clone(),
+        reason,
+    })
+}
+
+/// Is `s` an id of a configured list: 1 to 40 lowercase letters, digits and `-`?
+pub fn is_list_id(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 40 && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// A comma-separated list of `id` or `id:label` entries (`internal:내과`, `incheon:50`): a
+/// slice's departments, sites or centres. The label, 1 to 40 characters, is the id when
+/// not given; ids are [`is_list_id`] and unique, and the list is not empty. `what` names an
+/// entry in the reasons (`department`).
+pub fn labelled_ids(raw: &str, what: &str) -> Result<Vec<(String, String)>, String> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for entry in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (id, label) = entry.split_once(':').map_or((entry, entry), |(i, l)| (i.trim(), l.trim()));
+        if !is_list_id(id) {
+            return Err(format!("{what} id {id:?} must be lowercase letters, digits and -"));
+        }
+        if label.is_empty() || label.chars().count() > 40 {
+            return Err(format!("{what} {id} needs a name of 1 to 40 characters"));
+        }
+        if out.iter().any(|(i, _)| i == id) {
+            return Err(format!("{what} {id} is listed twice"));
+        }
+        out.push((id.to_owned(), label.to_owned()));
+    }
+    if out.is_empty() {
+        return Err(format!("at least one {what} is needed"));
+    }
+    Ok(out)
+}
+
 /// A slice's own settings: read by its loader from its own variables (`CHECKUP_*`), and
 /// found by its handlers with [`Config::slice`]. Unloaded, a slice's settings are its
 /// defaults.

@@ -60,6 +60,7 @@ where
         config,
         faults,
         state: crate::app::state::SliceState::default(),
+        signer: None,
     }
 }
 

@@ -2,5 +2,6 @@
 //! name them all: the platform consumes them as [`crate::topology::Slice`]s.
 
 pub mod checkup;
+pub mod covid;
 pub mod hospital;
 pub mod vaccine;

@@ -50,6 +50,28 @@ pub struct Platform {
     pub faults: Faults,
     /// What slices keep on this instance across requests (a gate on work in flight).
     pub state: state::SliceState,
+    /// The key that seals documents (a certificate), for the functions that seal or
+    /// verify them: a key file locally, a KMS key on AWS; `None` elsewhere.
+    pub signer: Option<Arc<dyn crate::sealing::Signer>>,
+}
+
+impl Platform {
+    /// The platform with `signer` as its signing key.
+    #[must_use]
+    pub fn with_signer(self, signer: Arc<dyn crate::sealing::Signer>) -> Self {
+        Self {
+            signer: Some(signer),
+            ..self
+        }
+    }
+
+    /// The signing key, or an internal error: a function that seals documents without a
+    /// key is a deployment fault, reported as such and never as the client's.
+    pub fn signer(&self) -> Result<&dyn crate::sealing::Signer, AppError> {
+        self.signer
+            .as_deref()
+            .ok_or_else(|| AppError::Internal("this function has no signing key (SIGNING_KEY_ARN)".into()))
+    }
 }
 
 impl std::fmt::Debug for Platform {

@@ -1,7 +1,7 @@
 //! The hospital flow's own settings, read only by its functions: the departments a visit
 //! may be registered at and the exams a doctor may prescribe.
 
-use crate::config::{ConfigError, Lookup, SliceConfig, SliceConfigs};
+use crate::config::{ConfigError, Lookup, SliceConfig, SliceConfigs, is_list_id, labelled_ids, parsed};
 use crate::domain::FieldError;
 
 /// A department: an id and its display name (in the SMS and the views).
@@ -39,38 +39,17 @@ impl SliceConfig for HospitalConfig {}
 /// The variables the flow reads.
 pub const VARIABLES: &[&str] = &["VISIT_DEPARTMENTS", "VISIT_EXAMS"];
 
-fn is_id(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 40 && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-}
-
 fn parse_departments(raw: &str) -> Result<Vec<Department>, String> {
-    let mut out: Vec<Department> = Vec::new();
-    for entry in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (id, name) = entry.split_once(':').map_or((entry, entry), |(i, n)| (i.trim(), n.trim()));
-        if !is_id(id) {
-            return Err(format!("department id {id:?} must be lowercase letters, digits and -"));
-        }
-        if name.is_empty() || name.chars().count() > 40 {
-            return Err(format!("department {id} needs a name of 1 to 40 characters"));
-        }
-        if out.iter().any(|d| d.id == id) {
-            return Err(format!("department {id} is listed twice"));
-        }
-        out.push(Department {
-            id: id.to_owned(),
-            name: name.to_owned(),
-        });
-    }
-    if out.is_empty() {
-        return Err("at least one department is needed".into());
-    }
-    Ok(out)
+    Ok(labelled_ids(raw, "department")?
+        .into_iter()
+        .map(|(id, name)| Department { id, name })
+        .collect())
 }
 
 fn parse_exams(raw: &str) -> Result<Vec<String>, String> {
     let mut out: Vec<String> = Vec::new();
     for e in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-        if !is_id(e) {
+        if !is_list_id(e) {
             return Err(format!("exam {e:?} must be lowercase letters, digits and -"));
         }
         if !out.iter().any(|o| o == e) {
@@ -110,21 +89,11 @@ impl HospitalConfig {
     }
 }
 
-/// Variable `name` (or `default` when unset), parsed.
-fn list<T>(lookup: &Lookup<'_>, name: &str, default: &str, parse: fn(&str) -> Result<T, String>) -> Result<T, ConfigError> {
-    let raw = lookup(name).unwrap_or_else(|| default.to_owned());
-    parse(&raw).map_err(|reason| ConfigError {
-        name: name.into(),
-        value: raw.clone(),
-        reason,
-    })
-}
-
 /// Reads [`VARIABLES`] into `configs`.
 pub fn load(lookup: &Lookup<'_>, configs: &mut SliceConfigs) -> Result<(), ConfigError> {
     configs.set(HospitalConfig {
-        departments: list(lookup, "VISIT_DEPARTMENTS", DEFAULT_DEPARTMENTS, parse_departments)?,
-        exams: list(lookup, "VISIT_EXAMS", DEFAULT_EXAMS, parse_exams)?,
+        departments: parsed(lookup, "VISIT_DEPARTMENTS", DEFAULT_DEPARTMENTS, parse_departments)?,
+        exams: parsed(lookup, "VISIT_EXAMS", DEFAULT_EXAMS, parse_exams)?,
     });
     Ok(())
 }
