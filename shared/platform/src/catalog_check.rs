@@ -131,8 +131,12 @@ pub fn check(catalog: &Catalog) -> Vec<String> {
                 r.function
             )),
         }
-        if r.is_public() != PUBLIC_PATHS.contains(&r.path) {
-            say(format!("{who}: {} must require a role unless it is a public path", route_name(r)));
+        let declared_public = PUBLIC_PATHS.contains(&r.path) || catalog.slice_of(r.function).is_some_and(|s| s.public.contains(&r.path));
+        if r.is_public() != declared_public {
+            say(format!(
+                "{who}: {} must require a role unless it is a public path (the slice's `public`)",
+                route_name(r)
+            ));
         }
         for role in r.roles {
             if catalog.role(role.group) != Some(*role) {

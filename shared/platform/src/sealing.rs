@@ -20,7 +20,8 @@
 //! ([`crate::adapters::kms`], which holds only `kms:Sign`).
 
 use async_trait::async_trait;
-use coset::cbor::value::Value;
+/// A claim's value (CBOR): `Value::Text` for most.
+pub use coset::cbor::value::Value;
 use coset::cwt::{ClaimName, ClaimsSet, ClaimsSetBuilder, Timestamp};
 use coset::{CborSerializable, CoseSign1, CoseSign1Builder, HeaderBuilder, TaggedCborSerializable, iana};
 use p256::ecdsa::signature::Verifier;

@@ -275,6 +275,40 @@ pub struct Function {
     pub timeout_s: u16,
 }
 
+impl Function {
+    /// An HTTP function of a slice, at the slices' usual size (256 MB, 20 s).
+    pub const fn http(name: &'static str, description: &'static str, uses: Uses) -> Self {
+        Self {
+            name,
+            trigger: Trigger::Http,
+            description,
+            uses,
+            memory_mb: 256,
+            timeout_s: 20,
+        }
+    }
+
+    /// A consumer of a slice that decides on the aggregates of `tables`: it reads and
+    /// writes them, marks the events it processed and publishes what it decided (128 MB,
+    /// 30 s).
+    pub const fn consumer(name: &'static str, description: &'static str, tables: &'static [&'static str]) -> Self {
+        Self {
+            name,
+            trigger: Trigger::Events,
+            description,
+            uses: Uses {
+                reads: tables,
+                writes: tables,
+                processed: true,
+                bus: true,
+                ..NONE
+            },
+            memory_mb: 128,
+            timeout_s: 30,
+        }
+    }
+}
+
 /// The resources a function touches, and how.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Uses {
@@ -529,6 +563,10 @@ pub struct Slice {
     pub functions: &'static [Function],
     /// Its routes, each with its handler.
     pub routes: &'static [Route],
+    /// The paths of its routes that take no token, which anyone may call (the verifier of
+    /// the documents it seals); every other route of the slice must require a role, and
+    /// the catalog refuses a route without roles that is not listed here.
+    pub public: &'static [&'static str],
     /// Its consumers, each with its subscriptions.
     pub consumers: &'static [Consumer],
     /// The projections that build its status views.

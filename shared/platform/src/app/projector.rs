@@ -47,6 +47,14 @@ pub trait View: Serialize + DeserializeOwned + Send + Sync + 'static {
         event.correlation_id.clone()
     }
 
+    /// Does the view fold `event`'s aggregate at all? Every event of its contexts unless
+    /// the view says otherwise: a view of one kind of aggregate in a context that holds
+    /// several (a certificate beside the application it certifies) leaves the others out
+    /// before their versions are tracked, so that they never hold it waiting.
+    fn folds(_event: &EventEnvelope) -> bool {
+        true
+    }
+
     /// Folds one event in; returns whether the view took it. `false` only for an event the
     /// view does not fold at all (another kind of aggregate): its version is then not
     /// tracked. An event of an aggregate the view folds must return `true` even when it
@@ -132,6 +140,9 @@ pub enum Fold {
 
 /// Applies one event if it is the next one the view expects of its aggregate.
 pub fn fold<V: View>(view: &mut V, e: &EventEnvelope) -> Fold {
+    if !V::folds(e) {
+        return Fold::Stale;
+    }
     let aggregate = aggregate_of(e);
     let seen = view.versions().get(&aggregate).copied().unwrap_or(0);
     if e.version <= seen {
@@ -151,6 +162,9 @@ pub fn fold<V: View>(view: &mut V, e: &EventEnvelope) -> Fold {
 /// Applies one event if it is newer than what the view saw of its aggregate, accepting
 /// gaps (a command's own answer, built from the events it just staged).
 pub fn apply_newer<V: View>(view: &mut V, e: &EventEnvelope) -> bool {
+    if !V::folds(e) {
+        return false;
+    }
     let aggregate = aggregate_of(e);
     if view.versions().get(&aggregate).is_some_and(|seen| *seen >= e.version) {
         return false;
@@ -164,7 +178,7 @@ pub fn apply_newer<V: View>(view: &mut V, e: &EventEnvelope) -> bool {
 
 /// The view of a case from its first events, for a command's own response.
 pub fn view_of<V: View>(events: &[EventEnvelope]) -> Option<V> {
-    let first = events.first()?;
+    let first = events.iter().find(|e| V::folds(e))?;
     let mut view = V::new(&V::key(first));
     for e in events {
         apply_newer(&mut view, e);

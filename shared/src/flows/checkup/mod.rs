@@ -247,6 +247,7 @@ pub static SLICE: Slice = Slice {
     ],
     functions: FUNCTIONS,
     routes: routes::ROUTES,
+    public: &[],
     consumers: CONSUMERS,
     projections: &[projection::<view::CheckupView>(&[CHECKUP, PAYMENT, RESERVATIONS])],
     notifications: texts::NOTIFICATIONS,

@@ -68,7 +68,8 @@ impl ApplicationStatus {
     }
 }
 
-/// A certificate the health centre issued, as the application keeps it.
+/// A certificate the health centre issued, as the application keeps it (the sealed
+/// document itself is the certificate's own aggregate, [`super::certificate`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct IssuedCertificate {
     /// The certificate's id (its `cti`).
@@ -77,8 +78,6 @@ pub struct IssuedCertificate {
     pub issued_at: DateTime<Utc>,
     /// Until when it holds.
     pub expires_at: DateTime<Utc>,
-    /// The sealed document, as a QR code carries it (`CF1:` and Base45).
-    pub payload: String,
 }
 
 /// The application aggregate.
@@ -387,7 +386,6 @@ mod tests {
             id: "01JCERT0000000000000000000".into(),
             issued_at: at(),
             expires_at: at() + chrono::Duration::hours(48),
-            payload: "CF1:...".into(),
         }
     }
 

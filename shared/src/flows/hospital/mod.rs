@@ -18,7 +18,7 @@ pub mod view;
 pub mod visit;
 
 use crate::app::projector::projection;
-use crate::topology::{Consumer, Emits, Function, NONE, Role, Scope, Slice, Subscription, Trigger, Uses, context_table};
+use crate::topology::{Consumer, Emits, Function, NONE, Role, Scope, Slice, Subscription, Uses, context_table};
 
 /// The flow's functions and their failure points, by name.
 pub mod faults {
@@ -94,37 +94,9 @@ const RECEPTION: &str = visit::CONTEXT;
 const DIAGNOSIS: &str = treatment::CONTEXT;
 const EXAMINATION: &str = exam::CONTEXT;
 
-const fn http(name: &'static str, description: &'static str, uses: Uses) -> Function {
-    Function {
-        name,
-        trigger: Trigger::Http,
-        description,
-        uses,
-        memory_mb: 256,
-        timeout_s: 20,
-    }
-}
-
-const fn consumer(name: &'static str, description: &'static str, table: &'static [&'static str]) -> Function {
-    Function {
-        name,
-        trigger: Trigger::Events,
-        description,
-        uses: Uses {
-            reads: table,
-            writes: table,
-            processed: true,
-            bus: true,
-            ..NONE
-        },
-        memory_mb: 128,
-        timeout_s: 30,
-    }
-}
-
 /// The flow's functions.
 pub const FUNCTIONS: &[Function] = &[
-    http(
+    Function::http(
         faults::REGISTER,
         "reception registers a visit",
         Uses {
@@ -135,7 +107,7 @@ pub const FUNCTIONS: &[Function] = &[
             ..NONE
         },
     ),
-    http(
+    Function::http(
         faults::CANCEL,
         "reception cancels a visit before a doctor takes the patient: the visit and its claim, in one write",
         Uses {
@@ -147,7 +119,7 @@ pub const FUNCTIONS: &[Function] = &[
             ..NONE
         },
     ),
-    http(
+    Function::http(
         faults::CLOSE,
         "reception closes a visit whose treatment is over",
         Uses {
@@ -157,12 +129,12 @@ pub const FUNCTIONS: &[Function] = &[
             ..NONE
         },
     ),
-    http(
+    Function::http(
         faults::QUERY,
         "visits, the board, the doctors' queue and the examiners' work list",
         Uses { views_read: true, ..NONE },
     ),
-    http(
+    Function::http(
         faults::START,
         "a doctor takes a patient from the queue: the treatment and the visit's claim, in one write",
         Uses {
@@ -172,7 +144,7 @@ pub const FUNCTIONS: &[Function] = &[
             ..NONE
         },
     ),
-    http(
+    Function::http(
         faults::PRESCRIBE,
         "the patient's doctor prescribes an exam",
         Uses {
@@ -183,7 +155,7 @@ pub const FUNCTIONS: &[Function] = &[
             ..NONE
         },
     ),
-    http(
+    Function::http(
         faults::REVIEW,
         "the patient's doctor reviews an exam's result",
         Uses {
@@ -193,7 +165,7 @@ pub const FUNCTIONS: &[Function] = &[
             ..NONE
         },
     ),
-    http(
+    Function::http(
         faults::COMPLETE,
         "the patient's doctor completes the treatment",
         Uses {
@@ -203,7 +175,7 @@ pub const FUNCTIONS: &[Function] = &[
             ..NONE
         },
     ),
-    http(
+    Function::http(
         faults::REFUSE,
         "the patient's doctor refuses the treatment",
         Uses {
@@ -213,7 +185,7 @@ pub const FUNCTIONS: &[Function] = &[
             ..NONE
         },
     ),
-    http(
+    Function::http(
         faults::PERFORM,
         "an examiner performs an exam",
         Uses {
@@ -223,7 +195,7 @@ pub const FUNCTIONS: &[Function] = &[
             ..NONE
         },
     ),
-    http(
+    Function::http(
         faults::EXAM_CANCEL,
         "an examiner cancels an exam",
         Uses {
@@ -233,22 +205,22 @@ pub const FUNCTIONS: &[Function] = &[
             ..NONE
         },
     ),
-    consumer(
+    Function::consumer(
         faults::QUEUE,
         "diagnosis queues the patients reception registers, and withdraws those it cancels",
         &[DIAGNOSIS],
     ),
-    consumer(
+    Function::consumer(
         faults::EXAM_ORDER,
         "examination puts prescribed exams on the work list, and revokes those a refused treatment leaves",
         &[EXAMINATION],
     ),
-    consumer(
+    Function::consumer(
         faults::EXAM_OUTCOME,
         "diagnosis records the exams examination performed or cancelled",
         &[DIAGNOSIS],
     ),
-    consumer(faults::VISIT_FOLLOW, "reception follows the treatment to its outcome", &[RECEPTION]),
+    Function::consumer(faults::VISIT_FOLLOW, "reception follows the treatment to its outcome", &[RECEPTION]),
 ];
 
 /// The flow's consumers.
@@ -331,6 +303,7 @@ pub static SLICE: Slice = Slice {
     ],
     functions: FUNCTIONS,
     routes: routes::ROUTES,
+    public: &[],
     consumers: CONSUMERS,
     projections: &[
         projection::<view::VisitView>(&[RECEPTION, DIAGNOSIS, EXAMINATION]),

@@ -74,20 +74,9 @@ const SLOTS: &str = slot::CONTEXT;
 const RESERVATIONS: &str = reservation::CONTEXT;
 const ALERTS: &str = alert::CONTEXT;
 
-const fn http(name: &'static str, description: &'static str, uses: Uses) -> Function {
-    Function {
-        name,
-        trigger: Trigger::Http,
-        description,
-        uses,
-        memory_mb: 256,
-        timeout_s: 20,
-    }
-}
-
 /// The flow's functions.
 pub const FUNCTIONS: &[Function] = &[
-    http(
+    Function::http(
         faults::SLOT_OPEN,
         "an administrator registers a vaccination slot",
         Uses {
@@ -96,7 +85,7 @@ pub const FUNCTIONS: &[Function] = &[
             ..NONE
         },
     ),
-    http(
+    Function::http(
         faults::SLOT_DOSES,
         "an administrator adds doses to a slot",
         Uses {
@@ -106,7 +95,7 @@ pub const FUNCTIONS: &[Function] = &[
             ..NONE
         },
     ),
-    http(
+    Function::http(
         faults::SLOT_CLOSE,
         "an administrator closes a slot",
         Uses {
@@ -116,7 +105,7 @@ pub const FUNCTIONS: &[Function] = &[
             ..NONE
         },
     ),
-    http(
+    Function::http(
         faults::QUERY,
         "slots with their remaining doses, reservations, offers and subscriptions",
         Uses {
@@ -126,7 +115,7 @@ pub const FUNCTIONS: &[Function] = &[
             ..NONE
         },
     ),
-    http(
+    Function::http(
         faults::SUBSCRIBE,
         "a citizen subscribes to new-slot notices, or unsubscribes",
         Uses {
@@ -138,7 +127,7 @@ pub const FUNCTIONS: &[Function] = &[
             ..NONE
         },
     ),
-    http(
+    Function::http(
         faults::RESERVE,
         "a citizen reserves a dose: the reservation and the dose taken from a shard, in one write",
         Uses {
@@ -151,7 +140,7 @@ pub const FUNCTIONS: &[Function] = &[
             ..NONE
         },
     ),
-    http(
+    Function::http(
         faults::CANCEL,
         "a citizen cancels a reservation or leaves a waiting list",
         Uses {
@@ -161,7 +150,7 @@ pub const FUNCTIONS: &[Function] = &[
             ..NONE
         },
     ),
-    http(
+    Function::http(
         faults::WAITLIST,
         "a citizen joins an empty slot's waiting list",
         Uses {
@@ -173,7 +162,7 @@ pub const FUNCTIONS: &[Function] = &[
             ..NONE
         },
     ),
-    http(
+    Function::http(
         faults::ACCEPT,
         "a citizen takes the dose held for them",
         Uses {
@@ -183,7 +172,7 @@ pub const FUNCTIONS: &[Function] = &[
             ..NONE
         },
     ),
-    http(
+    Function::http(
         faults::FULFIL,
         "the hospital marks a dose given",
         Uses {
@@ -193,7 +182,7 @@ pub const FUNCTIONS: &[Function] = &[
             ..NONE
         },
     ),
-    http(
+    Function::http(
         faults::NOSHOW,
         "the hospital marks a citizen who did not come",
         Uses {
@@ -330,6 +319,7 @@ pub static SLICE: Slice = Slice {
     ],
     functions: FUNCTIONS,
     routes: routes::ROUTES,
+    public: &[],
     consumers: CONSUMERS,
     projections: &[
         projection::<view::ReservationView>(&[RESERVATIONS]),
