@@ -67,6 +67,13 @@ impl Flow {
     }
 
     async fn call(&self, who: Option<Caller>, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let answer = self.send(who, method, path, body).await;
+        self.settle().await;
+        answer
+    }
+
+    /// A request, and nothing delivered after it.
+    async fn send(&self, who: Option<Caller>, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         let mut request = axum::http::Request::builder()
             .method(method)
             .uri(path)
@@ -86,9 +93,7 @@ impl Flow {
             .expect("infallible");
         let status = response.status().as_u16();
         let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("a body");
-        let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        self.settle().await;
-        (status, value)
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
     }
 
     async fn get(&self, who: Caller, path: &str) -> (u16, Value) {
@@ -126,6 +131,38 @@ impl Flow {
         panic!("the flow did not settle");
     }
 
+    /// Delivers what is queued as a bus that redelivers and reorders would: each batch of
+    /// deliveries shuffled, every delivery made twice; then projects every change twice.
+    async fn settle_chaotically(&self, seed: &mut u64) {
+        let mut projected = self.projected.lock().await;
+        for _ in 0..50 {
+            let mut due = self
+                .parts
+                .bus
+                .due(Utc::now() + chrono::Duration::hours(1), 1000)
+                .await
+                .expect("the bus queue");
+            shuffle(&mut due, seed);
+            for d in due.iter().chain(due.iter().rev()) {
+                let handled = consumers::dispatch(&self.p, &d.target, &d.event).await;
+                assert!(handled.is_ok(), "{} failed on {}: {handled:?}", d.target, d.event.event_type);
+            }
+            for d in &due {
+                self.parts.bus.complete(d.id).await.expect("completes");
+            }
+            let changes = self.parts.db.changes_after(*projected, 1000).await.expect("the change feed");
+            for (seq, e) in &changes {
+                projector::project(&self.p, e).await.expect("projects");
+                projector::project(&self.p, e).await.expect("projects again");
+                *projected = *seq;
+            }
+            if due.is_empty() && changes.is_empty() {
+                return;
+            }
+        }
+        panic!("the flow did not settle");
+    }
+
     async fn apply(&self, who: Caller, site: &str) -> String {
         let date = (Utc::now() + chrono::Duration::days(1))
             .with_timezone(&clinicflow::domain::kst())
@@ -154,6 +191,17 @@ impl Flow {
         let (status, body) = self.get(CITIZEN, &format!("/covid/applications/{id}")).await;
         assert_eq!(status, 200, "{body}");
         body["status"].as_str().unwrap_or_default().to_owned()
+    }
+}
+
+/// A Fisher-Yates shuffle on a xorshift sequence from `seed`: the same seed, the same order.
+fn shuffle<T>(items: &mut [T], seed: &mut u64) {
+    for i in (1..items.len()).rev() {
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        let j = usize::try_from(*seed % (i as u64 + 1)).unwrap_or(0);
+        items.swap(i, j);
     }
 }
 
@@ -364,4 +412,224 @@ async fn racing_dispatches_for_the_last_beds_never_fill_a_centre_over_capacity()
     assert_eq!(statuses, vec![200, 200, 409, 409, 409], "two beds, two dispatches");
     let (_, board) = flow.get(SUWON, "/covid/isolation/suwon").await;
     assert_eq!(board["free_beds"], 0, "{board}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_waiting_count_equals_the_applications_waiting_after_500_concurrent_moves_delivered_twice_out_of_order() {
+    let flow = Arc::new(Flow::new(50));
+    let mut seed = 0x5eed_c0de_u64;
+    let date = (Utc::now() + chrono::Duration::days(1))
+        .with_timezone(&clinicflow::domain::kst())
+        .date_naive();
+    // 500 citizens apply at once; nothing reaches the site yet.
+    let applying: Vec<_> = (0..500)
+        .map(|i| {
+            let flow = flow.clone();
+            let body = json!({"site": "mapo", "date": date.to_string(), "name": format!("시민{i}"), "phone": "010-2222-3333"});
+            tokio::spawn(async move { flow.send(Some(CITIZEN), "POST", "/covid/applications", Some(body)).await })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for a in applying {
+        let (status, body) = a.await.expect("an application");
+        assert_eq!(status, 201, "{body}");
+        ids.push(body["id"].as_str().expect("an id").to_owned());
+    }
+    // 100 withdraw before the site has heard of them: their withdrawals race their
+    // applications to the site.
+    let withdrawing: Vec<_> = ids[..100]
+        .iter()
+        .map(|id| {
+            let flow = flow.clone();
+            let path = format!("/covid/applications/{id}/withdraw");
+            tokio::spawn(async move { flow.send(Some(CITIZEN), "POST", &path, Some(json!({}))).await.0 })
+        })
+        .collect();
+    for w in withdrawing {
+        assert_eq!(w.await.expect("a withdrawal"), 202);
+    }
+    flow.settle_chaotically(&mut seed).await;
+    assert_eq!(flow.waiting(MAPO, "mapo").await.0, 400);
+    // At once: 150 tested, 50 no-shows, and 50 more withdrawals, 25 of them of citizens
+    // whose sample is being taken at the same time.
+    let mut moves: Vec<(Caller, String)> = Vec::new();
+    moves.extend(ids[100..250].iter().map(|id| (MAPO, format!("/covid/applications/{id}/sample"))));
+    moves.extend(ids[250..300].iter().map(|id| (MAPO, format!("/covid/applications/{id}/noshow"))));
+    moves.extend(
+        ids[225..275]
+            .iter()
+            .map(|id| (CITIZEN, format!("/covid/applications/{id}/withdraw"))),
+    );
+    shuffle(&mut moves, &mut seed);
+    let moving: Vec<_> = moves
+        .into_iter()
+        .map(|(who, path)| {
+            let flow = flow.clone();
+            tokio::spawn(async move { flow.send(Some(who), "POST", &path, Some(json!({}))).await.0 })
+        })
+        .collect();
+    for m in moving {
+        let status = m.await.expect("a move");
+        assert!(matches!(status, 200 | 202 | 409), "{status}");
+    }
+    flow.settle_chaotically(&mut seed).await;
+
+    // The count is the entries waiting at the site, as the site's own table holds them.
+    let entries = flow.parts.db.all_aggregates("testsite").await.expect("the site's table");
+    let waiting_entries = entries.iter().filter(|(_, stored)| stored.state["status"] == "waiting").count();
+    let (count, _) = flow.waiting(MAPO, "mapo").await;
+    assert_eq!(usize::try_from(count).unwrap_or_default(), waiting_entries);
+    // And the list agrees, page by page.
+    let mut listed = 0;
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/covid/sites/mapo/queue?limit=100&cursor={c}"),
+            None => "/covid/sites/mapo/queue?limit=100".to_owned(),
+        };
+        let (_, page) = flow.get(MAPO, &path).await;
+        listed += page["items"].as_array().map_or(0, Vec::len);
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(listed, waiting_entries);
+    // 500 - 100 withdrawn - 150 sampled - 50 no-shows - the 25 later withdrawals of citizens
+    // neither sampled nor marked (ids 275..300 were marked no-shows or withdrawn, one each).
+    let sampled_or_gone = 100 + 150 + 50;
+    assert!(waiting_entries <= 500 - sampled_or_gone, "{waiting_entries} waiting");
+    assert_eq!(waiting_entries, 200, "ids 300..500 only are still waiting");
+}
+
+#[tokio::test]
+async fn a_certificate_verifies_with_the_independent_verifier_and_is_told_expired_past_its_expiry() {
+    let flow = Flow::new(50);
+    let id = flow.apply(CITIZEN, "gangnam").await;
+    flow.post(GANGNAM, &format!("/covid/applications/{id}/sample"), json!({})).await;
+    flow.post(GANGNAM, &format!("/covid/applications/{id}/result"), json!({"result": "negative"}))
+        .await;
+    let (_, view) = flow.get(CITIZEN, &format!("/covid/applications/{id}")).await;
+    let certificate = view["certificate"]["id"].as_str().expect("a certificate").to_owned();
+    let (_, cert) = flow.get(CITIZEN, &format!("/covid/certificates/{certificate}")).await;
+    let (_, jwk) = flow.call(None, "GET", "/covid/certificates/key", None).await;
+    let payload = cert["qr_payload"].as_str().expect("a payload");
+    let expires_at = chrono::DateTime::parse_from_rfc3339(cert["expires_at"].as_str().expect("an expiry"))
+        .expect("RFC 3339")
+        .timestamp();
+    let verify = |now: i64| {
+        use std::io::Write as _;
+        let python = concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python");
+        let python = if std::path::Path::new(python).exists() { python } else { "python3" };
+        let mut child = std::process::Command::new(python)
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/verifiers/verify_sealed.py"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python runs (./scripts/test.sh installs cbor2 and cryptography in .venv)");
+        let request = json!({"payload": payload, "jwk": jwk, "now": now}).to_string();
+        child.stdin.take().expect("stdin").write_all(request.as_bytes()).expect("written");
+        let out = child.wait_with_output().expect("the verifier ends");
+        serde_json::from_slice::<Value>(&out.stdout).expect("the verifier answers JSON")
+    };
+    let fresh = verify(Utc::now().timestamp());
+    assert_eq!(
+        (fresh["valid"].as_bool(), fresh["expired"].as_bool()),
+        (Some(true), Some(false)),
+        "{fresh}"
+    );
+    assert_eq!(fresh["claims"]["holder"], "김서연");
+    assert_eq!(fresh["claims"]["result"], "negative");
+    assert_eq!(fresh["claims"]["cti"], certificate.as_str());
+    assert_eq!(verify(expires_at)["expired"], true);
+
+    // The platform's own verifier says so too, once the clock is past the expiry.
+    let mut later = (*flow.p).clone();
+    later.clock = Arc::new(Fixed(chrono::DateTime::from_timestamp(expires_at + 1, 0).expect("a time")));
+    let later = Flow {
+        p: Arc::new(later),
+        parts: flow.parts.clone(),
+        projected: tokio::sync::Mutex::new(0),
+    };
+    let (status, verdict) = later
+        .call(None, "POST", "/covid/certificates/verify", Some(json!({"payload": payload})))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (verdict["valid"].as_bool(), verdict["reason"].as_str()),
+        (Some(false), Some("expired")),
+        "{verdict}"
+    );
+}
+
+#[tokio::test]
+async fn every_order_of_the_centres_events_delivered_twice_ends_in_the_same_views() {
+    let mut ends = std::collections::BTreeSet::new();
+    for run in 0..6_u64 {
+        let flow = Flow::new(50);
+        let mut seed = 0x9e37_79b9_7f4a_7c15 ^ (run + 1);
+        let id = flow
+            .send(
+                Some(CITIZEN),
+                "POST",
+                "/covid/applications",
+                Some(json!({
+                    "site": "mapo",
+                    "date": (Utc::now() + chrono::Duration::days(1)).with_timezone(&clinicflow::domain::kst()).date_naive().to_string(),
+                    "name": "김서연",
+                    "phone": "010-2222-3333",
+                })),
+            )
+            .await
+            .1["id"]
+            .as_str()
+            .expect("an id")
+            .to_owned();
+        flow.settle_chaotically(&mut seed).await;
+        flow.send(Some(MAPO), "POST", &format!("/covid/applications/{id}/sample"), Some(json!({})))
+            .await;
+        flow.send(
+            Some(MAPO),
+            "POST",
+            &format!("/covid/applications/{id}/result"),
+            Some(json!({"result": "positive"})),
+        )
+        .await;
+        flow.settle_chaotically(&mut seed).await;
+        flow.send(
+            Some(DISPATCHER),
+            "POST",
+            &format!("/covid/transfers/{id}/dispatch"),
+            Some(json!({"isolation_centre": "incheon"})),
+        )
+        .await;
+        flow.settle_chaotically(&mut seed).await;
+        flow.send(Some(INCHEON), "POST", &format!("/covid/isolation/{id}/admit"), Some(json!({})))
+            .await;
+        flow.send(Some(INCHEON), "POST", &format!("/covid/isolation/{id}/release"), Some(json!({})))
+            .await;
+        flow.settle_chaotically(&mut seed).await;
+        let (_, view) = flow.get(CITIZEN, &format!("/covid/applications/{id}")).await;
+        let (_, board) = flow.get(INCHEON, "/covid/isolation/incheon").await;
+        let steps: Vec<&str> = view["timeline"]
+            .as_array()
+            .expect("a timeline")
+            .iter()
+            .filter_map(|s| s["status"].as_str())
+            .collect();
+        ends.insert(format!("{} {} {} {steps:?}", view["status"], view["result"], board["free_beds"]));
+    }
+    assert_eq!(ends.len(), 1, "every order ends the same: {ends:#?}");
+    let end = ends.into_iter().next().unwrap_or_default();
+    assert!(end.starts_with("\"released\" \"positive\" 50"), "{end}");
+}
+
+/// A clock that says one time.
+#[derive(Debug)]
+struct Fixed(chrono::DateTime<Utc>);
+
+impl clinicflow::ports::Clock for Fixed {
+    fn now(&self) -> chrono::DateTime<Utc> {
+        self.0
+    }
 }
