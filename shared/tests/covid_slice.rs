@@ -210,6 +210,50 @@ fn the_slice_passes_the_catalog_checks() {
     assert_eq!(catalog().check(), Vec::<String>::new());
 }
 
+#[test]
+fn only_the_sealing_consumer_may_sign_and_only_the_verifier_read_the_public_key() {
+    use clinicflow::topology::{Resource, SIGNING_KEY_VARIABLE};
+    let c = catalog();
+    let key = Resource::SigningKey("covid");
+    for f in &c.functions {
+        let grants: Vec<&str> = c
+            .permissions(f)
+            .iter()
+            .filter(|g| g.resource == key)
+            .flat_map(|g| g.actions.iter().copied())
+            .collect();
+        let env = c.environment_of(f);
+        let wanted: &[&str] = match f.name {
+            covid::faults::CENTRE_FOLLOW => &["kms:Sign"],
+            covid::faults::CERTIFICATES => &["kms:GetPublicKey"],
+            _ => &[],
+        };
+        assert_eq!(grants, wanted, "{}", f.name);
+        assert!(
+            c.permissions(f)
+                .iter()
+                .all(|g| g.actions.iter().all(|a| !a.starts_with("kms:")) || g.resource == key),
+            "{}: a KMS grant on anything but the slice's key",
+            f.name
+        );
+        assert_eq!(
+            env.iter().any(|(v, r)| v == SIGNING_KEY_VARIABLE && *r == key),
+            !wanted.is_empty(),
+            "{}: SIGNING_KEY_ARN in its environment",
+            f.name
+        );
+    }
+    assert_eq!(c.signing_stacks(), vec!["covid"]);
+    // A sealing function without its key's ARN does not start.
+    let missing = clinicflow::wiring::AwsSettings::from_lookup(c, covid::faults::CENTRE_FOLLOW, |v| {
+        (v != SIGNING_KEY_VARIABLE).then(|| "x".to_owned())
+    });
+    assert!(matches!(missing, Err(clinicflow::wiring::InitError::Missing(v)) if v == SIGNING_KEY_VARIABLE));
+    let given = clinicflow::wiring::AwsSettings::from_lookup(c, covid::faults::CENTRE_FOLLOW, |_| Some("arn:aws:kms:k".to_owned()))
+        .expect("settings");
+    assert_eq!(given.signing_key.as_deref(), Some("arn:aws:kms:k"));
+}
+
 #[tokio::test]
 async fn a_negative_result_gets_a_certificate_anyone_verifies_and_no_altered_copy_passes() {
     let flow = Flow::new(50);

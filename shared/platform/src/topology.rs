@@ -337,6 +337,11 @@ pub struct Uses {
     /// Queries the outbox index of every context table and marks what it publishes (the
     /// sweeper).
     pub outbox_index: bool,
+    /// Seals documents with its slice's signing key (`kms:Sign` on that key alone).
+    pub seals: bool,
+    /// Reads its slice's signing key's public half, to publish it and verify documents
+    /// (`kms:GetPublicKey` on that key alone).
+    pub verifies: bool,
 }
 
 impl Uses {
@@ -365,6 +370,8 @@ pub const NONE: Uses = Uses {
     bus: false,
     sms: false,
     outbox_index: false,
+    seals: false,
+    verifies: false,
 };
 
 /// The partition key of every table (S); no table has a sort key.
@@ -915,6 +922,14 @@ impl Catalog {
             grant(Resource::AnyButTopics, &["sns:Publish"]);
             grant(Resource::Any, &["sns:CheckIfPhoneNumberIsOptedOut"]);
         }
+        // The slice's signing key, in the slice's stack: sealing signs, and nothing else;
+        // publishing the key reads its public half, and nothing else.
+        if u.seals {
+            grant(Resource::SigningKey(self.stack_of(function.name)), &["kms:Sign"]);
+        }
+        if u.verifies {
+            grant(Resource::SigningKey(self.stack_of(function.name)), &["kms:GetPublicKey"]);
+        }
         // Lambda sends an asynchronous invocation (an EventBridge delivery) that still fails
         // after its retries to the function's on-failure destination, as the function's role.
         if function.trigger == Trigger::Events {
@@ -960,7 +975,21 @@ impl Catalog {
             .filter(|t| granted.contains(&t.name))
             .map(|t| (table_variable(t.name), Resource::Table(t.name)))
             .chain(function.uses.bus.then(|| (BUS_VARIABLE.to_owned(), Resource::Bus)))
+            .chain((function.uses.seals || function.uses.verifies).then(|| (SIGNING_KEY_VARIABLE.to_owned(), Resource::SigningKey(own))))
             .collect()
+    }
+
+    /// The stacks whose slices seal documents, each of which holds a signing key (an
+    /// asymmetric KMS key, `ECC_NIST_P256` for `SIGN_VERIFY`).
+    pub fn signing_stacks(&self) -> Vec<&'static str> {
+        let mut stacks: Vec<&'static str> = self
+            .functions
+            .iter()
+            .filter(|f| f.uses.seals || f.uses.verifies)
+            .map(|f| self.stack_of(f.name))
+            .collect();
+        stacks.dedup();
+        stacks
     }
 
     /// What the sweeper's schedule in each stack sweeps: the stack's context tables (those
@@ -1153,6 +1182,8 @@ pub fn table_variable(table: &str) -> String {
 
 /// The environment variable holding the event bus name.
 pub const BUS_VARIABLE: &str = "EVENT_BUS_NAME";
+/// The variable holding the ARN of the signing key of a function that seals or verifies.
+pub const SIGNING_KEY_VARIABLE: &str = "SIGNING_KEY_ARN";
 
 /// What an IAM statement applies to, named by role in the topology; the templates turn
 /// each into an ARN.
@@ -1173,6 +1204,8 @@ pub enum Resource {
     Any,
     /// Anything but an SNS topic (`NotResource: arn:<partition>:sns:*:*:*`): direct SMS only.
     AnyButTopics,
+    /// The signing key of a stack's slice (a KMS key in that stack).
+    SigningKey(&'static str),
 }
 
 impl Resource {
@@ -1195,6 +1228,7 @@ impl std::fmt::Display for Resource {
             Self::FailureQueue(function) => write!(f, "failure-queue/{function}"),
             Self::Any => f.write_str("*"),
             Self::AnyButTopics => f.write_str("not:sns-topic"),
+            Self::SigningKey(stack) => write!(f, "signing-key/{stack}"),
         }
     }
 }

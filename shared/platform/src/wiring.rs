@@ -31,6 +31,9 @@ pub enum InitError {
     /// A required variable is missing.
     #[error("configuration variable {0} is required")]
     Missing(String),
+    /// The function needs an adapter its build left out.
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 /// A platform on one store (aggregates, outbox and views), a bus, an SMS channel and a
@@ -142,6 +145,8 @@ mod aws_wiring {
         pub bus: String,
         /// SMS origination (`SMS_SENDER_ID`, `SMS_ORIGINATION_NUMBER`, both optional).
         pub sms: SmsSettings,
+        /// The signing key's ARN (`SIGNING_KEY_ARN`), for a function that seals or verifies.
+        pub signing_key: Option<String>,
     }
 
     impl AwsSettings {
@@ -161,16 +166,19 @@ mod aws_wiring {
             let environment = catalog.function(function).map(|f| catalog.environment_of(f)).unwrap_or_default();
             let mut tables = DynamoTables::default();
             let mut bus = String::new();
+            let mut signing_key = None;
             for (variable, resource) in environment {
                 match resource {
                     topology::Resource::Table(table) => tables.name(table, required(variable)?),
                     topology::Resource::Bus => bus = required(variable)?,
+                    topology::Resource::SigningKey(_) => signing_key = Some(required(variable)?),
                     _ => {}
                 }
             }
             Ok(Self {
                 tables,
                 bus,
+                signing_key,
                 sms: SmsSettings {
                     sender_id: lookup("SMS_SENDER_ID").filter(|v| !v.is_empty()),
                     origination_number: lookup("SMS_ORIGINATION_NUMBER").filter(|v| !v.is_empty()),
@@ -194,6 +202,7 @@ mod aws_wiring {
                 },
                 bus: format!("{prefix}-bus"),
                 sms: SmsSettings::default(),
+                signing_key: None,
             }
         }
     }
@@ -283,7 +292,12 @@ mod aws_wiring {
             endpoint: lookup("AWS_ENDPOINT_URL").filter(|v| !v.is_empty()),
         };
         let sdk = sdk_config(&target).await;
+        let signing_key = settings.signing_key.clone();
         let (platform, parts) = aws(catalog, &sdk, settings, config, Faults::none());
+        let platform = match signing_key {
+            None => platform,
+            Some(arn) => platform.with_signer(signer(&sdk, arn)?),
+        };
         // `CLINICFLOW_PRIME=off` skips the priming calls (the benchmarks use it to tell their
         // round trips apart from the rest of init).
         if lookup("CLINICFLOW_PRIME").is_some_and(|v| v.eq_ignore_ascii_case("off")) {
@@ -317,6 +331,21 @@ mod aws_wiring {
             },
         );
         Ok((platform, parts))
+    }
+
+    /// The KMS signer of the key `arn` (feature `kms`).
+    #[cfg(feature = "kms")]
+    fn signer(sdk: &aws_config::SdkConfig, arn: String) -> Result<Arc<dyn crate::sealing::Signer>, InitError> {
+        Ok(Arc::new(crate::adapters::kms::KmsSigner::new(aws_sdk_kms::Client::new(sdk), arn)))
+    }
+
+    /// Without feature `kms`, a function given a signing key cannot use it: an init error,
+    /// never a signer that signs with something else.
+    #[cfg(not(feature = "kms"))]
+    fn signer(_: &aws_config::SdkConfig, _: String) -> Result<Arc<dyn crate::sealing::Signer>, InitError> {
+        Err(InitError::Unsupported(
+            "this function seals documents (SIGNING_KEY_ARN) but was built without the kms feature".into(),
+        ))
     }
 
     /// What a schedule of the outbox sweeper names: the context tables to sweep, each

@@ -102,6 +102,14 @@ const fn command(name: &'static str, description: &'static str, table: &'static 
     )
 }
 
+/// `f`, sealing documents with the slice's signing key.
+const fn sealing(f: Function) -> Function {
+    Function {
+        uses: Uses { seals: true, ..f.uses },
+        ..f
+    }
+}
+
 /// The flow's functions.
 pub const FUNCTIONS: &[Function] = &[
     Function::http(
@@ -133,7 +141,7 @@ pub const FUNCTIONS: &[Function] = &[
     Function::http(
         faults::CERTIFICATES,
         "the public key that verifies certificates, and the public verifier",
-        NONE,
+        Uses { verifies: true, ..NONE },
     ),
     command(
         faults::SAMPLE,
@@ -158,11 +166,11 @@ pub const FUNCTIONS: &[Function] = &[
         "the test site puts applications on its waiting list (and withdraws them), moving its count",
         &[TEST_SITES],
     ),
-    Function::consumer(
+    sealing(Function::consumer(
         faults::CENTRE_FOLLOW,
         "the health centre follows the test site: seals a negative result's certificate, asks for a positive one's transfer",
         &[HEALTH_CENTRE],
-    ),
+    )),
     Function::consumer(
         faults::TRANSFER_FOLLOW,
         "the transfer centre opens transfers, and frees the bed of a released citizen",
