@@ -585,9 +585,14 @@ fn bench_case(
     }
 }
 
-/// Criterion's median for `name`, in µs, from the file it wrote in this run.
+/// Criterion's median for `name` of [`GROUP`], in µs, from the file it wrote in this run.
 fn median_us(out_dir: &Path, name: &str, since: SystemTime) -> anyhow::Result<f64> {
-    let path = out_dir.join(GROUP).join(name).join("new").join("estimates.json");
+    median_of(out_dir, GROUP, name, since)
+}
+
+/// Criterion's median for `name` of `group`, in µs, from the file it wrote in this run.
+fn median_of(out_dir: &Path, group: &str, name: &str, since: SystemTime) -> anyhow::Result<f64> {
+    let path = out_dir.join(group).join(name).join("new").join("estimates.json");
     let written = std::fs::metadata(&path)
         .and_then(|m| m.modified())
         .with_context(|| format!("criterion wrote no {}", path.display()))?;
@@ -648,6 +653,82 @@ fn suite(settings: Settings, out_dir: &Path) -> anyhow::Result<Vec<Metric>> {
         };
         metrics.push(Metric::new(format!("{GROUP}.{}", floor.name()), us, "us", us).note(format!("criterion median; floor: {what}")));
     }
+    metrics.extend(sealing(settings, out_dir, &rt)?);
+    Ok(metrics)
+}
+
+/// The sealed documents' group.
+const SEALING: &str = "sealing_us";
+
+/// `sealing_us.<case>`: what sealing a certificate costs (ES256 over its COSE_Sign1, with a
+/// key in memory: the local signer; KMS adds its round trip, measured by the cold-start and
+/// saga runs), and opening one (decoding and verifying), against the same claims written as
+/// JSON, which every handler does anyway.
+fn sealing(settings: Settings, out_dir: &Path, rt: &tokio::runtime::Runtime) -> anyhow::Result<Vec<Metric>> {
+    use clinicflow::flows::covid::certificate::{self, Content};
+    use clinicflow::sealing::{self, KeySigner, Signer as _};
+
+    let at = Utc::now();
+    let content = Content {
+        holder: clinicflow::domain::PersonName::parse("김서연").map_err(|e| anyhow!("{}", e.detail))?,
+        test_type: "RT-PCR".into(),
+        sampled_at: at,
+        result: clinicflow::flows::covid::site::TestResult::Negative,
+        site_name: "마포구 선별진료소".into(),
+        issuer: "clinicflow health centre".into(),
+        issued_at: at,
+        expires_at: at + chrono::Duration::hours(48),
+    };
+    let id = ulid::Ulid::new().to_string();
+    let signer = KeySigner::random();
+    let payload = rt.block_on(certificate::seal(&signer, &id, &content))?;
+    ensure!(
+        sealing::open(&payload, signer.verifying_key(), signer.key_id(), at.timestamp()).is_ok(),
+        "a sealed certificate does not open"
+    );
+
+    let since = SystemTime::now();
+    let mut criterion = Criterion::default()
+        .output_directory(out_dir)
+        .warm_up_time(settings.warm_up)
+        .measurement_time(settings.measurement)
+        .sample_size(settings.samples)
+        .nresamples(settings.resamples)
+        .without_plots();
+    let mut group = criterion.benchmark_group(SEALING);
+    group.sampling_mode(settings.sampling);
+    group.bench_function("json", |b| b.iter(|| serde_json::to_vec(std::hint::black_box(&content))));
+    group.bench_function("seal", |b| {
+        b.to_async(rt)
+            .iter(|| async { certificate::seal(&signer, &id, std::hint::black_box(&content)).await })
+    });
+    group.bench_function("open", |b| {
+        b.iter(|| {
+            sealing::open(
+                std::hint::black_box(&payload),
+                signer.verifying_key(),
+                signer.key_id(),
+                at.timestamp(),
+            )
+        })
+    });
+    group.finish();
+
+    let floor = median_of(out_dir, SEALING, "json", since)?;
+    let mut metrics = vec![
+        Metric::new(format!("{SEALING}.json"), floor, "us", floor)
+            .note("criterion median; floor: the certificate's claims written as JSON"),
+    ];
+    for (case, what) in [
+        (
+            "seal",
+            "sealing a certificate: CWT claims, COSE_Sign1, ES256 with a key in memory, Base45",
+        ),
+        ("open", "opening one: Base45, COSE_Sign1, ES256 verification, CWT claims"),
+    ] {
+        let us = median_of(out_dir, SEALING, case, since)?;
+        metrics.push(Metric::new(format!("{SEALING}.{case}"), us, "us", floor).note(format!("criterion median; {what}")));
+    }
     Ok(metrics)
 }
 
@@ -668,7 +749,15 @@ mod tests {
             assert!(m.value > 0.0 && m.floor > 0.0, "{m:?}");
             assert_eq!(m.unit, "us");
         }
-        assert_eq!(metrics.len(), names.len());
+        assert_eq!(metrics.iter().filter(|m| m.name.starts_with(GROUP)).count(), names.len());
+        for case in ["json", "seal", "open"] {
+            let m = metrics
+                .iter()
+                .find(|m| m.name == format!("{SEALING}.{case}"))
+                .unwrap_or_else(|| panic!("{SEALING}.{case} is measured"));
+            assert!(m.value > 0.0 && m.floor > 0.0, "{m:?}");
+        }
+        assert_eq!(metrics.len(), names.len() + 3);
     }
 
     #[test]
