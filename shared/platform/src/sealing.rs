@@ -84,6 +84,11 @@ pub fn public_jwk(key: &VerifyingKey, kid: &[u8]) -> serde_json::Value {
     })
 }
 
+/// `signature` in its low-S form (`s <= n/2`), the one form [`open`] takes, as 64 bytes.
+pub fn low_s(signature: Signature) -> [u8; 64] {
+    signature.normalize_s().unwrap_or(signature).to_bytes().into()
+}
+
 /// A document to seal: who issues it, its id, when it was issued and until when it holds,
 /// and its own claims.
 #[derive(Debug, Clone, PartialEq)]
@@ -166,9 +171,12 @@ pub struct Opened {
 pub fn open(text: &str, key: &VerifyingKey, kid: &[u8], now: i64) -> Result<Opened, Rejected> {
     let encoded = text.trim().strip_prefix(PREFIX).ok_or(Rejected::NotSealed)?;
     let bytes = base45::decode(encoded).map_err(|_| Rejected::NotSealed)?;
-    let sign1 = CoseSign1::from_tagged_slice(&bytes)
-        .or_else(|_| CoseSign1::from_slice(&bytes))
-        .map_err(|e| Rejected::Malformed(e.to_string()))?;
+    // One text per document: a Base45 the decoder forgives (a tail out of range) is not the
+    // one the issuer wrote.
+    if base45::encode(&bytes) != encoded {
+        return Err(Rejected::NotSealed);
+    }
+    let sign1 = CoseSign1::from_tagged_slice(&bytes).map_err(|e| Rejected::Malformed(e.to_string()))?;
     let header = &sign1.protected.header;
     if header.alg != Some(coset::RegisteredLabelWithPrivate::Assigned(iana::Algorithm::ES256)) {
         return Err(Rejected::Algorithm);
@@ -178,6 +186,11 @@ pub fn open(text: &str, key: &VerifyingKey, kid: &[u8], now: i64) -> Result<Open
     }
     sign1.verify_signature(b"", |signature, data| {
         let signature = Signature::from_slice(signature).map_err(|_| Rejected::BadSignature)?;
+        // The issuer writes low-S signatures only: the other half of each pair is a second
+        // text of the same document.
+        if signature.normalize_s().is_some() {
+            return Err(Rejected::BadSignature);
+        }
         key.verify(data, &signature).map_err(|_| Rejected::BadSignature)
     })?;
     let payload = sign1.payload.as_deref().ok_or_else(|| Rejected::Malformed("no payload".into()))?;
@@ -266,7 +279,7 @@ impl Signer for KeySigner {
     async fn sign(&self, message: &[u8]) -> Result<[u8; 64], SignError> {
         use p256::ecdsa::signature::Signer as _;
         let signature: Signature = self.key.sign(message);
-        Ok(signature.to_bytes().into())
+        Ok(low_s(signature))
     }
 }
 

@@ -15,27 +15,43 @@ pub const KEY_FILE: &str = "signing-key.pem";
 /// P-256 PKCS#8 key is an error naming the file (never replaced: documents signed with it
 /// would stop verifying).
 pub fn load_or_create(path: &Path) -> Result<KeySigner, SignError> {
+    let failed = |e: std::io::Error| SignError::Key(format!("{}: {e}", path.display()));
     match std::fs::read_to_string(path) {
-        Ok(pem) => p256::ecdsa::SigningKey::from_pkcs8_pem(&pem)
-            .map(KeySigner::new)
-            .map_err(|e| SignError::Key(format!("{}: not a P-256 PKCS#8 key: {e}", path.display()))),
+        Ok(pem) => read(path, &pem),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let signer = KeySigner::random();
             let pem = signer
                 .signing_key()
                 .to_pkcs8_pem(LineEnding::LF)
                 .map_err(|e| SignError::Key(format!("encoding the new key: {e}")))?;
-            write_private(path, pem.as_bytes()).map_err(|e| SignError::Key(format!("{}: {e}", path.display())))?;
-            Ok(signer)
+            // Written whole beside it, then linked into place, which fails if another
+            // process linked its own first: the file is never seen half written, and two
+            // processes starting at once end on the same key.
+            let tmp = path.with_extension(format!("tmp-{}", ulid::Ulid::new()));
+            write_private(&tmp, pem.as_bytes()).map_err(failed)?;
+            let linked = std::fs::hard_link(&tmp, path);
+            let _ = std::fs::remove_file(&tmp);
+            match linked {
+                Ok(()) => Ok(signer),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read(path, &std::fs::read_to_string(path).map_err(failed)?),
+                Err(e) => Err(failed(e)),
+            }
         }
-        Err(e) => Err(SignError::Key(format!("{}: {e}", path.display()))),
+        Err(e) => Err(failed(e)),
     }
+}
+
+fn read(path: &Path, pem: &str) -> Result<KeySigner, SignError> {
+    p256::ecdsa::SigningKey::from_pkcs8_pem(pem)
+        .map(KeySigner::new)
+        .map_err(|e| SignError::Key(format!("{}: not a P-256 PKCS#8 key: {e}", path.display())))
 }
 
 #[cfg(unix)]
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
+    let _ = std::fs::remove_file(path);
     let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
     file.write_all(bytes)?;
     file.sync_all()
@@ -65,6 +81,19 @@ mod tests {
             let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
             assert_eq!(mode & 0o077, 0, "readable by its owner only: {mode:o}");
         }
+    }
+
+    #[test]
+    fn processes_starting_at_once_end_on_one_key() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join(KEY_FILE);
+        let kids: Vec<Vec<u8>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..4).map(|_| s.spawn(|| load_or_create(&path).expect("a key"))).collect();
+            handles.into_iter().map(|h| h.join().expect("joined").key_id().to_vec()).collect()
+        });
+        assert!(kids.windows(2).all(|w| w[0] == w[1]), "one key: {kids:?}");
+        let leftovers = std::fs::read_dir(dir.path()).expect("dir").count();
+        assert_eq!(leftovers, 1, "no temporary file is left");
     }
 
     #[test]

@@ -82,7 +82,8 @@ impl Signer for KmsSigner {
             .signature()
             .ok_or_else(|| SignError::Transient("Sign answered no signature".into()))?;
         let signature = Signature::from_der(der.as_ref()).map_err(|_| SignError::Key("Sign answered no P-256 ECDSA signature".into()))?;
-        Ok(signature.to_bytes().into())
+        // KMS may answer either of an ECDSA signature's two forms; documents carry the low-S.
+        Ok(crate::sealing::low_s(signature))
     }
 
     async fn public_key(&self) -> Result<VerifyingKey, SignError> {

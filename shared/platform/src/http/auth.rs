@@ -116,7 +116,7 @@ impl DevTokens {
         Ok(Claims {
             sub: data.claims.sub,
             groups: data.claims.groups,
-            site: data.claims.site.filter(|s| !s.trim().is_empty()),
+            site: data.claims.site.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()),
         })
     }
 }

@@ -126,14 +126,12 @@ pub enum SiteNews {
         /// When.
         at: DateTime<Utc>,
     },
-    /// The result, with the certificate to issue when it is negative.
+    /// The result.
     Result {
         /// The result.
         result: TestResult,
         /// When the sample was taken.
         sampled_at: DateTime<Utc>,
-        /// The sealed certificate (negative results only).
-        certificate: Option<IssuedCertificate>,
     },
     /// The citizen did not come.
     Noshow,
@@ -152,6 +150,8 @@ pub enum Command {
     Withdraw,
     /// Follow the site.
     Hear(SiteNews),
+    /// Record the certificate sealed for the negative result.
+    Certify(IssuedCertificate),
 }
 
 /// What happened at the health centre.
@@ -244,6 +244,11 @@ impl Aggregate for Application {
                 Noshow => Err(illegal(Noshow, "withdrawn")),
             },
             (a, Command::Hear(news)) => Ok(hear(a, news)),
+            (a, Command::Certify(certificate)) => match (a.status, &a.certificate) {
+                (_, Some(_)) => Ok(vec![]),
+                (Negative, None) => Ok(vec![Event::CertificateIssued { certificate }]),
+                (status, None) => Err(illegal(status, "certified (only a negative result is)")),
+            },
         }
     }
 
@@ -313,19 +318,13 @@ fn hear(a: &Application, news: SiteNews) -> Vec<Event> {
             Applied => vec![Event::ApplicationSampled { sampled_at: at }],
             _ => vec![],
         },
-        SiteNews::Result {
-            result,
-            sampled_at,
-            certificate,
-        } => {
+        SiteNews::Result { result, sampled_at } => {
             if settled {
                 return vec![];
             }
             let mut events = vec![Event::ResultHeard { result, sampled_at }];
-            match (result, certificate) {
-                (TestResult::Negative, Some(certificate)) => events.push(Event::CertificateIssued { certificate }),
-                (TestResult::Negative, None) => {}
-                (TestResult::Positive, _) => events.push(Event::TransferRequested { site: a.site.clone() }),
+            if result == TestResult::Positive {
+                events.push(Event::TransferRequested { site: a.site.clone() });
             }
             events
         }
@@ -404,17 +403,19 @@ mod tests {
     }
 
     #[test]
-    fn a_negative_result_carries_its_certificate_and_a_positive_one_asks_for_a_transfer() {
+    fn a_negative_result_is_certified_once_and_a_positive_one_asks_for_a_transfer() {
         let a = applied();
         let negative = SiteNews::Result {
             result: TestResult::Negative,
             sampled_at: at(),
-            certificate: Some(certificate()),
         };
+        assert!(
+            Application::decide(Some(&a), Command::Certify(certificate())).is_err(),
+            "no result yet"
+        );
         let (done, events) = after(&a, Command::Hear(negative.clone()));
-        assert_eq!(events.len(), 2, "{events:?}");
+        assert_eq!(events.len(), 1, "{events:?}");
         assert_eq!(done.status, ApplicationStatus::Negative);
-        assert_eq!(done.certificate, Some(certificate()));
         assert_eq!(done.sampled_at, Some(at()), "a result heard before the sample counts as both");
         assert_eq!(after(&done, Command::Hear(negative)).1, vec![], "heard twice: once");
         assert_eq!(
@@ -422,10 +423,13 @@ mod tests {
             vec![],
             "a late sample"
         );
+        let (certified, events) = after(&done, Command::Certify(certificate()));
+        assert_eq!(events.len(), 1);
+        assert_eq!(certified.certificate, Some(certificate()));
+        assert_eq!(after(&certified, Command::Certify(certificate())).1, vec![], "certified once");
         let positive = SiteNews::Result {
             result: TestResult::Positive,
             sampled_at: at(),
-            certificate: None,
         };
         let (sick, events) = after(&a, Command::Hear(positive));
         assert_eq!(sick.status, ApplicationStatus::Positive);
@@ -433,6 +437,10 @@ mod tests {
         assert!(
             Application::decide(Some(&sick), Command::Withdraw).is_err(),
             "tested: no withdrawal"
+        );
+        assert!(
+            Application::decide(Some(&sick), Command::Certify(certificate())).is_err(),
+            "positive: no certificate"
         );
     }
 

@@ -97,7 +97,7 @@ pub async fn apply(
         let mut work = Work::for_request(p, &id, request_id);
         work.decide(Loaded::<Application>::absent(&id), application::Command::Apply(new.clone()))?;
         let body = projector::view_of::<CovidView>(work.events())
-            .map(|v| v.into_response(true))
+            .and_then(CovidView::into_response)
             .ok_or_else(|| AppError::Internal("an application applied to nothing".into()))?;
         Ok(Decided {
             work,
@@ -204,8 +204,8 @@ pub struct SiteChange {
     pub sampled_at: Option<DateTime<Utc>>,
 }
 
-/// Test-site staff act on an application at their own site (`custom:site`; another site's:
-/// `403`). Sampling, a withdrawal and a no-show leave the waiting list, and its count drops
+/// Test-site staff act on an application at their own site (`custom:site`; another site's
+/// is not found). Sampling, a withdrawal and a no-show leave the waiting list, and its count drops
 /// in the same transaction; a result before the sample is a `409`.
 pub async fn at_site(
     p: &Platform,
@@ -239,8 +239,10 @@ pub async fn at_site(
         let Some(before) = loaded.state.clone() else {
             return Err(AppError::NotFound);
         };
+        // Another site's application is not found, as if it did not exist: a 403 would
+        // tell the caller it exists elsewhere.
         if before.site != site_id {
-            return Err(AppError::Forbidden("this application is at another test site".into()));
+            return Err(AppError::NotFound);
         }
         let mut work = Work::for_request(p, id, request_id);
         let after = work
@@ -346,7 +348,7 @@ pub async fn dispatch(p: &Platform, actor: &Actor, id: &str, centre: &str, reque
         })
     })
     .await?;
-    tracing::info!(application_id = id, correlation_id = id, isolation_centre = %centre.id, "covid transfer dispatched");
+    tracing::info!(application_id = id, correlation_id = id, "covid transfer dispatched");
     Ok(accepted)
 }
 
@@ -373,8 +375,9 @@ pub struct StayChange {
 }
 
 /// Isolation-centre staff admit or release a citizen at their own centre (`custom:site`;
-/// another centre's: `403`). An admission before the dispatch reached the centre: `409`.
-/// The bed is freed when the transfer centre hears of the release.
+/// another centre's is not found). An admission before the dispatch reached the centre:
+/// `409`. Releasing a citizen who never arrived ends the stay too. The bed is freed when the
+/// transfer centre hears of the release.
 pub async fn at_isolation(
     p: &Platform,
     actor: &Actor,
@@ -395,10 +398,12 @@ pub async fn at_isolation(
     };
     let accepted = command::run(p, function, None, || async {
         let loaded = command::load::<Stay>(p, id).await?;
+        // Another centre's citizen is not found: a 403 would tell that they were dispatched
+        // somewhere, which says their result.
         if let Some(s) = &loaded.state
             && s.centre != centre
         {
-            return Err(AppError::Forbidden("this citizen is at another isolation centre".into()));
+            return Err(AppError::NotFound);
         }
         let events = Stay::decide(loaded.state.as_ref(), command.clone()).map_err(AppError::from)?;
         let mut work = Work::for_request(p, id, request_id);
@@ -419,13 +424,7 @@ pub async fn at_isolation(
         })
     })
     .await?;
-    tracing::info!(
-        application_id = id,
-        correlation_id = id,
-        isolation_centre = centre,
-        ?function,
-        "covid isolation recorded"
-    );
+    tracing::info!(application_id = id, correlation_id = id, ?function, "covid isolation recorded");
     Ok(accepted)
 }
 

@@ -5,7 +5,8 @@
 //! transfer, and frees the bed when the isolation centre releases the citizen; the isolation
 //! centre expects the citizens dispatched to it. Each is idempotent on the event id: its
 //! effect, its counter move and its dedup mark are one transaction, and a centre that was
-//! down catches up once.
+//! down catches up once. The health centre seals a negative result's certificate apart
+//! from hearing the result.
 
 use super::application::{self, Application, IssuedCertificate, SiteNews};
 use super::certificate::{self, Certificate, Content};
@@ -21,6 +22,7 @@ use crate::app::faults::{after_write, before_write};
 use crate::domain::{Aggregate, DomainError};
 use crate::events::EventEnvelope;
 use crate::ports::CounterMove;
+use crate::sealing::SignError;
 
 /// `covid-site-queue`'s handler.
 pub fn site_queue<'a>(p: &'a Platform, _consumer: &'a str, event: &'a EventEnvelope) -> ConsumerFuture<'a> {
@@ -30,6 +32,11 @@ pub fn site_queue<'a>(p: &'a Platform, _consumer: &'a str, event: &'a EventEnvel
 /// `covid-centre-follow`'s handler.
 pub fn centre_follow<'a>(p: &'a Platform, _consumer: &'a str, event: &'a EventEnvelope) -> ConsumerFuture<'a> {
     Box::pin(follow_site(p, event))
+}
+
+/// `covid-certify`'s handler.
+pub fn certify_negative<'a>(p: &'a Platform, _consumer: &'a str, event: &'a EventEnvelope) -> ConsumerFuture<'a> {
+    Box::pin(certify(p, event))
 }
 
 /// `covid-transfer-follow`'s handler.
@@ -82,50 +89,50 @@ async fn queue_at_site(p: &Platform, event: &EventEnvelope) -> Result<Handled, C
     commit(p, faults::SITE_QUEUE, event, work).await
 }
 
-/// The site reported: the application follows. A negative result's certificate is sealed
-/// here, once the application is known to need it, and recorded with it.
+/// The site reported: the application follows.
 async fn follow_site(p: &Platform, event: &EventEnvelope) -> Result<Handled, ConsumerError> {
     let news = match event.decode::<site::Event>()? {
         site::Event::SiteEntryWithdrawn { .. } => SiteNews::Withdrawn,
         site::Event::WithdrawalRefused { .. } => SiteNews::WithdrawalRefused,
         site::Event::SampleTaken { sampled_at, .. } => SiteNews::Sampled { at: sampled_at },
         site::Event::NoShowMarked { .. } => SiteNews::Noshow,
-        site::Event::ResultRecorded { result, sampled_at, .. } => SiteNews::Result {
-            result,
-            sampled_at,
-            certificate: None,
-        },
+        site::Event::ResultRecorded { result, sampled_at, .. } => SiteNews::Result { result, sampled_at },
         site::Event::SiteEntryQueued { .. } => return Ok(Handled::Skipped),
     };
     if p.store.is_processed(faults::CENTRE_FOLLOW, &event.id).await? {
         return Ok(Handled::Skipped);
     }
     let loaded = command::load::<Application>(p, &event.aggregate_id).await?;
+    let mut work = Work::new(p, event.caused());
+    work.decide(loaded, application::Command::Hear(news))?;
+    commit(p, faults::CENTRE_FOLLOW, event, work).await
+}
+
+/// The health centre heard a negative result: it seals the certificate and records it
+/// with the application, once. Apart from hearing the result, so that a signing key that
+/// fails holds back the certificate, never the result: a passing failure is retried, an
+/// unusable key dead-letters the delivery (redriven once the key is fixed).
+async fn certify(p: &Platform, event: &EventEnvelope) -> Result<Handled, ConsumerError> {
+    let Ok(application::Event::ResultHeard {
+        result: TestResult::Negative,
+        sampled_at,
+    }) = event.decode::<application::Event>()
+    else {
+        return Ok(Handled::Skipped);
+    };
+    if p.store.is_processed(faults::CERTIFY, &event.id).await? {
+        return Ok(Handled::Skipped);
+    }
+    let loaded = command::load::<Application>(p, &event.aggregate_id).await?;
     let Some(application) = loaded.state.clone() else {
-        // The site heard of an application the health centre has not stored: cannot be.
         return Err(domain(DomainError::NotFound));
     };
     let mut work = Work::new(p, event.caused());
-    let news = match news {
-        SiteNews::Result {
-            result: TestResult::Negative,
-            sampled_at,
-            ..
-        } if !Application::decide(Some(&application), application::Command::Hear(news.clone()))
-            .map_err(domain)?
-            .is_empty() =>
-        {
-            let issued = seal_certificate(p, &mut work, &application, sampled_at).await?;
-            SiteNews::Result {
-                result: TestResult::Negative,
-                sampled_at,
-                certificate: Some(issued),
-            }
-        }
-        other => other,
-    };
-    work.decide(loaded, application::Command::Hear(news))?;
-    commit(p, faults::CENTRE_FOLLOW, event, work).await
+    if application.certificate.is_none() {
+        let issued = seal_certificate(p, &mut work, &application, sampled_at).await?;
+        work.decide(loaded, application::Command::Certify(issued))?;
+    }
+    commit(p, faults::CERTIFY, event, work).await
 }
 
 /// Seals the certificate of `application`'s negative result and stages it.
@@ -149,11 +156,9 @@ async fn seal_certificate(
     };
     let id = p.ids.new_id();
     let signer = p.signer().map_err(ConsumerError::from)?;
-    let payload = certificate::seal(signer, &id, &content).await.map_err(|e| {
-        ConsumerError::from(crate::app::AppError::Unavailable {
-            reason: e.to_string(),
-            retry_after: std::time::Duration::from_secs(1),
-        })
+    let payload = certificate::seal(signer, &id, &content).await.map_err(|e| match e {
+        SignError::Transient(why) => ConsumerError::Retryable(format!("signing: {why}")),
+        SignError::Key(why) => ConsumerError::Permanent(format!("the signing key cannot sign: {why}")),
     })?;
     work.decide(
         command::Loaded::<Certificate>::absent(&id),

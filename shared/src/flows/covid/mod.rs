@@ -46,8 +46,10 @@ pub mod faults {
     pub const RELEASE: &str = "covid-release";
     /// The test site hears the health centre.
     pub const SITE_QUEUE: &str = "covid-site-queue";
-    /// The health centre follows the test site (and seals certificates).
+    /// The health centre follows the test site.
     pub const CENTRE_FOLLOW: &str = "covid-centre-follow";
+    /// The health centre seals a negative result's certificate.
+    pub const CERTIFY: &str = "covid-certify";
     /// The transfer centre opens transfers and frees beds.
     pub const TRANSFER_FOLLOW: &str = "covid-transfer-follow";
     /// The isolation centre expects the citizens dispatched to it.
@@ -166,9 +168,14 @@ pub const FUNCTIONS: &[Function] = &[
         "the test site puts applications on its waiting list (and withdraws them), moving its count",
         &[TEST_SITES],
     ),
-    sealing(Function::consumer(
+    Function::consumer(
         faults::CENTRE_FOLLOW,
-        "the health centre follows the test site: seals a negative result's certificate, asks for a positive one's transfer",
+        "the health centre follows the test site, and asks for a positive result's transfer",
+        &[HEALTH_CENTRE],
+    ),
+    sealing(Function::consumer(
+        faults::CERTIFY,
+        "the health centre seals a negative result's certificate",
         &[HEALTH_CENTRE],
     )),
     Function::consumer(
@@ -208,6 +215,15 @@ pub const CONSUMERS: &[Consumer] = &[
             ],
         }],
         handle: consumers::centre_follow,
+    },
+    Consumer {
+        function: faults::CERTIFY,
+        subscriptions: &[Subscription {
+            rule: "covid-certify-on-result",
+            sources: &["clinicflow.healthcentre"],
+            detail_types: &["ResultHeard"],
+        }],
+        handle: consumers::certify_negative,
     },
     Consumer {
         function: faults::TRANSFER_FOLLOW,

@@ -37,7 +37,7 @@ pub async fn application(p: &Platform, access: &Access, id: &str) -> Result<Covi
     if !may_read(access, &view) {
         return Err(AppError::NotFound);
     }
-    view.into_response(true).ok_or(AppError::NotFound)
+    view.into_response().ok_or(AppError::NotFound)
 }
 
 /// The citizen's applications, newest first, by stage.
@@ -58,7 +58,7 @@ pub async fn my_applications(p: &Platform, actor: &Actor, params: &ListParams) -
         limit,
         ..Default::default()
     };
-    page(p, query, |v: CovidView| v.into_response(true)).await
+    page(p, query, CovidView::into_response).await
 }
 
 /// The caller's own site of the flow's `kind`: a known id (`422` listing them otherwise)
@@ -106,7 +106,7 @@ pub async fn site_queue(p: &Platform, access: &Access, site: &str, params: &List
         limit,
         ..Default::default()
     };
-    let Page { items, next_cursor } = page(p, query, |v: CovidView| v.into_response(true)).await?;
+    let Page { items, next_cursor } = page(p, query, CovidView::into_response).await?;
     Ok(SiteQueue {
         waiting: u64::try_from(waiting).unwrap_or_default(),
         items,

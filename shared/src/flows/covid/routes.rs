@@ -282,8 +282,9 @@ async fn at_site(
     post,
     path = "/covid/applications/{id}/sample",
     operation_id = "takeCovidSample",
-    description = "The citizen leaves the waiting list (the count drops). At another site than the caller's: 403; an application \
-                   the site has not heard of (yet): 404; a withdrawn one or a no-show: 409. Twice is harmless. Role: `test-site`.",
+    description = "The citizen leaves the waiting list (the count drops). Another site's application, or one the site has not \
+                   heard of (yet): 404; a caller whose account names no test site: 403; a withdrawn one or a no-show: 409. Twice \
+                   is harmless. Role: `test-site`.",
     params(("id" = String, Path, pattern = "^[0-9A-Za-z]{26}$", min_length = 26, max_length = 26, description = ID)),
     request_body(content = NoBody, description = NO_BODY),
     responses(
@@ -320,8 +321,8 @@ async fn sample(
     path = "/covid/applications/{id}/result",
     operation_id = "recordCovidResult",
     description = "Negative: the health centre issues a signed certificate; positive: it asks the transfer centre for a transfer. \
-                   Before the sample: 409; another result already recorded: 409; the same again is harmless. At another site than \
-                   the caller's: 403. Role: `test-site`.",
+                   Before the sample: 409; another result already recorded: 409; the same again is harmless. Another site's \
+                   application: 404. Role: `test-site`.",
     params(("id" = String, Path, pattern = "^[0-9A-Za-z]{26}$", min_length = 26, max_length = 26, description = ID)),
     request_body(content = ResultInput, example = json!({"result": "negative"})),
     responses(
@@ -359,7 +360,7 @@ async fn record_result(
     path = "/covid/applications/{id}/noshow",
     operation_id = "markCovidNoShow",
     description = "At the end of the day, for a citizen who did not come: they leave the waiting list (the count drops; until \
-                   then it stays). Sampled or withdrawn: 409. Twice is harmless. At another site than the caller's: 403. Role: \
+                   then it stays). Sampled or withdrawn: 409. Twice is harmless. Another site's application: 404. Role: \
                    `test-site`.",
     params(("id" = String, Path, pattern = "^[0-9A-Za-z]{26}$", min_length = 26, max_length = 26, description = ID)),
     request_body(content = NoBody, description = NO_BODY),
@@ -591,8 +592,8 @@ async fn at_isolation(
     post,
     path = "/covid/isolation/{id}/admit",
     operation_id = "admitToIsolation",
-    description = "The citizen is in isolation. Before the dispatch reached the centre: 409; at another centre than the caller's: \
-                   403; released: 409. Twice is harmless. Role: `isolation-centre`.",
+    description = "The citizen is in isolation. Before the dispatch reached the centre: 409; another centre's citizen: 404; \
+                   released: 409. Twice is harmless. Role: `isolation-centre`.",
     params(("id" = String, Path, pattern = "^[0-9A-Za-z]{26}$", min_length = 26, max_length = 26, description = ID)),
     request_body(content = NoBody, description = NO_BODY),
     responses(
@@ -628,8 +629,9 @@ async fn admit(
     post,
     path = "/covid/isolation/{id}/release",
     operation_id = "releaseFromIsolation",
-    description = "The citizen is released and gets an SMS; the bed is freed, once, when the transfer centre hears of it. Not \
-                   admitted: 409; at another centre than the caller's: 403. Twice is harmless. Role: `isolation-centre`.",
+    description = "The citizen is released and gets an SMS (a citizen dispatched here who never arrived: the stay ends \
+                   without isolation); the bed is freed, once, when the transfer centre hears of it. Another centre's citizen: 404. \
+                   Twice is harmless. Role: `isolation-centre`.",
     params(("id" = String, Path, pattern = "^[0-9A-Za-z]{26}$", min_length = 26, max_length = 26, description = ID)),
     request_body(content = NoBody, description = NO_BODY),
     responses(

@@ -94,12 +94,14 @@ pub enum Event {
         /// Who admitted (`sub`).
         by: String,
     },
-    /// The citizen was released from isolation.
+    /// The citizen was released from isolation, or their stay ended before they arrived.
     StayReleased {
         /// The isolation centre.
         centre: String,
         /// Who released (`sub`).
         by: String,
+        /// Whether they had been admitted (false: dispatched here, never arrived).
+        admitted: bool,
     },
 }
 
@@ -126,15 +128,15 @@ impl Aggregate for Stay {
                 Isolated => Ok(vec![]),
                 Released => Err(DomainError::IllegalTransition("the citizen has been released".into())),
             },
+            // A citizen dispatched here who never arrives is released too, so that the bed
+            // is not held forever.
             (Some(s), Command::Release { by }) => match s.status {
-                Isolated => Ok(vec![Event::StayReleased {
+                Isolated | Assigned => Ok(vec![Event::StayReleased {
                     centre: s.centre.clone(),
                     by,
+                    admitted: s.status == Isolated,
                 }]),
                 Released => Ok(vec![]),
-                Assigned => Err(DomainError::IllegalTransition(
-                    "the citizen has not been admitted yet; admit them first".into(),
-                )),
             },
         }
     }
@@ -175,7 +177,8 @@ mod tests {
         let release = || Command::Release { by: "i1".into() };
         assert!(matches!(Stay::decide(None, admit()), Err(DomainError::IllegalTransition(m)) if m == NOT_DISPATCHED));
         let (assigned, _) = after(None, Command::Assign { centre: "incheon".into() }).expect("assigned");
-        assert!(after(assigned.as_ref(), release()).is_err(), "not admitted: no release");
+        let (ended, _) = after(assigned.as_ref(), release()).expect("never arrived: released all the same");
+        assert_eq!(ended.map(|s| s.status), Some(StayStatus::Released));
         let (isolated, n) = after(assigned.as_ref(), admit()).expect("admitted");
         assert_eq!((isolated.as_ref().map(|s| s.status), n), (Some(StayStatus::Isolated), 1));
         assert_eq!(after(isolated.as_ref(), admit()).expect("again").1, 0);

@@ -44,7 +44,7 @@ pub const NOTIFICATIONS: &[Notification] = &[
         source: ISOLATION_CENTRE,
         event_type: "StayReleased",
         contact: ContactFrom::Case,
-        ko: "[clinicflow] 격리가 해제되었습니다(신청번호 {ref}). 그동안 수고 많으셨습니다.",
-        en: "[clinicflow] You are released from isolation (ref {ref}). Thank you for your patience.",
+        ko: "[clinicflow] 격리 조치가 종료되었습니다(신청번호 {ref}). 그동안 협조해 주셔서 감사합니다.",
+        en: "[clinicflow] Your isolation has ended (ref {ref}). Thank you for your cooperation.",
     },
 ];

@@ -461,9 +461,9 @@ pub struct CovidResponse {
 }
 
 impl CovidView {
-    /// The API's view, once the health centre's first event is in; the result only when
-    /// `with_result` (the citizen and the staff who see it).
-    pub fn into_response(self, with_result: bool) -> Option<CovidResponse> {
+    /// The API's view, once the health centre's first event is in (only its citizen and the
+    /// staff of the centres involved read it: `queries::application`).
+    pub fn into_response(self) -> Option<CovidResponse> {
         let status = self.stage();
         let withdrawal = if self.withdrawal_requested && matches!(status, Stage::Applied | Stage::Waiting) {
             Some("requested".to_owned())
@@ -480,7 +480,7 @@ impl CovidView {
             date: self.date?,
             withdrawal,
             sampled_at: self.sampled_at,
-            result: self.result.filter(|_| with_result),
+            result: self.result,
             certificate: self.certificate,
             transfer: self.transfer,
             isolation: self.stay,
