@@ -63,10 +63,10 @@ pub async fn my_applications(p: &Platform, actor: &Actor, params: &ListParams) -
 
 /// The caller's own site of the flow's `kind`: a known id (`422` listing them otherwise)
 /// that the caller works at (`403` otherwise).
-fn own(access: &Access, raw: &str, known: Result<(), FieldError>, kind: &str) -> Result<(), AppError> {
-    known.map_err(|e| AppError::Invalid(vec![e]))?;
+fn own<T>(access: &Access, raw: &str, known: Result<T, FieldError>, kind: &str) -> Result<T, AppError> {
+    let known = known.map_err(|e| AppError::Invalid(vec![e]))?;
     if access.claims.works_at(raw) {
-        Ok(())
+        Ok(known)
     } else {
         Err(AppError::Forbidden(format!("this is not your {kind} (your account's custom:site)")))
     }
@@ -154,8 +154,7 @@ pub struct IsolationBoard {
 /// An isolation centre's occupants and free beds (isolation-centre staff of that centre).
 pub async fn isolation(p: &Platform, access: &Access, centre: &str, params: &ListParams) -> Result<IsolationBoard, AppError> {
     let cfg = p.config.slice::<CovidConfig>();
-    own(access, centre, cfg.centre("centre", centre).map(drop), "isolation centre")?;
-    let beds = cfg.centre("centre", centre).map(|c| c.beds).unwrap_or_default();
+    let beds = own(access, centre, cfg.centre("centre", centre).map(|c| c.beds), "isolation centre")?;
     let mut errors = Vec::new();
     let status = parsed(params.status.as_deref(), &mut errors, |s| StayStatus::parse("status", s)).unwrap_or(StayStatus::Isolated);
     if params.date.is_some() {

@@ -8,7 +8,6 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::routing::on;
 
 use super::certificate::Verification;
 use super::commands::{
@@ -27,7 +26,7 @@ use crate::http::openapi::responses::{
 use crate::http::openapi::{NO_BODY, NoBody};
 use crate::http::routes::{Access, AppState, accepted, checked_id, fail, ignored_body, query};
 use crate::http::{ApiError, IdempotencyHeader, RequestId, idempotency_key, parse_json};
-use crate::topology::{Method, PATIENT, Role, Route};
+use crate::topology::{PATIENT, Role, Route};
 
 const ID: &str = "An id (a ULID) this API returned; anything else is not found.";
 
@@ -37,18 +36,6 @@ const SITE_STAFF: &[Role] = &[TEST_SITE];
 const TRANSFER_STAFF: &[Role] = &[TRANSFER_CENTRE];
 const ISOLATION_STAFF: &[Role] = &[ISOLATION_CENTRE];
 const ANYONE: &[Role] = &[];
-
-macro_rules! route {
-    ($method:ident $path:literal, $function:expr, $roles:expr, $handler:ident) => {
-        Route {
-            method: Method::$method,
-            path: $path,
-            function: $function,
-            roles: $roles,
-            handler: |m| on(m, $handler),
-        }
-    };
-}
 
 /// Every route of the flow.
 pub const ROUTES: &[Route] = &[

@@ -7,7 +7,6 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::on;
 
 use super::commands::{self as usecase, CommandResult, Outcome, ReserveInput, SlotChange, SlotInput, SubscribeInput, WaitlistInput};
 use super::queries::{self, SlotParams, SlotResponse};
@@ -23,25 +22,13 @@ use crate::http::openapi::responses::{
 use crate::http::openapi::{NO_BODY, NoBody};
 use crate::http::routes::{Access, AppState, accepted, checked_id, fail, ignored_body, query};
 use crate::http::{ApiError, IdempotencyHeader, RequestId, idempotency_key, parse_json};
-use crate::topology::{Method, PATIENT, Role, Route};
+use crate::topology::{PATIENT, Role, Route};
 
 const ID: &str = "An id (a ULID) this API returned; anything else is not found.";
 
 const PATIENT_ONLY: &[Role] = &[PATIENT];
 const ADMIN_ONLY: &[Role] = &[VACCINE_ADMIN];
 const ANYONE: &[Role] = &[PATIENT, VACCINE_ADMIN];
-
-macro_rules! route {
-    ($method:ident $path:literal, $function:expr, $roles:expr, $handler:ident) => {
-        Route {
-            method: Method::$method,
-            path: $path,
-            function: $function,
-            roles: $roles,
-            handler: |m| on(m, $handler),
-        }
-    };
-}
 
 /// Every route of the flow.
 pub const ROUTES: &[Route] = &[
