@@ -83,7 +83,7 @@ step "reliability harness: quick run (clinicflow-reliability --quick, about thre
 cargo build --workspace --all-targets --locked --quiet
 # Failpoints, redelivery, concurrency, schemathesis and hostile input, the authorization
 # matrix and the privacy scan; writes target/reliability/summary.json. The quick run: every
-# kind of case of every slice, fewer of each (the full run, about ten minutes for three
+# kind of case of every slice, fewer of each (the full run, about eight minutes for four
 # slices, is `cargo run --release -p clinicflow-reliability`; ADR 0008).
 target/debug/clinicflow-reliability --quick
 

@@ -309,7 +309,8 @@ impl Ctx {
             Faults::none(),
         );
         Self {
-            platform: Arc::new(platform),
+            // A slice that seals documents holds a signing key, as the local stack does.
+            platform: Arc::new(platform.with_signer(Arc::new(clinicflow::sealing::KeySigner::random()))),
             publisher,
         }
     }

@@ -17,11 +17,13 @@
 //! 1. the fixture's opening POST as its opener, with an `Idempotency-Key` as a real client
 //!    sends (its latency is the fixture's `open_latency` figure);
 //! 2. the fixture's steps, in order, each as its caller (the opener's, unless it names
-//!    one): a POST acting on the case, retried after [`POLL_PAUSE`] while it answers 409 or
-//!    404 (the case has not reached the caller through the bus yet), or a GET of the case's
-//!    view, polled every [`POLL_PAUSE`] until its `status` is the step's settled one (a
-//!    check-up: the centre confirms, the view shows it; a hospital visit: four desks' POSTs
-//!    and a view between them);
+//!    one; a staff member of one site with a token that names it, `custom:site`): a POST
+//!    acting on the case, retried after [`POLL_PAUSE`] while it answers 409 or 404 (the case
+//!    has not reached the caller through the bus yet), or a GET of the case's view, polled
+//!    every [`POLL_PAUSE`] until its `status` is the step's settled one and the field it
+//!    names, if any, is set (a check-up: the centre confirms, the view shows it; a hospital
+//!    visit: four desks' POSTs and a view between them; a COVID test: the site's POSTs, and
+//!    the view's certificate);
 //! 3. the last SMS is recorded. `/_local/sms` has no filter (it lists every SMS ever
 //!    kept), so polling it per saga would make the run quadratic: each saga gets a phone
 //!    number of its own, and the SMS of every completed saga are looked up in one listing
@@ -49,7 +51,7 @@ use clinicflow_local::{LocalOptions, LocalStack};
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
-use crate::slices::{self, SagaAction, SagaCase, SagaSetup, SagaSpec};
+use crate::slices::{self, SagaAction, SagaCaller, SagaCase, SagaSetup, SagaSpec};
 use crate::{Metric, Mode, Target, percentile};
 
 /// Pause between two polls of an eventual effect (an actor's step, the view): a few
@@ -129,17 +131,24 @@ impl Tally {
 }
 
 /// The fields of an answer the load generator reads: a new case's `id`, a view's `status`
-/// (a number in a problem), a problem's `detail`.
+/// (a number in a problem) and its other fields, a problem's `detail`.
 #[derive(Debug, Default, Deserialize)]
 struct Reply {
     id: Option<String>,
     status: Option<serde_json::Value>,
     detail: Option<String>,
+    #[serde(flatten)]
+    fields: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Reply {
     fn status_is(&self, s: &str) -> bool {
         self.status.as_ref().and_then(|v| v.as_str()) == Some(s)
+    }
+
+    /// Whether the answer has `field`, not `null`.
+    fn shows(&self, field: &str) -> bool {
+        self.fields.get(field).is_some_and(|v| !v.is_null())
     }
 
     fn why(&self) -> String {
@@ -206,15 +215,16 @@ impl Api {
         Ok((status, serde_json::from_slice(&bytes).unwrap_or_default()))
     }
 
-    /// A dev token from `POST /_local/token`, as `Bearer …`.
-    async fn token(http: &reqwest::Client, base: &str, sub: &str, group: &str) -> anyhow::Result<String> {
+    /// A dev token from `POST /_local/token` for `sub` in `group` (working at `site`, the
+    /// `custom:site` claim, if given), as `Bearer …`.
+    async fn token(http: &reqwest::Client, base: &str, sub: &str, group: &str, site: Option<&str>) -> anyhow::Result<String> {
         #[derive(Deserialize)]
         struct Token {
             token: String,
         }
         let res = http
             .post(format!("{base}/_local/token"))
-            .json(&serde_json::json!({"sub": sub, "groups": [group]}))
+            .json(&serde_json::json!({"sub": sub, "groups": [group], "site": site}))
             .send()
             .await
             .context("asking for a dev token")?;
@@ -229,7 +239,7 @@ impl Api {
     /// Runs the fixture's setup request (unmeasured, with a token of its own); returns the
     /// `id` it answered.
     async fn setup(http: &reqwest::Client, base: &str, setup: &SagaSetup) -> anyhow::Result<String> {
-        let auth = Self::token(http, base, setup.caller.0, setup.caller.1).await?;
+        let auth = Self::token(http, base, setup.caller.0, setup.caller.1, None).await?;
         let res = http
             .post(format!("{base}{}", setup.path))
             .header(reqwest::header::AUTHORIZATION, auth)
@@ -316,14 +326,14 @@ async fn saga(api: &Api, n: u64, tally: &mut Tally) -> anyhow::Result<Saga> {
                     }
                 }
             }
-            SagaAction::View { path, settled } => {
+            SagaAction::View { path, settled, shown } => {
                 let path = path(&case);
                 loop {
                     n += 1;
                     let (answered, reply) = api.send(tally, Method::GET, &path, Some(auth), None, None).await?;
                     match answered {
-                        200 if reply.status_is(settled) => break,
-                        // Not projected yet (404), or not yet settled.
+                        200 if reply.status_is(settled) && shown.is_none_or(|field| reply.shows(field)) => break,
+                        // Not projected yet (404), or not yet settled (or not showing it).
                         200 | 404 if since.elapsed() < PATIENCE => tokio::time::sleep(POLL_PAUSE).await,
                         _ => bail!(
                             "the view of {} answered {answered} after {n} polls ({}): {}",
@@ -633,25 +643,26 @@ async fn load(stack: &LocalStack, spec: &'static SagaSpec, shape: Shape) -> anyh
         None => "".into(),
     };
     // One token per caller the steps name, shared by the workers.
-    let mut tokens: HashMap<(&str, &str), Arc<str>> = HashMap::new();
+    let mut tokens: HashMap<SagaCaller, Arc<str>> = HashMap::new();
     for step in spec.steps {
-        if let Some((sub, group)) = step.caller
-            && !tokens.contains_key(&(sub, group))
+        if let Some(caller) = step.caller
+            && !tokens.contains_key(&caller)
         {
-            tokens.insert((sub, group), Api::token(&http, &base, sub, group).await?.into());
+            let token = Api::token(&http, &base, caller.sub, caller.group, caller.site).await?;
+            tokens.insert(caller, token.into());
         }
     }
     let shared: Option<Arc<str>> = if spec.opener_per_worker {
         None
     } else {
-        Some(Api::token(&http, &base, spec.opener.0, spec.opener.1).await?.into())
+        Some(Api::token(&http, &base, spec.opener.0, spec.opener.1, None).await?.into())
     };
     let base_url: Arc<str> = base.as_str().into();
     let mut apis = Vec::with_capacity(shape.workers);
     for i in 0..shape.workers {
         let opener = match &shared {
             Some(token) => token.clone(),
-            None => Api::token(&http, &base, &format!("{}-{i}", spec.opener.0), spec.opener.1)
+            None => Api::token(&http, &base, &format!("{}-{i}", spec.opener.0), spec.opener.1, None)
                 .await?
                 .into(),
         };
@@ -796,7 +807,15 @@ impl Measured {
         parts.push(format!("SMS after the last step {:.1} ms", p50(spec.steps.len() + 1)));
         let steps = format!("p50 per step: {}", parts.join(", "));
         let end = match spec.steps.last().map(|s| (s.name, &s.action)) {
-            Some((_, SagaAction::View { settled, .. })) => format!("view {settled}"),
+            Some((_, SagaAction::View { settled, shown: None, .. })) => format!("view {settled}"),
+            Some((
+                _,
+                SagaAction::View {
+                    settled,
+                    shown: Some(field),
+                    ..
+                },
+            )) => format!("view {settled} with its {field}"),
             Some((name, SagaAction::Act { .. })) => format!("{name} answered"),
             None => "opened".to_owned(),
         };

@@ -205,6 +205,7 @@ class Topology:
         self.rules = data.get("rules", [])
         self.streams = data.get("streams", [])
         self.schedules = data.get("schedules", [])
+        self.signing_keys = data.get("signing_keys", [])
         for kind, entries in [
             ("function", data["functions"]),
             ("table", data["tables"]),
@@ -212,6 +213,7 @@ class Topology:
             ("rule", self.rules),
             ("stream", self.streams),
             ("schedule", self.schedules),
+            ("signing key", self.signing_keys),
         ]:
             for e in entries:
                 if e.get("stack") not in self.stacks:
@@ -259,6 +261,10 @@ def table_id(name):
 
 def alarm_id(function, what):
     return f"{pascal(function)}{what}Alarm"
+
+
+def signing_key_id(stack):
+    return f"{pascal(stack)}SigningKey"
 
 
 class Stack:
@@ -324,6 +330,12 @@ class Stack:
             return sub("${%s.Arn}/index/%s" % (table_id(table), index))
         return sub("${TableArn}/index/" + index, {"TableArn": self.table_arn(table)})
 
+    def signing_key_arn(self, stack):
+        """The ARN of a stack's signing key: only its own functions use it (no export)."""
+        if stack != self.name or not any(k["stack"] == stack for k in self.topo.signing_keys):
+            fail(f"stack {self.name} refers to the signing key of stack {stack}, which is not one of its own")
+        return get_att(signing_key_id(stack), "Arn")
+
     def bus_name(self):
         return self.imp("EventBusName", ref("EventBus"), "The EventBridge bus the functions publish to")
 
@@ -367,6 +379,9 @@ class Stack:
         m = re.fullmatch(r"failure-queue/([^/]+)", resource)
         if m:
             return "Resource", self.failure_queue_arn(m.group(1))
+        m = re.fullmatch(r"signing-key/([^/]+)", resource)
+        if m:
+            return "Resource", self.signing_key_arn(m.group(1))
         m = re.fullmatch(r"table/([^/]+)(?:/(stream)|/index/([^/]+))?", resource)
         if m:
             table, stream, index = m.groups()
@@ -417,8 +432,10 @@ class Stack:
                 variables[variable] = self.bus_name()
             elif resource.startswith("table/"):
                 variables[variable] = self.table_name(resource[len("table/"):])
+            elif resource.startswith("signing-key/"):
+                variables[variable] = self.signing_key_arn(resource[len("signing-key/"):])
             else:
-                fail(f"function {name}: environment {variable} = {resource!r} is not a table or the bus")
+                fail(f"function {name}: environment {variable} = {resource!r} is not a table, the bus or a signing key")
         if topo.sends_sms(name):
             variables["SMS_SENDER_ID"] = ref("SmsSenderId")
             variables["SMS_ORIGINATION_NUMBER"] = ref("SmsOriginationNumber")
@@ -632,6 +649,42 @@ class Stack:
         self.add(
             table_id(t["name"]),
             {"Type": "AWS::DynamoDB::Table", "DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain", "Properties": props},
+        )
+
+    def signing_key(self, k):
+        """An asymmetric KMS key that seals the stack's documents. Retained: what it signed
+        must stay verifiable after the stack is gone. Its policy delegates to IAM, where
+        each function holds only its own grant (kms:Sign, or kms:GetPublicKey) on it."""
+        if k["key_spec"] != "ECC_NIST_P256" or k["key_usage"] != "SIGN_VERIFY":
+            fail(f"signing key of stack {k['stack']}: {k['key_spec']}/{k['key_usage']} is not a P-256 signing key")
+        self.add(
+            signing_key_id(k["stack"]),
+            {
+                "Type": "AWS::KMS::Key",
+                "DeletionPolicy": "Retain",
+                "UpdateReplacePolicy": "Retain",
+                "Properties": {
+                    "Description": sub(
+                        "clinicflow ${Stage}: seals the %s flow's documents (%s)" % (k["stack"], k["algorithm"])
+                    ),
+                    "KeySpec": k["key_spec"],
+                    "KeyUsage": k["key_usage"],
+                    "Enabled": True,
+                    "KeyPolicy": {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Sid": "AccountAdministersAndIamGrants",
+                                "Effect": "Allow",
+                                "Principal": {"AWS": sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:root")},
+                                "Action": "kms:*",
+                                "Resource": "*",
+                            }
+                        ],
+                    },
+                    "Tags": [{"Key": "clinicflow:signing-key", "Value": k["stack"]}],
+                },
+            },
         )
 
     def cross_stack_policies(self):
@@ -1016,6 +1069,11 @@ def build(topo):
         for t in topo.data["tables"]:
             if t["stack"] == name:
                 s.table(t)
+        keys = [k for k in topo.signing_keys if k["stack"] == name]
+        if keys:
+            s.section("the signing key of the flow's sealed documents (retained on stack deletion)")
+            for k in keys:
+                s.signing_key(k)
         stacks[name] = s
     stacks[topo.platform].export_outputs()
     # Logical IDs unique across the stacks (the template test merges them), SAM's

@@ -25,7 +25,12 @@ macro_rules! slices {
     };
 }
 
-slices!(flows::checkup::SLICE, flows::vaccine::SLICE, flows::hospital::SLICE);
+slices!(
+    flows::checkup::SLICE,
+    flows::vaccine::SLICE,
+    flows::hospital::SLICE,
+    flows::covid::SLICE,
+);
 
 /// The whole API's OpenAPI document as committed (`docs/openapi.json`), which every catalog
 /// here serves at `GET /openapi.json`: a test holds it equal to the document generated from
@@ -57,7 +62,16 @@ pub mod bootstrap {
     /// Runs the function of `slice` that `_HANDLER` names.
     pub async fn flow(slice: &'static Slice) -> Result<(), lambda_runtime::Error> {
         let catalog: &'static Catalog = Box::leak(Box::new(catalog_of(slice)));
-        clinicflow_platform::bootstrap::run_flow(catalog, slice.name).await
+        clinicflow_platform::bootstrap::run_flow(catalog, slice.name, None).await
+    }
+
+    /// [`flow`] for a slice whose functions seal documents: a function given the stack's
+    /// signing key (`SIGNING_KEY_ARN`) signs with it on KMS. Only that slice's bootstrap
+    /// calls this, so only its binary links the KMS client.
+    #[cfg(feature = "kms")]
+    pub async fn flow_sealing(slice: &'static Slice) -> Result<(), lambda_runtime::Error> {
+        let catalog: &'static Catalog = Box::leak(Box::new(catalog_of(slice)));
+        clinicflow_platform::bootstrap::run_flow(catalog, slice.name, Some(crate::adapters::kms::signer)).await
     }
 
     /// The catalog the platform's bootstrap runs on: every slice's [`Slice::platform_part`]

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use clinicflow::catalog;
-use clinicflow::flows::{checkup, hospital, vaccine};
+use clinicflow::flows::{checkup, covid, hospital, vaccine};
 use clinicflow::topology::{
     Catalog, Consumer, Emits, Function, Method, NONE, Resource, Role, Route, Scope, Slice, Subscription, Trigger, Uses,
 };
@@ -287,8 +287,11 @@ fn failure_points_are_derived_for_every_command_and_consumer() {
     assert!(points.iter().any(|p| p == vaccine::faults::RESERVE_AFTER_COMMIT));
     assert!(points.iter().any(|p| p == hospital::faults::REGISTER_AFTER_COMMIT));
     assert!(points.iter().any(|p| p == hospital::faults::QUEUE_BEFORE_WRITE));
-    // Ten commands of the hospital flow publish, and it has four consumers.
-    assert_eq!(points.len(), 39 + 10 + 4 * 3);
+    assert!(points.iter().any(|p| p == covid::faults::APPLY_AFTER_COMMIT));
+    assert!(points.iter().any(|p| p == covid::faults::SITE_QUEUE_BEFORE_WRITE));
+    // Ten commands of the hospital flow publish, and it has four consumers; eight of the
+    // COVID flow's, and it has five.
+    assert_eq!(points.len(), 39 + 10 + 4 * 3 + 8 + 5 * 3);
 }
 
 #[test]
@@ -307,13 +310,22 @@ fn rules_are_derived_from_subscriptions_and_notifications() {
             "hospital-exam-order-on-treatment",
             "hospital-exam-outcome-on-exam",
             "hospital-visit-follow-on-treatment",
+            "covid-site-queue-on-application",
+            "covid-centre-follow-on-site",
+            "covid-certify-on-result",
+            "covid-transfer-on-request",
+            "covid-transfer-on-release",
+            "covid-isolation-on-dispatch",
             "sms-on-checkup-status",
             "sms-on-payment-refund",
             "sms-on-vaccine-alert",
             "sms-on-vaccine-slot",
             "sms-on-vaccine-reservation",
             "sms-on-hospital-visit",
-            "sms-on-hospital-treatment"
+            "sms-on-hospital-treatment",
+            "sms-on-covid-application",
+            "sms-on-covid-transfer",
+            "sms-on-covid-isolation"
         ]
     );
     let sms = c.rules.iter().find(|r| r.name == "sms-on-checkup-status").expect("rule");

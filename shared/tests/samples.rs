@@ -35,6 +35,8 @@ use tower::ServiceExt;
 /// One module per slice: its fixture.
 #[path = "samples/checkup.rs"]
 mod checkup;
+#[path = "samples/covid.rs"]
+mod covid;
 #[path = "samples/hospital.rs"]
 mod hospital;
 #[path = "samples/vaccine.rs"]
@@ -345,7 +347,7 @@ pub struct Fixture {
 const PLATFORM_EXPECTED: &[(&str, u16)] = &[("platform-api/health.json", 200), ("platform-api/openapi.json", 200)];
 
 /// Every slice's samples.
-const FIXTURES: &[&Fixture] = &[&checkup::FIXTURE, &vaccine::FIXTURE, &hospital::FIXTURE];
+const FIXTURES: &[&Fixture] = &[&checkup::FIXTURE, &vaccine::FIXTURE, &hospital::FIXTURE, &covid::FIXTURE];
 
 /// The fixture of a slice.
 fn fixture(slice: &str) -> &'static Fixture {
@@ -522,6 +524,8 @@ fn sample_platform(f: &Fixture) -> (Arc<Platform>, EmbeddedParts) {
     let now = DateTime::parse_from_rfc3339(f.now).expect("ts").with_timezone(&Utc);
     platform.clock = Arc::new(FixedClock(now));
     platform.ids = Arc::new(SampleIds(f.ids, AtomicUsize::new(0)));
+    // A slice that seals documents holds a signing key, as the local stack does.
+    let platform = platform.with_signer(Arc::new(clinicflow::sealing::KeySigner::random()));
     (Arc::new(platform), parts)
 }
 

@@ -30,8 +30,8 @@ use std::time::Duration;
 
 use clinicflow::flows::hospital::faults;
 use clinicflow_tests::{
-    Client, LocalStack, Reply, assert_problem, error_fields, eventually, eventually_every, options_on, options_on_own_server, short_ref,
-    sms, start_on, timeline,
+    Client, LocalStack, Reply, assert_problem, e164, error_fields, eventually, eventually_every, options_on, options_on_own_server,
+    short_ref, sms, start_on, texts_to, timeline, wait_texts,
 };
 use serde_json::{Value, json};
 
@@ -123,11 +123,6 @@ fn error_detail(r: &Reply, field: &str) -> String {
         .to_owned()
 }
 
-/// A Korean mobile number (`010-1234-5678`) as the SMS are sent to it (`+821012345678`).
-fn e164(local: &str) -> String {
-    format!("+82{}", local.replace('-', "").trim_start_matches('0'))
-}
-
 /// A registration at `department` for `phone`, followed by `patient_sub` when given.
 fn visit_of(department: &str, phone: &str, patient_sub: Option<&str>) -> Value {
     let mut body = json!({"name": NAME, "phone": phone, "department": department});
@@ -164,13 +159,19 @@ async fn queue_ids(stack: &LocalStack, department: &str) -> Vec<String> {
 
 /// Waits until the visit is in its department's doctors' queue.
 async fn wait_queued(stack: &LocalStack, department: &str, id: &str) {
-    let queued = eventually(PATIENCE, || async { queue_ids(stack, department).await.iter().any(|q| q == id).then_some(()) }).await;
+    let queued = eventually(PATIENCE, || async {
+        queue_ids(stack, department).await.iter().any(|q| q == id).then_some(())
+    })
+    .await;
     assert!(queued.is_some(), "visit {id} never joined the {department} queue");
 }
 
 /// Waits until the visit has left its department's doctors' queue.
 async fn wait_unqueued(stack: &LocalStack, department: &str, id: &str) {
-    let left = eventually(PATIENCE, || async { (!queue_ids(stack, department).await.iter().any(|q| q == id)).then_some(()) }).await;
+    let left = eventually(PATIENCE, || async {
+        (!queue_ids(stack, department).await.iter().any(|q| q == id)).then_some(())
+    })
+    .await;
     assert!(left.is_some(), "visit {id} never left the {department} queue");
 }
 
@@ -206,9 +207,11 @@ async fn work_list(stack: &LocalStack, filters: &str) -> Vec<Value> {
 
 /// Waits until the exam order is on the examiners' work list (the exams to do); returns it.
 async fn wait_on_work_list(stack: &LocalStack, exam_id: &str) -> Value {
-    eventually(PATIENCE, || async { work_list(stack, "").await.into_iter().find(|e| e["id"] == exam_id) })
-        .await
-        .unwrap_or_else(|| panic!("exam {exam_id} never reached the work list"))
+    eventually(PATIENCE, || async {
+        work_list(stack, "").await.into_iter().find(|e| e["id"] == exam_id)
+    })
+    .await
+    .unwrap_or_else(|| panic!("exam {exam_id} never reached the work list"))
 }
 
 /// Prescribes each of `exams` in turn, each once on the work list; returns their ids.
@@ -224,14 +227,18 @@ async fn prescribed(stack: &LocalStack, doc: &Client, visit: &str, exams: &[&str
 
 /// An examiner performs the exam with `note`.
 async fn perform(stack: &LocalStack, exam_id: &str, note: &str) -> Reply {
-    let r = examiner(stack).post(&format!("/exams/{exam_id}/perform"), &json!({"note": note})).await;
+    let r = examiner(stack)
+        .post(&format!("/exams/{exam_id}/perform"), &json!({"note": note}))
+        .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     r
 }
 
 /// An examiner cancels the exam for `reason`.
 async fn cancel_exam(stack: &LocalStack, exam_id: &str, reason: &str) -> Reply {
-    let r = examiner(stack).post(&format!("/exams/{exam_id}/cancel"), &json!({"reason": reason})).await;
+    let r = examiner(stack)
+        .post(&format!("/exams/{exam_id}/cancel"), &json!({"reason": reason}))
+        .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     r
 }
@@ -297,26 +304,6 @@ async fn review(doc: &Client, visit: &str, exam_id: &str) -> Reply {
 /// The doctor completes the treatment, once diagnosis heard of every exam's outcome.
 async fn complete(doc: &Client, visit: &str) -> Reply {
     until_done(doc, &format!("/visits/{visit}/complete"), None).await
-}
-
-/// The texts sent to `phone` (E.164) so far.
-async fn texts_to(stack: &LocalStack, phone: &str) -> Vec<String> {
-    sms(stack)
-        .await
-        .iter()
-        .filter(|s| s["to"] == phone)
-        .map(|s| s["body"].as_str().expect("sms body").to_owned())
-        .collect()
-}
-
-/// Waits until `phone` (E.164) got `n` texts; returns them.
-async fn wait_texts(stack: &LocalStack, phone: &str, n: usize) -> Vec<String> {
-    eventually_every(PATIENCE, GENTLY, || async {
-        let t = texts_to(stack, phone).await;
-        (t.len() >= n).then_some(t)
-    })
-    .await
-    .unwrap_or_else(|| panic!("{phone} never got {n} SMS"))
 }
 
 /// The words of a text, lowercase (a word is a run of letters and digits).
@@ -459,9 +446,7 @@ async fn fr1_bad_input_is_a_422_naming_each_field_listing_the_known_departments_
     assert_problem(&unknown_field, 422);
     assert_eq!(error_fields(&unknown_field), ["departement"]);
 
-    let raw = desk
-        .send_raw("POST", "/visits", "application/json", b"{not json".to_vec())
-        .await;
+    let raw = desk.send_raw("POST", "/visits", "application/json", b"{not json".to_vec()).await;
     assert_eq!(raw.status, 400, "{:?}", raw.body);
 
     settled(&stack).await;
@@ -493,7 +478,11 @@ async fn fr1_the_same_idempotency_key_registers_once() {
     wait_queued(&stack, INTERNAL, &id).await;
     settled(&stack).await;
     let date = first.body["date"].as_str().expect("a date");
-    assert_eq!(ids_of(&board(&desk, &format!("date={date}")).await), std::slice::from_ref(&id), "one visit");
+    assert_eq!(
+        ids_of(&board(&desk, &format!("date={date}")).await),
+        std::slice::from_ref(&id),
+        "one visit"
+    );
     assert_eq!(queue_ids(&stack, INTERNAL).await, std::slice::from_ref(&id), "queued once");
     assert_eq!(texts_to(&stack, &e164(phone)).await.len(), 1, "texted once");
     stack.shutdown().await;
@@ -586,7 +575,11 @@ async fn fr3_a_doctor_takes_the_patient_who_leaves_the_queue_is_called_in_and_ge
     let unknown = doc.post(&exams_path, &json!({"exam": "mri"})).await;
     assert_problem(&unknown, 422);
     assert_eq!(error_fields(&unknown), ["exam"]);
-    assert!(error_detail(&unknown, "exam").contains(EXAMS), "the known exams are listed: {:?}", unknown.body);
+    assert!(
+        error_detail(&unknown, "exam").contains(EXAMS),
+        "the known exams are listed: {:?}",
+        unknown.body
+    );
     let none = doc.post(&exams_path, &json!({})).await;
     assert_problem(&none, 422);
     assert_eq!(error_fields(&none), ["exam"]);
@@ -604,7 +597,10 @@ async fn fr3_a_doctor_takes_the_patient_who_leaves_the_queue_is_called_in_and_ge
     assert_eq!(view["queued"], false);
     for (exam, kind) in [(&blood, "blood"), (&xray, "xray")] {
         let e = exam_in(&view, exam);
-        assert_eq!((e["exam"].clone(), e["status"].clone(), e["fhir_status"].clone()), (json!(kind), json!("ordered"), json!("active")));
+        assert_eq!(
+            (e["exam"].clone(), e["status"].clone(), e["fhir_status"].clone()),
+            (json!(kind), json!("ordered"), json!("active"))
+        );
     }
     assert_eq!(count(&view, "exam-ordered"), 2, "{view:?}");
     assert_eq!(count(&view, "in-progress"), 1, "{view:?}");
@@ -622,14 +618,8 @@ async fn fr3_only_the_patients_doctor_acts_on_the_treatment_and_a_second_doctor_
     assert_problem(&other.post_empty(&format!("/visits/{id}/start")).await, 409);
     assert_problem(&other.post(&format!("/visits/{id}/exams"), &json!({"exam": "xray"})).await, 403);
     assert_problem(&other.post_empty(&format!("/visits/{id}/complete")).await, 403);
-    assert_problem(
-        &other.post(&format!("/visits/{id}/review"), &json!({"exam_id": blood})).await,
-        403,
-    );
-    assert_problem(
-        &other.post(&format!("/visits/{id}/refuse"), &json!({"reason": REFUSAL})).await,
-        403,
-    );
+    assert_problem(&other.post(&format!("/visits/{id}/review"), &json!({"exam_id": blood})).await, 403);
+    assert_problem(&other.post(&format!("/visits/{id}/refuse"), &json!({"reason": REFUSAL})).await, 403);
     for not_a_doctor in [reception(&stack), examiner(&stack), patient(&stack, "p-1")] {
         assert_problem(&not_a_doctor.post_empty(&format!("/visits/{id}/start")).await, 403);
         assert_problem(
@@ -758,7 +748,11 @@ async fn fr5_an_examiner_performs_an_exam_with_a_note_or_cancels_it_with_a_reaso
     assert_eq!(dropped[0]["reason"], REASON);
     assert_eq!(dropped[0]["fhir_status"], "revoked");
     let ordered = ex.get(&format!("/exams/{ecg}")).await;
-    assert_eq!(ordered.body["status"], "ordered", "a refused note changed nothing: {:?}", ordered.body);
+    assert_eq!(
+        ordered.body["status"], "ordered",
+        "a refused note changed nothing: {:?}",
+        ordered.body
+    );
     stack.shutdown().await;
 }
 
@@ -848,13 +842,21 @@ async fn fr7_the_doctor_completes_only_once_every_exam_ended_and_was_reviewed_an
     settled(&stack).await;
     let pending = doc.post_empty(&complete_path).await;
     assert_problem(&pending, 409);
-    assert!(pending.body["detail"].as_str().is_some_and(|d| d.contains("pending")), "{:?}", pending.body);
+    assert!(
+        pending.body["detail"].as_str().is_some_and(|d| d.contains("pending")),
+        "{:?}",
+        pending.body
+    );
 
     cancel_exam(&stack, xray, REASON).await;
     settled(&stack).await;
     let unread = doc.post_empty(&complete_path).await;
     assert_problem(&unread, 409);
-    assert!(unread.body["detail"].as_str().is_some_and(|d| d.contains("review")), "{:?}", unread.body);
+    assert!(
+        unread.body["detail"].as_str().is_some_and(|d| d.contains("review")),
+        "{:?}",
+        unread.body
+    );
 
     review(&doc, &id, blood).await;
     let r = doc.post_empty(&complete_path).await;
@@ -916,7 +918,11 @@ async fn fr7_a_refusal_revokes_the_pending_exam_orders_and_reception_follows() {
         assert_eq!(revoked["reason"], REVOKED);
         assert_problem(&ex.post(&format!("/exams/{exam}/perform"), &json!({"note": NOTE})).await, 409);
     }
-    assert_eq!(ex.get(&format!("/exams/{urine}")).await.body["status"], "performed", "a performed exam stays");
+    assert_eq!(
+        ex.get(&format!("/exams/{urine}")).await.body["status"],
+        "performed",
+        "a performed exam stays"
+    );
     assert!(work_list(&stack, "").await.is_empty(), "nothing left to do");
     let mut cancelled = ids_of(&work_list(&stack, "&status=cancelled").await);
     cancelled.sort();
@@ -965,7 +971,9 @@ async fn fr8_reception_closes_a_visit_once_its_treatment_is_over() {
 
     let refused = taken_visit(&stack, &doc, &visit_of(INTERNAL, PHONE, None)).await;
     assert_eq!(
-        doc.post(&format!("/visits/{refused}/refuse"), &json!({"reason": REFUSAL})).await.status,
+        doc.post(&format!("/visits/{refused}/refuse"), &json!({"reason": REFUSAL}))
+            .await
+            .status,
         200
     );
     wait_status(&desk, &refused, "refused").await;
@@ -1024,9 +1032,15 @@ async fn views_a_patient_reads_their_own_visit_with_its_notes_and_the_desks_read
     cancel_exam(&stack, xray, REASON).await;
     settled(&stack).await;
     review(&doc, &id, blood).await;
-    assert_eq!(doc.post(&format!("/visits/{id}/refuse"), &json!({"reason": REFUSAL})).await.status, 200);
+    assert_eq!(
+        doc.post(&format!("/visits/{id}/refuse"), &json!({"reason": REFUSAL})).await.status,
+        200
+    );
 
-    let mine = wait_view(&own, &id, "refused with its reason", |v| v["status"] == "refused" && v["reason"] == REFUSAL).await;
+    let mine = wait_view(&own, &id, "refused with its reason", |v| {
+        v["status"] == "refused" && v["reason"] == REFUSAL
+    })
+    .await;
     assert_eq!(mine["fhir_status"], "finished");
     assert_eq!(mine["doctor"], "doctor-a");
     assert_eq!(exam_in(&mine, blood)["note"], NOTE);
@@ -1034,13 +1048,18 @@ async fn views_a_patient_reads_their_own_visit_with_its_notes_and_the_desks_read
     assert_eq!(exam_in(&mine, xray)["reason"], REASON);
     let listed = eventually(PATIENCE, || async {
         let page = own.get("/me/visits").await.body;
-        items(&page).into_iter().find(|v| v["id"] == id.as_str() && v["status"] == "refused")
+        items(&page)
+            .into_iter()
+            .find(|v| v["id"] == id.as_str() && v["status"] == "refused")
     })
     .await
     .expect("the patient's own list shows the visit");
     assert_eq!(exam_in(&listed, blood)["note"], NOTE);
     assert_eq!(listed["reason"], REFUSAL);
-    assert_eq!(ids_of(&items(&own.get("/me/visits?status=refused").await.body)), std::slice::from_ref(&id));
+    assert_eq!(
+        ids_of(&items(&own.get("/me/visits?status=refused").await.body)),
+        std::slice::from_ref(&id)
+    );
     assert!(items(&own.get("/me/visits?status=closed").await.body).is_empty());
     let dated = own.get("/me/visits?date=2027-01-04").await;
     assert_problem(&dated, 422);
@@ -1095,7 +1114,12 @@ async fn views_the_customer_teams_board_filters_a_days_visits_and_pages_through_
 
     let board_team = team(&stack);
     wait_board(&board_team, &format!("date={date}&status=cancelled"), &[internal[2].clone()]).await;
-    wait_board(&board_team, &format!("date={date}&status=in-progress&department=surgery"), &[surgery[0].clone()]).await;
+    wait_board(
+        &board_team,
+        &format!("date={date}&status=in-progress&department=surgery"),
+        &[surgery[0].clone()],
+    )
+    .await;
     wait_board(&board_team, &format!("date={date}&department=surgery"), &surgery).await;
     wait_board(
         &board_team,
@@ -1122,7 +1146,11 @@ async fn views_the_customer_teams_board_filters_a_days_visits_and_pages_through_
         assert_eq!(v["reason"], Value::Null, "no clinical detail: {v:?}");
         assert_eq!(v["date"], date.as_str());
     }
-    assert_eq!(board(&desk, &format!("date={date}")).await.len(), 5, "reception reads the board too");
+    assert_eq!(
+        board(&desk, &format!("date={date}")).await.len(),
+        5,
+        "reception reads the board too"
+    );
     assert!(board(&board_team, "date=2000-01-01").await.is_empty(), "another day's");
 
     for (query, field) in [
@@ -1146,12 +1174,22 @@ async fn views_the_customer_teams_board_filters_a_days_visits_and_pages_through_
         assert_problem(&board_team.post_empty(&format!("/visits/{waiting}/{action}")).await, 403);
     }
     assert_problem(
-        &board_team.post(&format!("/visits/{waiting}/exams"), &json!({"exam": "blood"})).await,
+        &board_team
+            .post(&format!("/visits/{waiting}/exams"), &json!({"exam": "blood"}))
+            .await,
         403,
     );
     settled(&stack).await;
-    assert_eq!(board(&board_team, &format!("date={date}")).await.len(), 5, "nothing registered by the team");
-    assert_eq!(read_visit(&board_team, waiting).await.body["status"], "received", "nothing changed by the team");
+    assert_eq!(
+        board(&board_team, &format!("date={date}")).await.len(),
+        5,
+        "nothing registered by the team"
+    );
+    assert_eq!(
+        read_visit(&board_team, waiting).await.body["status"],
+        "received",
+        "nothing changed by the team"
+    );
     stack.shutdown().await;
 }
 
@@ -1178,9 +1216,15 @@ async fn nfr_reception_registers_50_visits_while_diagnosis_fails_and_each_joins_
     assert!(registered.is_some(), "the 50 visits are on the board while diagnosis is down");
     let retried = eventually(PATIENCE, || async { (stack.faults().fired(faults::QUEUE) >= 2).then_some(()) }).await;
     assert!(retried.is_some(), "the queue is being retried");
-    assert!(queue_ids(&stack, INTERNAL).await.is_empty(), "nobody queued while diagnosis is down");
+    assert!(
+        queue_ids(&stack, INTERNAL).await.is_empty(),
+        "nobody queued while diagnosis is down"
+    );
     // Diagnosis knows no such patient yet: nothing to take.
-    assert_problem(&doctor(&stack, "doctor-a").post_empty(&format!("/visits/{}/start", ids[0])).await, 404);
+    assert_problem(
+        &doctor(&stack, "doctor-a").post_empty(&format!("/visits/{}/start", ids[0])).await,
+        404,
+    );
 
     stack.faults().set(faults::QUEUE, false);
     stack.faults().set(faults::EXAM_OUTCOME, false);
@@ -1241,14 +1285,22 @@ async fn nfr_doctors_prescribe_while_examination_fails_and_each_exam_reaches_the
     }
     let retried = eventually(PATIENCE, || async { (stack.faults().fired(faults::EXAM_ORDER) >= 2).then_some(()) }).await;
     assert!(retried.is_some(), "the exam orders are being retried");
-    assert!(work_list(&stack, "").await.is_empty(), "nothing on the work list while examination is down");
+    assert!(
+        work_list(&stack, "").await.is_empty(),
+        "nothing on the work list while examination is down"
+    );
     assert_problem(
-        &examiner(&stack).post(&format!("/exams/{}/perform", exams[0]), &json!({"note": NOTE})).await,
+        &examiner(&stack)
+            .post(&format!("/exams/{}/perform", exams[0]), &json!({"note": NOTE}))
+            .await,
         404,
     );
 
     stack.faults().set(faults::EXAM_ORDER, false);
-    let caught_up = eventually(PATIENCE, || async { (work_list(&stack, "").await.len() >= exams.len()).then_some(()) }).await;
+    let caught_up = eventually(PATIENCE, || async {
+        (work_list(&stack, "").await.len() >= exams.len()).then_some(())
+    })
+    .await;
     assert!(
         caught_up.is_some(),
         "the work list never caught up (dead letters: {:?})",
@@ -1386,7 +1438,11 @@ async fn race_two_doctors_taking_the_same_patient_one_wins_and_the_other_gets_40
         let mut statuses = [ra.status, rb.status];
         statuses.sort_unstable();
         assert_eq!(statuses, [200, 409], "a: {:?}, b: {:?}", ra.body, rb.body);
-        let (winner, loser, sub) = if ra.status == 200 { (&a, &b, "doctor-a") } else { (&b, &a, "doctor-b") };
+        let (winner, loser, sub) = if ra.status == 200 {
+            (&a, &b, "doctor-a")
+        } else {
+            (&b, &a, "doctor-b")
+        };
         let view = wait_view(winner, &id, "its doctor", |v| v["status"] == "in-progress" && v["doctor"] == sub).await;
         assert_eq!(count(&view, "in-progress"), 1, "{view:?}");
         assert_problem(&loser.post(&format!("/visits/{id}/exams"), &json!({"exam": "blood"})).await, 403);
@@ -1459,7 +1515,10 @@ async fn race_an_examiners_cancel_against_the_doctors_completion_ends_in_an_allo
         settled(&stack).await;
         let view = read_visit(&doc, &id).await.body;
         assert_eq!(view["status"], "completed");
-        assert!(exams_ended(&view, 1), "never a completed treatment with an exam still to do: {view:?}");
+        assert!(
+            exams_ended(&view, 1),
+            "never a completed treatment with an exam still to do: {view:?}"
+        );
         assert_eq!(exam_in(&view, blood)["status"], "cancelled");
         let order = ex.get(&format!("/exams/{blood}")).await.body;
         assert_eq!(order["status"], "cancelled");
@@ -1498,7 +1557,12 @@ async fn sms_tell_the_patient_of_registration_call_in_and_outcome_and_never_an_e
     perform(&stack, &exams[0], notes[0]).await;
     cancel_exam(&stack, &exams[1], reasons[0]).await;
     review(&doc, &refused, &exams[0]).await;
-    assert_eq!(doc.post(&format!("/visits/{refused}/refuse"), &json!({"reason": refusal})).await.status, 200);
+    assert_eq!(
+        doc.post(&format!("/visits/{refused}/refuse"), &json!({"reason": refusal}))
+            .await
+            .status,
+        200
+    );
 
     let mut english = visit_of("dermatology", en, None);
     english["locale"] = json!("en");
@@ -1519,11 +1583,7 @@ async fn sms_tell_the_patient_of_registration_call_in_and_outcome_and_never_an_e
         let texts = texts_to(&stack, &e164(phone)).await;
         assert_eq!(texts.len(), 3, "registration, call-in and outcome: {texts:?}");
         for phrase in said {
-            assert_eq!(
-                texts.iter().filter(|t| t.contains(phrase)).count(),
-                1,
-                "{phrase:?} once: {texts:?}"
-            );
+            assert_eq!(texts.iter().filter(|t| t.contains(phrase)).count(), 1, "{phrase:?} once: {texts:?}");
         }
         assert!(texts.iter().all(|t| t.contains(short_ref(id))), "each quotes the visit: {texts:?}");
     }

@@ -10,7 +10,7 @@ use chrono::Utc;
 use clinicflow::flows::vaccine::config::VaccineConfig;
 use clinicflow_tests::{
     Client, LocalStack, Reply, assert_problem, error_fields, eventually, eventually_every, future_date, options_on, options_on_own_server,
-    short_ref, sms, start_on, timeline,
+    short_ref, sms, start_on, texts_to, timeline, wait_texts,
 };
 use serde_json::{Value, json};
 
@@ -108,26 +108,6 @@ async fn wait_remaining(stack: &LocalStack, slot: &str, want: i64) {
         "slot {slot} never had {want} doses left (has {})",
         remaining(stack, slot).await
     );
-}
-
-/// The texts sent to `phone` so far.
-async fn texts_to(stack: &LocalStack, phone: &str) -> Vec<String> {
-    sms(stack)
-        .await
-        .iter()
-        .filter(|s| s["to"] == phone)
-        .map(|s| s["body"].as_str().expect("sms body").to_owned())
-        .collect()
-}
-
-/// Waits until `phone` got `n` texts; returns them.
-async fn wait_texts(stack: &LocalStack, phone: &str, n: usize) -> Vec<String> {
-    eventually_every(PATIENCE, GENTLY, || async {
-        let t = texts_to(stack, phone).await;
-        (t.len() >= n).then_some(t)
-    })
-    .await
-    .unwrap_or_else(|| panic!("{phone} never got {n} SMS"))
 }
 
 /// 09:00 in Korea today: the reminders for tomorrow's slots are due.

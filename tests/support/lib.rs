@@ -294,6 +294,36 @@ pub async fn sms(stack: &LocalStack) -> Vec<Value> {
         .collect()
 }
 
+/// The texts sent to `phone` (E.164, [`e164`]) so far.
+pub async fn texts_to(stack: &LocalStack, phone: &str) -> Vec<String> {
+    sms(stack)
+        .await
+        .iter()
+        .filter(|s| s["to"] == phone)
+        .map(|s| s["body"].as_str().expect("sms body").to_owned())
+        .collect()
+}
+
+/// Waits (20 s at most, polling gently: on moto each poll reads its whole state) until
+/// `phone` (E.164) got `n` texts; returns them.
+pub async fn wait_texts(stack: &LocalStack, phone: &str, n: usize) -> Vec<String> {
+    eventually_every(
+        std::time::Duration::from_secs(20),
+        std::time::Duration::from_millis(200),
+        || async {
+            let t = texts_to(stack, phone).await;
+            (t.len() >= n).then_some(t)
+        },
+    )
+    .await
+    .unwrap_or_else(|| panic!("{phone} never got {n} SMS"))
+}
+
+/// A Korean mobile number (`010-1234-5678`) as the SMS are sent to it (`+821012345678`).
+pub fn e164(local: &str) -> String {
+    format!("+82{}", local.replace('-', "").trim_start_matches('0'))
+}
+
 /// The price of the basic package on `stack`, from the check-up flow's settings.
 pub fn basic_price(stack: &LocalStack) -> u64 {
     stack

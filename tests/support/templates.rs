@@ -330,6 +330,9 @@ struct Stack<'a> {
     functions: HashMap<String, &'static str>,
     tables: HashMap<String, &'static str>,
     queues: HashMap<String, String>,
+    /// Signing keys by logical ID: the stack whose documents each seals (its
+    /// `clinicflow:signing-key` tag).
+    keys: HashMap<String, String>,
 }
 
 fn tag(resource: &Value, key: &str) -> Option<String> {
@@ -380,6 +383,7 @@ impl<'a> Stack<'a> {
             functions: HashMap::new(),
             tables: HashMap::new(),
             queues: HashMap::new(),
+            keys: HashMap::new(),
         };
         for (id, r) in resources {
             match kind(r) {
@@ -403,6 +407,15 @@ impl<'a> Stack<'a> {
                         "table {id} is not in the topology (tag clinicflow:table = {:?})",
                         tag(r, "clinicflow:table")
                     )),
+                },
+                "AWS::KMS::Key" => match tag(r, "clinicflow:signing-key") {
+                    Some(owner) => {
+                        if stack.keys.values().any(|o| *o == owner) {
+                            violations.push(format!("the signing key of stack {owner} is defined twice"));
+                        }
+                        stack.keys.insert(id.clone(), owner);
+                    }
+                    None => violations.push(format!("KMS key {id} is no stack's signing key (no clinicflow:signing-key tag)")),
                 },
                 _ => {}
             }
@@ -478,6 +491,13 @@ impl<'a> Stack<'a> {
                 "Arn" => format!("table/{name}"),
                 "StreamArn" => format!("table/{name}/stream"),
                 _ => format!("table-name/{name}"),
+            };
+        }
+        if let Some(owner) = self.keys.get(id) {
+            return match attr {
+                // As `topology::Resource::SigningKey` displays.
+                "Arn" => format!("signing-key/{owner}"),
+                _ => format!("signing-key-id/{owner}"),
             };
         }
         if let Some(role) = self.queues.get(id) {
@@ -614,6 +634,7 @@ pub fn check(deployment: &Deployment) -> Vec<String> {
     check_streams(&stack, &mut v);
     check_async_failures(&stack, &mut v);
     check_tables(&stack, &mut v);
+    check_signing_keys(&stack, &mut v);
     check_cognito_and_interface(&stack, &template, &mut v);
     v
 }
@@ -1296,6 +1317,54 @@ fn check_tables(s: &Stack<'_>, v: &mut Vec<String>) {
         }
         for p in problems {
             v.push(format!("table {name}: {p}"));
+        }
+    }
+}
+
+/// Each stack whose slice seals documents holds one signing key, in that stack: an
+/// asymmetric P-256 key for signing (what ES256 needs), enabled, retained (what it signed
+/// must stay verifiable once the stack is gone), its policy delegating to IAM (the
+/// account, never a wildcard or another principal), where each function's grant on it is
+/// checked with the rest of its role.
+fn check_signing_keys(s: &Stack<'_>, v: &mut Vec<String>) {
+    let expected: BTreeSet<String> = clinicflow::catalog().signing_stacks().into_iter().map(str::to_owned).collect();
+    let actual: BTreeSet<String> = s.keys.values().cloned().collect();
+    diff("signing keys (stacks)", &expected, &actual, v);
+    for (id, owner) in &s.keys {
+        s.placed(&format!("the signing key of stack {owner}"), id, owner, v);
+        let r = &s.resources[id];
+        let p = &r["Properties"];
+        let mut problems = Vec::new();
+        if p["KeySpec"] != topology::SIGNING_KEY_SPEC {
+            problems.push(format!("KeySpec {}, expected {}", p["KeySpec"], topology::SIGNING_KEY_SPEC));
+        }
+        if p["KeyUsage"] != topology::SIGNING_KEY_USAGE {
+            problems.push(format!("KeyUsage {}, expected {}", p["KeyUsage"], topology::SIGNING_KEY_USAGE));
+        }
+        if p["Enabled"] == json!(false) {
+            problems.push("disabled".into());
+        }
+        if r["DeletionPolicy"] != "Retain" || r["UpdateReplacePolicy"] != "Retain" {
+            problems.push("not retained on deletion and replacement".into());
+        }
+        let statements = as_list(&p["KeyPolicy"]["Statement"]);
+        if statements.is_empty() {
+            problems.push("no key policy".into());
+        }
+        for st in &statements {
+            let principals: Vec<String> = as_list(&st["Principal"]["AWS"]).iter().map(|a| s.render(a)).collect();
+            let account_only = !principals.is_empty()
+                && principals.iter().all(|a| a == "arn:aws:iam::${account}:root")
+                && st["Principal"].as_object().is_some_and(|m| m.len() == 1);
+            if st["Effect"] == "Allow" && !account_only {
+                problems.push(format!(
+                    "its key policy allows {} (only the account, which delegates to IAM)",
+                    st["Principal"]
+                ));
+            }
+        }
+        for p in problems {
+            v.push(format!("the signing key of stack {owner}: {p}"));
         }
     }
 }

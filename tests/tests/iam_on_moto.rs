@@ -3,7 +3,9 @@
 //!
 //! Every function gets its own platform on moto, as on Lambda, whose DynamoDB client
 //! records each call it sends: the IAM action and the table or index it acts on (the items
-//! of a `TransactWriteItems` one by one, as IAM authorizes them). Every slice's saga runs
+//! of a `TransactWriteItems` one by one, as IAM authorizes them), and whose KMS client (a
+//! function that seals or verifies documents, on a key of moto's KMS) records its calls on
+//! the stack's signing key. Every slice's saga runs
 //! through them (its module under `iam/`: for the check-up slice, bookings, a confirmation,
 //! a rejection, a cancellation), with every consumer, the projector and a sweep of events
 //! whose publish failed; then every recorded call must be one that function's grants allow,
@@ -17,9 +19,11 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::BoxError;
+use aws_sdk_kms::types::{KeySpec, KeyUsageType};
 use axum::body::Body;
 use axum::http::Request;
 use clinicflow::adapters::dynamodb::DynamoStore;
+use clinicflow::adapters::kms::KmsSigner;
 use clinicflow::adapters::resilient::ResilientGateway;
 use clinicflow::adapters::sandbox::StoredSandbox;
 use clinicflow::app::{Faults, Platform, consumers, projector};
@@ -37,6 +41,8 @@ use tower::ServiceExt;
 
 #[path = "iam/checkup.rs"]
 mod checkup;
+#[path = "iam/covid.rs"]
+mod covid;
 #[path = "iam/hospital.rs"]
 mod hospital;
 #[path = "iam/vaccine.rs"]
@@ -114,6 +120,40 @@ impl Intercept for Recorder {
     }
 }
 
+/// Records the IAM action of every KMS request a client sends, on the signing key it was
+/// given (`signing-key/<stack>`).
+#[derive(Debug)]
+struct KmsRecorder {
+    calls: Calls,
+    key: String,
+}
+
+impl Intercept for KmsRecorder {
+    fn name(&self) -> &'static str {
+        "iam-kms-recorder"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let operation = context
+            .request()
+            .headers()
+            .get("x-amz-target")
+            .and_then(|t| t.split('.').nth(1))
+            .unwrap_or("?")
+            .to_owned();
+        self.calls
+            .lock()
+            .expect("not poisoned")
+            .insert((format!("kms:{operation}"), self.key.clone()));
+        Ok(())
+    }
+}
+
 /// Keeps what a function publishes, for the test to deliver. A refusing function's first
 /// publish fails (those events wait in its outbox for the sweeper) and its later ones go
 /// through, so that both the sweeper's marks and the function's own are exercised.
@@ -173,18 +213,43 @@ impl Deployment {
         let all = AwsSettings::prefixed(catalog, prefix);
         let admin = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), all.tables.clone());
         admin.create_tables(&catalog.tables).await.expect("tables");
+        // Each signing stack's key, as its template creates it.
+        let mut keys = BTreeMap::new();
+        for stack in catalog.signing_stacks() {
+            let created = aws_sdk_kms::Client::new(&sdk)
+                .create_key()
+                .key_spec(KeySpec::from(topology::SIGNING_KEY_SPEC))
+                .key_usage(KeyUsageType::from(topology::SIGNING_KEY_USAGE))
+                .send()
+                .await
+                .expect("a signing key");
+            let arn = created.key_metadata().and_then(|m| m.arn()).expect("its ARN").to_owned();
+            keys.insert(stack, arn);
+        }
         // The deployment's variables; each function reads only those of its environment,
         // as on Lambda, so a table it uses without being given it fails its saga.
         let variable = |name: &str| -> Option<String> {
             if name == topology::BUS_VARIABLE {
                 return Some(all.bus.clone());
             }
+            if name == topology::SIGNING_KEY_VARIABLE {
+                return None;
+            }
             let table = catalog.tables.iter().find(|t| topology::table_variable(t.name) == name)?;
             all.tables.name_of(table.name).map(str::to_owned)
         };
         let mut functions = BTreeMap::new();
         for f in &catalog.functions {
-            let settings = AwsSettings::from_lookup(catalog, f.name, variable).expect("the function's environment");
+            // The function's own stack's key, as its template gives it.
+            let key = keys.get(catalog.stack_of(f.name)).cloned();
+            let lookup = |name: &str| {
+                if name == topology::SIGNING_KEY_VARIABLE {
+                    key.clone()
+                } else {
+                    variable(name)
+                }
+            };
+            let settings = AwsSettings::from_lookup(catalog, f.name, lookup).expect("the function's environment");
             // The sweeper sweeps at once what its schedule finds (no grace period).
             let config = Config {
                 outbox_grace: std::time::Duration::ZERO,
@@ -214,6 +279,17 @@ impl Deployment {
                 ..Capture::default()
             });
             platform.publisher = published.clone();
+            if let Some(arn) = &settings.signing_key {
+                let kms = aws_sdk_kms::Client::from_conf(
+                    aws_sdk_kms::config::Builder::from(&sdk)
+                        .interceptor(KmsRecorder {
+                            calls: calls.clone(),
+                            key: Resource::SigningKey(catalog.stack_of(f.name)).to_string(),
+                        })
+                        .build(),
+                );
+                platform = platform.with_signer(Arc::new(KmsSigner::new(kms, arn.clone())));
+            }
             functions.insert(
                 f.name,
                 Function {
@@ -237,6 +313,11 @@ impl Deployment {
 
     /// Calls the function serving `method path` as `sub` in `group`, like API Gateway would.
     pub async fn http(&self, method: &str, path: &str, sub: &str, group: &str, body: Value) -> (u16, Value) {
+        self.http_at(method, path, sub, group, None, body).await
+    }
+
+    /// [`Deployment::http`] as a staff member of `site` (the `custom:site` claim).
+    pub async fn http_at(&self, method: &str, path: &str, sub: &str, group: &str, site: Option<&str>, body: Value) -> (u16, Value) {
         let route = clinicflow::catalog()
             .routes
             .iter()
@@ -252,7 +333,7 @@ impl Deployment {
         request.extensions_mut().insert(Claims {
             sub: sub.to_owned(),
             groups: vec![group.to_owned()],
-            site: None,
+            site: site.map(str::to_owned),
         });
         let f = self.function(route.function);
         let response = clinicflow::http::router(f.platform.clone(), Some(route.function))
@@ -355,7 +436,7 @@ pub struct Saga {
 }
 
 /// Every slice's saga, one module each under `iam/`.
-const SAGAS: &[&Saga] = &[&checkup::SAGA, &vaccine::SAGA, &hospital::SAGA];
+const SAGAS: &[&Saga] = &[&checkup::SAGA, &vaccine::SAGA, &hospital::SAGA, &covid::SAGA];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_function_does_its_work_within_its_iam_grants() {
@@ -422,6 +503,13 @@ async fn every_function_does_its_work_within_its_iam_grants() {
                 let resource = g.resource.to_string();
                 let used = calls.iter().any(|(a, r)| a == action && allowed(std::slice::from_ref(g), a, r));
                 if !used && !resource.ends_with("/stream") && resource != "*" {
+                    unused.push(format!("{name}: {action} on {resource}"));
+                }
+            }
+            // The signing key's grants are the KMS client's calls.
+            for action in g.actions.iter().filter(|a| a.starts_with("kms:")) {
+                let resource = g.resource.to_string();
+                if !calls.iter().any(|(a, r)| a == action && *r == resource) {
                     unused.push(format!("{name}: {action} on {resource}"));
                 }
             }

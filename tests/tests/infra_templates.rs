@@ -48,19 +48,19 @@ fn at<'a>(d: &'a mut Deployment, at: &At) -> &'a mut Value {
     &mut resources(d, at.0)[&at.1]
 }
 
+fn find_of(d: &Deployment, kind: &str, with: impl Fn(&Value) -> bool) -> Option<At> {
+    d.stacks.iter().enumerate().find_map(|(i, (_, t))| {
+        t["Resources"]
+            .as_object()
+            .expect("resources")
+            .iter()
+            .find(|(_, r)| r["Type"] == kind && with(r))
+            .map(|(id, _)| (i, id.clone()))
+    })
+}
+
 fn first_of(d: &Deployment, kind: &str, with: impl Fn(&Value) -> bool) -> At {
-    d.stacks
-        .iter()
-        .enumerate()
-        .find_map(|(i, (_, t))| {
-            t["Resources"]
-                .as_object()
-                .expect("resources")
-                .iter()
-                .find(|(_, r)| r["Type"] == kind && with(r))
-                .map(|(id, _)| (i, id.clone()))
-        })
-        .unwrap_or_else(|| panic!("no {kind}"))
+    find_of(d, kind, with).unwrap_or_else(|| panic!("no {kind}"))
 }
 
 fn stack_index(d: &Deployment, name: &str) -> usize {
@@ -227,6 +227,41 @@ fn assert_each_departure_is_noticed(template: &Deployment) {
     assert_noticed(template, "users who may write their site", "lets users write", |t| {
         let id = first_of(t, "AWS::Cognito::UserPoolClient", |_| true);
         at(t, &id)["Properties"].as_object_mut().expect("props").remove("WriteAttributes");
+    });
+    let key = |t: &Deployment| first_of(t, "AWS::KMS::Key", |r| r["Properties"]["KeySpec"].is_string());
+    assert_noticed(
+        template,
+        "a stack without its signing key",
+        "signing keys (stacks): the template lacks",
+        |t| {
+            let id = key(t);
+            resources(t, id.0).remove(&id.1);
+        },
+    );
+    assert_noticed(template, "a signing key that cannot sign ES256", "KeySpec", |t| {
+        let id = key(t);
+        at(t, &id)["Properties"]["KeySpec"] = json!("RSA_2048");
+    });
+    assert_noticed(template, "a signing key deleted with its stack", "not retained", |t| {
+        let id = key(t);
+        at(t, &id).as_object_mut().expect("key").remove("DeletionPolicy");
+    });
+    assert_noticed(template, "a signing key anyone may use", "its key policy allows", |t| {
+        let id = key(t);
+        at(t, &id)["Properties"]["KeyPolicy"]["Statement"]
+            .as_array_mut()
+            .expect("statements")
+            .push(json!({"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "kms:Sign", "Resource": "*"}));
+    });
+    assert_noticed(template, "a verifier that may sign", "IAM grants of covid-certificates", |t| {
+        // SAM writes the grant in the role, CDK in a policy attached to it.
+        let verifier = |r: &Value| r.to_string().contains("kms:GetPublicKey");
+        let id = ["AWS::IAM::Role", "AWS::IAM::Policy"]
+            .into_iter()
+            .find_map(|kind| find_of(t, kind, verifier))
+            .expect("the verifier's grant");
+        let text = get(t, &id).to_string().replace("kms:GetPublicKey", "kms:Sign");
+        *at(t, &id) = serde_json::from_str(&text).expect("json");
     });
 }
 

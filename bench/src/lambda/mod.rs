@@ -213,7 +213,8 @@ fn summarize(spawns: &[Spawn]) -> Spawn {
     }
 }
 
-/// Whether a function's answer is the success its event should produce.
+/// Whether a function's answer is the success its event should produce (for an HTTP
+/// function, its fixture checks the body too: [`slices::Fixture::check_response`]).
 fn check_answer(function: &str, answer: &Value) -> anyhow::Result<()> {
     let f = clinicflow::catalog()
         .function(function)
@@ -224,6 +225,13 @@ fn check_answer(function: &str, answer: &Value) -> anyhow::Result<()> {
             if !(200..300).contains(&status) {
                 bail!("{function} answered {status}: {}", answer["body"]);
             }
+            let body: Value = answer["body"]
+                .as_str()
+                .and_then(|b| serde_json::from_str(b).ok())
+                .unwrap_or(Value::Null);
+            slices::driver(function)?
+                .check_response(function, &body)
+                .with_context(|| format!("{function} answered {status}"))?;
         }
         topology::Trigger::Stream => {
             if answer["batchItemFailures"].as_array().is_some_and(|f| !f.is_empty()) {
@@ -311,7 +319,7 @@ async fn spawn_once(
         .env("OUTBOX_GRACE_MS", "0")
         .envs(handler.map(|h| (clinicflow::bootstrap::HANDLER_VARIABLE, h)))
         .env("CLINICFLOW_PRIME", if prime { "on" } else { "off" })
-        .envs(seeder.environment())
+        .envs(seeder.environment(function))
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)

@@ -6,16 +6,24 @@
 //! processed yet, a stream batch with outbox records not yet projected, or a schedule tick
 //! with events waiting in the outbox. The event shapes come from the samples in
 //! `events/<function>/`, so they are the ones the functions are tested with.
+//!
+//! A stack whose slice seals documents holds a signing key, as its template creates it: an
+//! asymmetric KMS key on the emulator for each signing stack. The functions that seal or
+//! verify get their own stack's key (`SIGNING_KEY_ARN`), and the seeding platforms sign with
+//! it, so that what the seeder seals the spawned verifier accepts.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, bail};
 use async_trait::async_trait;
+use aws_sdk_kms::types::{KeySpec, KeyUsageType};
 use axum::body::Body;
 use axum::http::Request;
 use clinicflow::adapters::dynamodb::DynamoStore;
+use clinicflow::adapters::kms::KmsSigner;
 use clinicflow::app::{Faults, Platform, consumers, projector};
 use clinicflow::events::EventEnvelope;
 use clinicflow::http::Claims;
@@ -65,12 +73,17 @@ impl Publisher for Capture {
 #[error("refused with {0}")]
 struct Refused(u16);
 
-/// The seeding side of a benchmark deployment on the emulator: the tables and the bus, a
-/// platform whose events are kept to be delivered by hand ([`Seeder::settle`]), and a
-/// holding one whose events stay in the outbox. The fixtures open and act on cases with it.
+/// The seeding side of a benchmark deployment on the emulator: the tables, the bus and the
+/// signing keys, a platform whose events are kept to be delivered by hand
+/// ([`Seeder::settle`]), and a holding one whose events stay in the outbox. The fixtures
+/// open and act on cases with it.
 pub struct Seeder {
     settings: AwsSettings,
     dynamodb: aws_sdk_dynamodb::Client,
+    /// The ARN of each signing stack's key.
+    signing_keys: BTreeMap<&'static str, String>,
+    /// The fixtures' variables for the spawned functions.
+    fixtures: Vec<(String, String)>,
     platform: Arc<Platform>,
     published: Arc<Capture>,
     holding: Arc<Platform>,
@@ -79,7 +92,9 @@ pub struct Seeder {
 }
 
 impl Seeder {
-    /// Creates the tables and the bus under `prefix` at the emulator `sdk` points to.
+    /// Creates the tables, the bus and the signing keys under `prefix` at the emulator `sdk`
+    /// points to. The seeding platforms sign with the first signing stack's key (the
+    /// catalog's only one today: another stack's documents would verify only with its own).
     pub async fn new(sdk: &aws_config::SdkConfig, prefix: &str, root: &Path) -> anyhow::Result<Self> {
         let settings = AwsSettings::prefixed(clinicflow::catalog(), prefix);
         let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
@@ -93,6 +108,7 @@ impl Seeder {
             .send()
             .await
             .context("creating the event bus on the emulator")?;
+        let signing_keys = signing_keys(sdk, prefix).await?;
         let config = slices::config();
         let (mut platform, _) = wiring::aws(clinicflow::catalog(), sdk, settings.clone(), config.clone(), Faults::none());
         let published = Arc::new(Capture::default());
@@ -102,9 +118,17 @@ impl Seeder {
             events: Mutex::default(),
             refuse: true,
         });
+        let first = clinicflow::catalog().signing_stacks().first().and_then(|s| signing_keys.get(s));
+        if let Some(arn) = first {
+            let signer = Arc::new(KmsSigner::new(aws_sdk_kms::Client::new(sdk), arn.clone()));
+            platform = platform.with_signer(signer.clone());
+            holding = holding.with_signer(signer);
+        }
         Ok(Self {
             settings,
             dynamodb,
+            signing_keys,
+            fixtures: slices::environment(),
             platform: Arc::new(platform),
             published,
             holding: Arc::new(holding),
@@ -113,8 +137,10 @@ impl Seeder {
         })
     }
 
-    /// The environment a function's `bootstrap` needs to find these resources.
-    pub fn environment(&self) -> Vec<(String, String)> {
+    /// The environment `function`'s `bootstrap` needs to find these resources (its own
+    /// stack's signing key, for a function that seals or verifies) and to run with the
+    /// fixtures' settings.
+    pub fn environment(&self, function: &str) -> Vec<(String, String)> {
         let tables = &self.settings.tables;
         let mut env: Vec<(String, String)> = tables
             .contexts
@@ -124,6 +150,15 @@ impl Seeder {
         env.push((AwsSettings::table_variable("views"), tables.views.clone()));
         env.push((AwsSettings::table_variable("processed"), tables.processed.clone()));
         env.push((topology::BUS_VARIABLE.to_owned(), self.settings.bus.clone()));
+        let catalog = clinicflow::catalog();
+        let key = catalog
+            .function(function)
+            .filter(|f| f.uses.seals || f.uses.verifies)
+            .and_then(|f| self.signing_keys.get(catalog.stack_of(f.name)));
+        if let Some(arn) = key {
+            env.push((topology::SIGNING_KEY_VARIABLE.to_owned(), arn.clone()));
+        }
+        env.extend(self.fixtures.iter().cloned());
         env
     }
 
@@ -355,6 +390,29 @@ impl Seeder {
         }
         bail!("outbox item {pk} not found")
     }
+}
+
+/// A signing key on the emulator for each stack whose slice seals documents, as the stack's
+/// template creates it; the ARN of each, by stack.
+async fn signing_keys(sdk: &aws_config::SdkConfig, prefix: &str) -> anyhow::Result<BTreeMap<&'static str, String>> {
+    let kms = aws_sdk_kms::Client::new(sdk);
+    let mut keys = BTreeMap::new();
+    for stack in clinicflow::catalog().signing_stacks() {
+        let created = kms
+            .create_key()
+            .key_spec(KeySpec::from(topology::SIGNING_KEY_SPEC))
+            .key_usage(KeyUsageType::from(topology::SIGNING_KEY_USAGE))
+            .description(format!("clinicflow bench ({prefix}): the {stack} stack's signing key"))
+            .send()
+            .await
+            .with_context(|| format!("creating the {stack} stack's signing key on the emulator"))?;
+        let arn = created
+            .key_metadata()
+            .and_then(|m| m.arn())
+            .with_context(|| format!("the {stack} stack's signing key has no ARN"))?;
+        keys.insert(stack, arn.to_owned());
+    }
+    Ok(keys)
 }
 
 fn read_json(path: &Path) -> anyhow::Result<Value> {

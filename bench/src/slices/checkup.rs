@@ -20,7 +20,7 @@ use clinicflow::flows::checkup::{self, view};
 use clinicflow::topology::{PATIENT, SMS_NOTIFIER, STATUS_PROJECTOR, Slice};
 use serde_json::{Value, json};
 
-use super::{AwsModel, Fixture, Handlers, HttpCase, Moment, SagaAction, SagaSpec, SagaStep};
+use super::{AwsModel, Fixture, Handlers, HttpCase, Moment, SagaAction, SagaCaller, SagaSpec, SagaStep};
 use crate::handlers::{Ctx, find, read, sub_of};
 use crate::lambda::seed::{Seeder, http_event};
 
@@ -199,7 +199,7 @@ static SAGA: SagaSpec = SagaSpec {
     steps: &[
         SagaStep {
             name: "centre confirm",
-            caller: Some(("bench-centre-staff", checkup::CENTRE.group)),
+            caller: Some(SagaCaller::new("bench-centre-staff", checkup::CENTRE.group)),
             action: SagaAction::Act {
                 path: |case| format!("/centre/checkups/{}/confirm", case.id),
                 body: None,
@@ -213,6 +213,7 @@ static SAGA: SagaSpec = SagaSpec {
             action: SagaAction::View {
                 path: |case| format!("/checkups/{}", case.id),
                 settled: "confirmed",
+                shown: None,
             },
         },
     ],

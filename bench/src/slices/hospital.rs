@@ -31,7 +31,7 @@ use clinicflow::flows::hospital::{self, DOCTOR, EXAMINER, RECEPTION_DESK, view};
 use clinicflow::topology::{SMS_NOTIFIER, STATUS_PROJECTOR, Slice};
 use serde_json::{Value, json};
 
-use super::{AwsModel, Fixture, Handlers, HttpCase, Moment, SagaAction, SagaCase, SagaSpec, SagaStep};
+use super::{AwsModel, Fixture, Handlers, HttpCase, Moment, SagaAction, SagaCaller, SagaCase, SagaSpec, SagaStep};
 use crate::handlers::{Ctx, find, read, sub_of};
 use crate::lambda::seed::{Seeder, http_event};
 
@@ -50,8 +50,8 @@ const SEEDED: usize = 20;
 /// The callers of the saga: reception registers, reads and closes the visit; one doctor and
 /// one examiner work every visit.
 const SAGA_RECEPTION: (&str, &str) = ("bench-reception", RECEPTION_DESK.group);
-const SAGA_DOCTOR: (&str, &str) = ("bench-doctor", DOCTOR.group);
-const SAGA_EXAMINER: (&str, &str) = ("bench-examiner", EXAMINER.group);
+const SAGA_DOCTOR: SagaCaller = SagaCaller::new("bench-doctor", DOCTOR.group);
+const SAGA_EXAMINER: SagaCaller = SagaCaller::new("bench-examiner", EXAMINER.group);
 /// The causation of the setup made in-process.
 const SETUP: &str = "bench-setup";
 
@@ -445,6 +445,7 @@ static SAGA: SagaSpec = SagaSpec {
             action: SagaAction::View {
                 path: |case| format!("/visits/{}", case.id),
                 settled: "completed",
+                shown: None,
             },
         },
         SagaStep {

@@ -15,6 +15,7 @@
 //! first fixture. A function none drives stops the runner ([`check`]) before it measures.
 
 pub mod checkup;
+pub mod covid;
 pub mod hospital;
 pub mod vaccine;
 
@@ -34,7 +35,7 @@ use crate::lambda::seed::Seeder;
 /// Every fixture, in the order their figures are reported. The first one's cases also drive
 /// the platform's functions, and its entry request is what the floors echo.
 pub fn all() -> &'static [&'static dyn Fixture] {
-    static ALL: &[&dyn Fixture] = &[&checkup::Checkup, &vaccine::Vaccine, &hospital::Hospital];
+    static ALL: &[&dyn Fixture] = &[&checkup::Checkup, &vaccine::Vaccine, &hospital::Hospital, &covid::Covid];
     ALL
 }
 
@@ -48,6 +49,14 @@ pub trait Fixture: Send + Sync {
     /// in-memory ones, the local stack): resources that would run out in a long run.
     fn configure(&self, config: &mut Config);
 
+    /// The variables that give the functions spawned on the emulator the changes
+    /// [`Fixture::configure`] made to `config` (the bench's settings, every fixture's
+    /// changes made): a spawned `bootstrap` reads its settings from its environment, as on
+    /// Lambda, not from the runner's. None by default: the change is one no spawn runs out of.
+    fn environment(&self, _config: &Config) -> Vec<(String, String)> {
+        Vec::new()
+    }
+
     /// The HTTP function that opens the slice's cases. The floors echo its request, and the
     /// quick run spawns it.
     fn entry(&self) -> &'static str;
@@ -60,6 +69,13 @@ pub trait Fixture: Send + Sync {
     /// [`Fixture::http_functions`]), each on a settled case of its own where it acts on one,
     /// made with the seeder's platform.
     async fn http_events(&self, seeder: &Seeder, function: &str, count: usize) -> anyhow::Result<Vec<Value>>;
+
+    /// Checks what `function` (an HTTP function it drives: [`driver`]) answered to one of
+    /// its events on the emulator, beyond the success status the runner checks: `body`,
+    /// parsed (`null` if it is not JSON). Nothing more by default.
+    fn check_response(&self, _function: &str, _body: &Value) -> anyhow::Result<()> {
+        Ok(())
+    }
 
     /// Opens a case on `platform` (the seeder's, whose events [`Seeder::settle`] delivers,
     /// or its holding one, whose events wait in the outbox); returns the case's id.
@@ -215,10 +231,34 @@ impl SagaSpec {
 pub struct SagaStep {
     /// The step, as the note names it.
     pub name: &'static str,
-    /// `(sub, group)` of the caller who takes it; `None`: the opener.
-    pub caller: Option<(&'static str, &'static str)>,
+    /// The caller who takes it; `None`: the opener.
+    pub caller: Option<SagaCaller>,
     /// What it does.
     pub action: SagaAction,
+}
+
+/// Who takes a saga step: a subject in a group and, for a staff member who belongs to one
+/// site, that site (the token's `custom:site` claim, which `POST /_local/token` signs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SagaCaller {
+    /// The subject.
+    pub sub: &'static str,
+    /// The group.
+    pub group: &'static str,
+    /// The staff member's site, if they belong to one.
+    pub site: Option<&'static str>,
+}
+
+impl SagaCaller {
+    /// `sub` in `group`, of no site.
+    pub const fn new(sub: &'static str, group: &'static str) -> Self {
+        Self { sub, group, site: None }
+    }
+
+    /// The same caller, working at `site`.
+    pub const fn at(self, site: &'static str) -> Self {
+        Self { site: Some(site), ..self }
+    }
 }
 
 /// What a saga step does with its case.
@@ -238,12 +278,16 @@ pub enum SagaAction {
         /// Keep the answer's `id`.
         keep: bool,
     },
-    /// A GET of the case's view, polled until its `status` is `settled`.
+    /// A GET of the case's view, polled until its `status` is `settled` (and, with `shown`,
+    /// until that field of the view is set too).
     View {
         /// The path, of the case.
         path: fn(&SagaCase) -> String,
         /// The view's status that ends the step.
         settled: &'static str,
+        /// A field of the view (not `null`) that must be there too: what ends the step
+        /// where the status does not change any more (a document issued after it).
+        shown: Option<&'static str>,
     },
 }
 
@@ -311,6 +355,13 @@ pub fn configure(config: &mut Config) {
     for fixture in all() {
         fixture.configure(config);
     }
+}
+
+/// Every fixture's variables for the functions spawned on the emulator
+/// ([`Fixture::environment`]), from the bench's settings ([`config`]).
+pub fn environment() -> Vec<(String, String)> {
+    let config = config();
+    all().iter().flat_map(|f| f.environment(&config)).collect()
 }
 
 /// The first fixture: its entry request is what the floors echo.

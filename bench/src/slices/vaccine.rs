@@ -35,7 +35,7 @@ use clinicflow::flows::vaccine::{self, VACCINE_ADMIN, view};
 use clinicflow::topology::{PATIENT, SMS_NOTIFIER, STATUS_PROJECTOR, Slice};
 use serde_json::{Value, json};
 
-use super::{AwsModel, Fixture, Handlers, HttpCase, Moment, SagaAction, SagaSetup, SagaSpec, SagaStep};
+use super::{AwsModel, Fixture, Handlers, HttpCase, Moment, SagaAction, SagaCaller, SagaSetup, SagaSpec, SagaStep};
 use crate::handlers::{Ctx, find, read, sub_of};
 use crate::lambda::seed::{Seeder, http_event};
 
@@ -405,7 +405,7 @@ static SAGA: SagaSpec = SagaSpec {
     steps: &[
         SagaStep {
             name: "hospital fulfil",
-            caller: Some(SAGA_ADMIN),
+            caller: Some(SagaCaller::new(SAGA_ADMIN.0, SAGA_ADMIN.1)),
             action: SagaAction::Act {
                 path: |case| format!("/vaccine/reservations/{}/fulfil", case.id),
                 body: None,
@@ -419,6 +419,7 @@ static SAGA: SagaSpec = SagaSpec {
             action: SagaAction::View {
                 path: |case| format!("/vaccine/reservations/{}", case.id),
                 settled: "fulfilled",
+                shown: None,
             },
         },
     ],

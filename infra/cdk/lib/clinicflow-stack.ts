@@ -24,7 +24,7 @@
 
 import * as path from 'path';
 import * as fs from 'fs';
-import { Aws, CfnCondition, CfnOutput, CfnParameter, Duration, Fn, RemovalPolicy, Stack, StackProps, Tags } from 'aws-cdk-lib';
+import { Aws, CfnCondition, CfnDeletionPolicy, CfnOutput, CfnParameter, Duration, Fn, RemovalPolicy, Stack, StackProps, Tags } from 'aws-cdk-lib';
 import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as codedeploy from 'aws-cdk-lib/aws-codedeploy';
@@ -32,6 +32,7 @@ import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
@@ -55,6 +56,8 @@ export const FUNCTION_TAG = 'clinicflow:function';
 export const TABLE_TAG = 'clinicflow:table';
 /** The tag that names a queue's use (`dlq/<consumer>`, `failure/<function>`), as in the SAM templates. */
 export const QUEUE_TAG = 'clinicflow:queue';
+/** The tag that names the stack whose documents a signing key seals, as in the SAM templates. */
+export const SIGNING_KEY_TAG = 'clinicflow:signing-key';
 /** The tag that names the topology stack a resource belongs to. */
 export const STACK_TAG = 'clinicflow:stack';
 
@@ -125,6 +128,7 @@ export abstract class ClinicflowStack extends Stack {
   private readonly dlqs = new Map<string, sqs.Queue>();
   private readonly failureQueues = new Map<string, sqs.Queue>();
   private readonly aliases = new Map<string, lambda.Alias>();
+  private signingKey?: kms.CfnKey;
   /** A flow stack's policy on a platform function's role (its grants on the flow's tables). */
   private readonly foreignPolicies = new Map<string, iam.CfnPolicy>();
   private deployment?: {
@@ -303,6 +307,8 @@ export abstract class ClinicflowStack extends Stack {
     if (m) return on([this.tableStreamArn(m[1], why)]);
     m = /^failure-queue\/([^/]+)$/.exec(r);
     if (m) return on([this.failureQueueArn(m[1])]);
+    m = /^signing-key\/([^/]+)$/.exec(r);
+    if (m) return on([this.signingKeyArn(m[1], why)]);
     throw new Error(`${why}: unknown resource kind (map it in statementFor, infra/cdk/lib/clinicflow-stack.ts)`);
   }
 
@@ -312,7 +318,8 @@ export abstract class ClinicflowStack extends Stack {
       const m = /^table\/([^/]+)$/.exec(value);
       if (m) env[name] = this.tableName(m[1]);
       else if (value === 'event-bus') env[name] = this.platformValue(Key.eventBusName);
-      else throw new Error(`function ${fn.name}: ${name}=${value} names no table or the bus`);
+      else if (value.startsWith('signing-key/')) env[name] = this.signingKeyArn(value.slice('signing-key/'.length), `function ${fn.name}: ${name}`);
+      else throw new Error(`function ${fn.name}: ${name}=${value} names no table, the bus or a signing key`);
     }
     return { ...env, ...this.extraEnvironment(fn) };
   }
@@ -323,6 +330,7 @@ export abstract class ClinicflowStack extends Stack {
   protected buildTopology(): void {
     const mine = <T extends { stack: string }>(entries: T[]) => entries.filter((e) => e.stack === this.topologyStack);
     for (const spec of mine(this.topology.tables)) this.buildTable(spec.name);
+    for (const spec of mine(this.topology.signing_keys)) this.buildSigningKey(spec.stack);
     this.buildQueues();
     for (const spec of mine(this.topology.functions)) this.buildFunction(spec);
     this.buildForeignGrants();
@@ -330,6 +338,46 @@ export abstract class ClinicflowStack extends Stack {
     this.buildStreams();
     this.buildSchedules();
     this.buildRoutes();
+  }
+
+  /**
+   * The asymmetric KMS key that seals this stack's documents (P-256, ES256). Retained: what
+   * it signed must stay verifiable once the stack is gone. Its policy delegates to IAM (the
+   * account), where each function holds only its own grant on it (kms:Sign, or
+   * kms:GetPublicKey). An L1 construct: the L2 key adds statements of its own.
+   */
+  private buildSigningKey(stack: string): void {
+    const spec = this.topology.signing_keys.find((k) => k.stack === stack)!;
+    const key = new kms.CfnKey(this, `${pascal(stack)}SigningKey`, {
+      description: Fn.sub(`clinicflow \${Stage}: seals the ${stack} flow's documents (${spec.algorithm})`),
+      keySpec: spec.key_spec,
+      keyUsage: spec.key_usage,
+      enabled: true,
+      keyPolicy: {
+        Version: '2012-10-17',
+        Statement: [
+          {
+            Sid: 'AccountAdministersAndIamGrants',
+            Effect: 'Allow',
+            Principal: { AWS: Fn.sub('arn:${AWS::Partition}:iam::${AWS::AccountId}:root') },
+            Action: 'kms:*',
+            Resource: '*',
+          },
+        ],
+      },
+      tags: [{ key: SIGNING_KEY_TAG, value: stack }],
+    });
+    key.cfnOptions.deletionPolicy = CfnDeletionPolicy.RETAIN;
+    key.cfnOptions.updateReplacePolicy = CfnDeletionPolicy.RETAIN;
+    this.signingKey = key;
+  }
+
+  /** The ARN of this stack's signing key: only its own functions use it (no export). */
+  private signingKeyArn(stack: string, why: string): string {
+    if (stack !== this.topologyStack || !this.signingKey) {
+      throw new Error(`${why}: the signing key of stack ${stack} is not one of stack ${this.topologyStack}'s own`);
+    }
+    return this.signingKey.attrArn;
   }
 
   private buildTable(name: string): void {

@@ -11,8 +11,9 @@ export const PLATFORM_STACK = 'platform';
 export interface Permission {
   readonly actions: string[];
   /**
-   * `table/T`, `table/T/index/I`, `table/T/stream`, `event-bus`, `failure-queue/F`, `*`, or
-   * `not:sns-topic` (every SNS target except a topic, i.e. direct SMS).
+   * `table/T`, `table/T/index/I`, `table/T/stream`, `event-bus`, `failure-queue/F`,
+   * `signing-key/S` (stack S's signing key), `*`, or `not:sns-topic` (every SNS target
+   * except a topic, i.e. direct SMS).
    */
   readonly resource: string;
   /**
@@ -36,7 +37,10 @@ export interface FunctionSpec {
   readonly schedule: string | null;
   readonly memory_mb: number;
   readonly timeout_s: number;
-  /** Variable → `table/T` or `event-bus`: exactly the tables it uses, the bus if it publishes. */
+  /**
+   * Variable → `table/T`, `event-bus` or `signing-key/S`: exactly the tables it uses, the bus
+   * if it publishes, its stack's signing key if it seals or verifies documents.
+   */
   readonly environment: Record<string, string>;
   readonly permissions: Permission[];
 }
@@ -87,6 +91,16 @@ export interface TableSpec {
   readonly indexes: IndexSpec[];
 }
 
+/** The signing key of a stack whose functions seal documents: an asymmetric KMS key. */
+export interface SigningKeySpec {
+  readonly stack: string;
+  /** `signing-key/<stack>`, as grants and environments name it. */
+  readonly resource: string;
+  readonly key_spec: string;
+  readonly key_usage: string;
+  readonly algorithm: string;
+}
+
 export interface Topology {
   /** Every stack, each once: the flows', then the platform's (last). */
   readonly stacks: string[];
@@ -97,6 +111,8 @@ export interface Topology {
   readonly streams: StreamSpec[];
   readonly schedules: ScheduleSpec[];
   readonly tables: TableSpec[];
+  /** One per stack whose functions seal documents (`signing_stacks`). */
+  readonly signing_keys: SigningKeySpec[];
 }
 
 /** `checkup-book` → `CheckupBook`, for readable logical IDs and stack construct IDs. */
@@ -124,7 +140,7 @@ export function loadTopology(file: string): Topology {
   }
   const topology = JSON.parse(fs.readFileSync(file, 'utf8')) as Topology;
   const problems: string[] = [];
-  for (const list of ['stacks', 'roles', 'functions', 'routes', 'rules', 'streams', 'schedules', 'tables'] as const) {
+  for (const list of ['stacks', 'roles', 'functions', 'routes', 'rules', 'streams', 'schedules', 'tables', 'signing_keys'] as const) {
     if (!Array.isArray(topology[list])) problems.push(`no "${list}" list (regenerate infra/topology.json)`);
   }
   if (problems.length > 0) throw new Error(`${file} is inconsistent:\n  ${problems.join('\n  ')}`);
@@ -152,6 +168,22 @@ export function loadTopology(file: string): Topology {
     if (t.stream && !STREAM_VIEWS.includes(t.stream)) problems.push(`table ${t.name}: unknown stream view ${t.stream}`);
   }
   const stackOfTable = (name: string) => tables.get(name)?.stack;
+  const signingKeys = new Set<string>();
+  for (const k of topology.signing_keys) {
+    inStack(`signing key ${k.resource}`, k.stack);
+    if (signingKeys.has(k.stack)) problems.push(`the signing key of stack ${k.stack} is declared twice`);
+    signingKeys.add(k.stack);
+    if (k.resource !== `signing-key/${k.stack}`) problems.push(`signing key ${k.resource}: expected signing-key/${k.stack}`);
+    if (k.key_spec !== 'ECC_NIST_P256' || k.key_usage !== 'SIGN_VERIFY') {
+      problems.push(`signing key of stack ${k.stack}: ${k.key_spec}/${k.key_usage} is not a P-256 signing key`);
+    }
+  }
+  /** A signing key a function of stack `from` uses: its own stack's, declared. */
+  const ownKey = (what: string, from: string, resource: string) => {
+    const key = /^signing-key\/(.+)$/.exec(resource);
+    if (key && (key[1] !== from || !signingKeys.has(key[1]))) problems.push(`${what}: not a signing key of its own stack (${from})`);
+    return key !== null;
+  };
 
   const functions = new Map<string, FunctionSpec>();
   for (const f of topology.functions) {
@@ -176,8 +208,9 @@ export function loadTopology(file: string): Topology {
     if (f.trigger !== 'schedule' && f.schedule) problems.push(`function ${f.name}: a schedule on a ${f.trigger} function`);
     for (const [name, value] of Object.entries(f.environment)) {
       const table = /^table\/([^/]+)$/.exec(value);
+      if (ownKey(`function ${f.name}: ${name}=${value}`, f.stack, value)) continue;
       if (table ? !tables.has(table[1]) : value !== 'event-bus') {
-        problems.push(`function ${f.name}: ${name}=${value} names no table or the bus`);
+        problems.push(`function ${f.name}: ${name}=${value} names no table, the bus or a signing key`);
       } else if (table) {
         reachable(`function ${f.name}: ${name}=${value}`, f.stack, stackOfTable(table[1]));
       }
@@ -187,6 +220,7 @@ export function loadTopology(file: string): Topology {
       inStack(what, p.stack);
       const table = tableOfResource(p.resource);
       if (table !== undefined && !tables.has(table)) problems.push(`${what}: no table ${table}`);
+      ownKey(what, f.stack, p.resource);
       const queue = /^failure-queue\/(.+)$/.exec(p.resource);
       if (queue && queue[1] !== f.name) problems.push(`${what}: a grant on another function's failure queue`);
       if (p.stack !== f.stack) {

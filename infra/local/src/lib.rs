@@ -191,7 +191,12 @@ impl LocalStack {
             Some(endpoint) => {
                 let (platform, runtime) =
                     aws::AwsRuntime::provision(endpoint, &options.aws_prefix, options.config.clone(), &options.bus).await?;
-                let platform = Arc::new(platform.with_signer(signer));
+                // The endpoint's KMS key when a slice seals documents, else the key file.
+                let platform = Arc::new(if platform.signer().is_ok() {
+                    platform
+                } else {
+                    platform.with_signer(signer)
+                });
                 recover(&platform).await?;
                 let mut tasks = runtime.spawn(platform.clone(), options.bus.clone(), watch_rx.clone()).await?;
                 tasks.push(tokio::spawn(workers::sweep(

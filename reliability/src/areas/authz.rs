@@ -3,15 +3,21 @@
 //!
 //! The matrix is generated, not listed. Its rows are the catalogued routes; its columns are
 //! the anonymous caller, a caller with a valid token but no role, the patient who owns the
-//! case, another patient, and a staff caller for every other member of `clinicflow::catalog().roles`. The
-//! expected status follows from the route's roles and from ownership only:
+//! case, another patient, and a staff caller for every other member of `clinicflow::catalog().roles`
+//! (and, for a role whose staff each belong to one site, [`Fixture::sites`], a member at
+//! another site than the fixtures' cases, and one whose token names no site). The expected
+//! status follows from the route's roles and from ownership only:
 //!
-//! - a public route answers everyone `200`, whatever they present (API Gateway runs no
-//!   authorizer there);
+//! - a public route answers everyone its success (`200`), whatever they present (API
+//!   Gateway runs no authorizer there); a slice's public route is called as its fixture
+//!   says, the platform's (a `GET` without parameters) generically;
 //! - no token → `401`; a token without one of the route's roles → `403`;
 //! - on a route naming a case (`{id}`), a patient who does not own it gets `404`: the API
 //!   hides other people's cases as if they did not exist (`Access::sees`); staff whose role
-//!   sees every case of its flow, and the owner, get the route's success status.
+//!   sees every case of its flow, and the owner, get the route's success status;
+//! - staff at another site get what the route's call says of them ([`RouteCall::elsewhere`]:
+//!   `404` for a case of another site, `403` for another site's list), and so do staff whose
+//!   token names no site ([`RouteCall::no_site`]), or the same as at their own.
 //!
 //! Beyond the status, a refused call on a route that changes state must change nothing, and
 //! no answer to a caller who is neither the owner nor staff may show any of the owner's cases
@@ -25,7 +31,8 @@
 //! interfere), brought by the steps the call is given to where the route acts
 //! ([`RouteCall::given`](crate::slices::RouteCall::given): a patient a doctor took), so that
 //! authorization is the only thing that differs between cells. A staff column is the member
-//! of its role the fixtures' steps are sent by ([`Who::Staff`]).
+//! of its role the fixtures' steps are sent by ([`Who::Staff`]). A place a route's path
+//! names besides the case (a site) is resolved by its fixture ([`Fixture::resolve_on`]).
 //! A route whose slice has no fixture, or whose fixture has no call for it, is a violation
 //! ("untested route"): a new route fails the harness until its fixture learns it. A new
 //! `Scope` does not compile until [`sees_every_case`] decides.
@@ -73,9 +80,20 @@ impl Plan<'_> {
     }
 }
 
-/// How to call `route`: public routes generically (a `GET` without parameters), every
-/// other one as its slice's fixture says. `Err` says why the route is untested.
+/// How to call `route`: as its slice's fixture says, and the platform's public routes
+/// generically (a `GET` without parameters). `Err` says why the route is untested.
 fn plan(route: &Route) -> Result<Plan<'_>, String> {
+    // A slice's public route (a verifier anyone may ask) is called as its fixture says.
+    if route.is_public()
+        && let Some(fixture) = slices::of_route(route)
+        && let Some(call) = fixture.route(route)
+    {
+        return Ok(Plan {
+            route,
+            call,
+            fixture: Some(fixture),
+        });
+    }
     if route.is_public() {
         return (route.method == Method::Get && !route.path.contains('{'))
             .then_some(Plan {
@@ -117,6 +135,20 @@ struct Caller {
     token: Option<String>,
     roles: Vec<Role>,
     owner: bool,
+    /// Where a staff member of a role whose staff belong to a site works.
+    at: At,
+}
+
+/// Where a staff column works, for a role whose staff each belong to one site
+/// ([`Fixture::sites`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum At {
+    /// At the site of the fixtures' cases (and every caller of a role without sites).
+    Home,
+    /// At another site ([`slices::Sites::other`]).
+    Elsewhere,
+    /// Nowhere: the token names no site.
+    Nowhere,
 }
 
 const OWNER: &str = "authz-owner";
@@ -128,36 +160,61 @@ fn callers(stack: &LocalStack) -> Vec<Caller> {
             token: None,
             roles: vec![],
             owner: false,
+            at: At::Home,
         },
         Caller {
             label: "signed in, no role".into(),
             token: Some(stack.token("authz-nobody", &[])),
             roles: vec![],
             owner: false,
+            at: At::Home,
         },
         Caller {
             label: "patient who owns the case".into(),
             token: Some(stack.token(OWNER, &[PATIENT.group])),
             roles: vec![PATIENT],
             owner: true,
+            at: At::Home,
         },
         Caller {
             label: "another patient".into(),
             token: Some(stack.token("authz-other-patient", &[PATIENT.group])),
             roles: vec![PATIENT],
             owner: false,
+            at: At::Home,
         },
     ];
     // A staff column is the member of its role the fixtures' steps are sent by
     // ([`Who::Staff`]), so that a route acting on what an earlier step did finds the same
-    // person (the doctor who took the patient).
+    // person (the doctor who took the patient); staff who belong to a site work at the one
+    // of the fixtures' cases, and two more columns have a member of the role at another
+    // site and one whose token names no site.
     for role in clinicflow::catalog().roles.iter().copied().filter(|r| *r != PATIENT) {
         callers.push(Caller {
             label: format!("{} staff", role.group()),
             token: Some(Who::Staff(role).token(stack, "")),
             roles: vec![role],
             owner: false,
+            at: At::Home,
         });
+        if let Some(sites) = slices::all().iter().find_map(|f| f.sites(role)) {
+            let sub = format!("authz-staff-{}-elsewhere", role.group());
+            callers.push(Caller {
+                label: format!("{} staff at another site", role.group()),
+                token: Some(stack.token_at(&sub, &[role.group()], sites.other)),
+                roles: vec![role],
+                owner: false,
+                at: At::Elsewhere,
+            });
+            let sub = format!("authz-staff-{}-nowhere", role.group());
+            callers.push(Caller {
+                label: format!("{} staff with no site", role.group()),
+                token: Some(stack.token(&sub, &[role.group()])),
+                roles: vec![role],
+                owner: false,
+                at: At::Nowhere,
+            });
+        }
     }
     callers
 }
@@ -173,6 +230,14 @@ fn expected(route: &Route, call: &RouteCall, caller: &Caller) -> u16 {
     let allowed: Vec<Role> = caller.roles.iter().copied().filter(|r| route.roles.contains(r)).collect();
     if allowed.is_empty() {
         return 403;
+    }
+    let at_their_site = match caller.at {
+        At::Home => None,
+        At::Elsewhere => call.elsewhere,
+        At::Nowhere => call.no_site,
+    };
+    if let Some(status) = at_their_site {
+        return status;
     }
     if !call.case || caller.owner || allowed.iter().any(|r| sees_every_case(*r)) {
         call.success
@@ -244,6 +309,21 @@ async fn resolved(f: &dyn Fixture, stack: &LocalStack, id: &str, body: &Value) -
     let opening = f.open_body(200, &SOMEONE, "tok_ok");
     let text = f.resolve_on(&stack.platform, &body.to_string(), id, &opening).await?;
     Ok(serde_json::from_str(&text)?)
+}
+
+/// The path of a call of `plan` on case `case` (none: an id that names nothing), its
+/// placeholders resolved by the route's fixture ([`Fixture::resolve_on`]: a place the path
+/// names, such as a site), with the call's query.
+async fn path_of(stack: &LocalStack, plan: &Plan<'_>, case: Option<&str>) -> anyhow::Result<String> {
+    let id = case.unwrap_or(NO_SUCH_ID);
+    let path = match plan.fixture {
+        Some(f) => {
+            let opening = f.open_body(200, &SOMEONE, "tok_ok");
+            f.resolve_on(&stack.platform, plan.route.path, id, &opening).await?
+        }
+        None => plan.route.path.replace("{id}", id),
+    };
+    Ok(plan.call.path(&path))
 }
 
 /// What a refused call must not change: the case's aggregate version, or (for a route
@@ -418,7 +498,7 @@ pub async fn run(mode: Mode) -> anyhow::Result<AreaReport> {
             if let (Some(id), Some(f)) = (case.as_deref(), plan.fixture) {
                 given(&stack, f, plan, id, &cases, &mut report).await?;
             }
-            let path = plan.call.path(&route.path.replace("{id}", case.as_deref().unwrap_or(NO_SUCH_ID)));
+            let path = path_of(&stack, plan, case.as_deref()).await?;
             let body = match (case.as_deref(), plan.fixture, body_of(plan)) {
                 (Some(id), Some(f), Some(b)) => Some(resolved(f, &stack, id, &b).await?),
                 (_, _, b) => b,
@@ -589,8 +669,10 @@ async fn bad_tokens(
             Some(p) => cases.for_cell(p)?,
             None => None,
         };
-        let path = route.path.replace("{id}", case.as_deref().unwrap_or(NO_SUCH_ID));
-        let path = plan.map_or(path.clone(), |p| p.call.path(&path));
+        let path = match plan {
+            Some(p) => path_of(stack, p, case.as_deref()).await?,
+            None => route.path.replace("{id}", case.as_deref().unwrap_or(NO_SUCH_ID)),
+        };
         let body = plan.and_then(body_of);
         // Like API Gateway without an authorizer, a public route ignores whatever is presented.
         let want = if route.is_public() {
@@ -633,6 +715,7 @@ mod tests {
             token: token.then(|| "t".to_owned()),
             roles: roles.to_vec(),
             owner,
+            at: At::Home,
         }
     }
 

@@ -15,7 +15,12 @@
 //!    contender hears nothing), and once the stack settles no refused contender's payment is
 //!    kept: a case is charged before it exists, so a contender that passed the early
 //!    capacity check and then lost the race in the transaction must find its charge voided
-//!    (ADR 0002).
+//!    (ADR 0002). A slice whose places a later step takes rather than the opening (a bed a
+//!    dispatch takes, [`Fixture::taking`]) opens every contender's case first and brings it
+//!    to that step; the step is then sent for the first `CAPACITY - REMAINING` cases one by
+//!    one, and for every other case at once. The same holds: exactly [`REMAINING`] succeed,
+//!    the others get `409` problem+json, the counter ends at the capacity, exactly capacity
+//!    cases hold a place, and the SMS are exactly those of every case's status changes.
 //! 2. **Contested decisions.** `mode.pick(100, 20)` cases, each hit at once by one to three
 //!    copies of each decision of the slice's [`Contest`](crate::slices::Contest) (staff and
 //!    owner alike), in the mixes the fixture gives so that every outcome is contested. All
@@ -43,11 +48,12 @@ use clinicflow::adapters::sandbox::LedgerStatus;
 use clinicflow::contexts::payment::{self, Payment, PaymentStatus};
 use clinicflow::topology::{PATIENT, SMS_NOTIFIER};
 use clinicflow_tests::{LocalOptions, LocalStack, fast_options};
+use futures::StreamExt;
 use futures::future::join_all;
 
 use super::api::{Answer, Api, CONTENDER, Call, bearer, created_id};
 use crate::invariants::{aggregates, feed};
-use crate::slices::{self, Fixture, Who};
+use crate::slices::{self, Fixture, Taking, Who};
 use crate::{AreaReport, Mode};
 
 /// Places left when the contenders arrive.
@@ -61,9 +67,13 @@ pub async fn run(mode: Mode) -> anyhow::Result<AreaReport> {
     let mut tally = Tally::default();
     let mut without_places = 0;
     for f in slices::all() {
-        // A slice whose cases take no places has no last places to contend for.
+        // A slice whose cases take no places has no last places to contend for; one whose
+        // places a later step takes races that step.
         if f.has_places() {
-            last_places(*f, mode, &mut report, &mut tally).await?;
+            match f.taking() {
+                Some(taking) => last_places_by_step(*f, taking, mode, &mut report, &mut tally).await?,
+                None => last_places(*f, mode, &mut report, &mut tally).await?,
+            }
         } else {
             without_places += 1;
         }
@@ -252,6 +262,209 @@ async fn last_places(f: &'static dyn Fixture, mode: Mode, report: &mut AreaRepor
             "{slice} last places: {} SMS sent for {stored_n} stored cases, whose status changes send {notifying} \
              (refused contenders must get none)",
             sent.len()
+        ));
+    }
+    stack.shutdown().await;
+    Ok(())
+}
+
+/// Sends the steps `taking` is given on case `id` of `f` opened with `body` for `owner` (a
+/// subject), each by its caller once the case is ready for it, then waits until the case is
+/// ready for the step that takes a place; says what went wrong, if anything.
+async fn bring(
+    f: &'static dyn Fixture,
+    stack: &LocalStack,
+    api: &Api,
+    id: &str,
+    owner: &str,
+    body: &serde_json::Value,
+    taking: &Taking,
+) -> anyhow::Result<Option<String>> {
+    let then = &taking.step;
+    if !slices::wait_ready(f, stack, id, Duration::from_secs(30)).await {
+        return Ok(Some(format!("case {id} never became ready")));
+    }
+    for step in taking.given {
+        if !slices::wait_ready_for(f, stack, id, Some(step), Duration::from_secs(30)).await {
+            return Ok(Some(format!("case {id} never became ready for {}", step.name)));
+        }
+        let (path, json) = slices::step_request(f, &stack.platform, step, id, body).await?;
+        let token = step.who.token(stack, owner);
+        let (answer, _) = api.send_shed_aware(step.method.as_str(), &path, Some(&token), json.as_ref()).await;
+        let answer = answer?;
+        if answer.status != step.success {
+            return Ok(Some(format!(
+                "{} on case {id} got {} ({})",
+                step.name, answer.status, answer.body["detail"]
+            )));
+        }
+    }
+    if !slices::wait_ready_for(f, stack, id, Some(then), Duration::from_secs(30)).await {
+        return Ok(Some(format!("case {id} never became ready for {}", then.name)));
+    }
+    Ok(None)
+}
+
+/// The last places when a later step takes them ([`Fixture::taking`]): every case is opened
+/// by an owner of its own and brought to the step ([`Taking::given`]); the step is sent for
+/// the first `CAPACITY - REMAINING` one by one, then for every contender's at once (every
+/// request built first).
+async fn last_places_by_step(
+    f: &'static dyn Fixture,
+    taking: Taking,
+    mode: Mode,
+    report: &mut AreaReport,
+    tally: &mut Tally,
+) -> anyhow::Result<()> {
+    let slice = f.slice();
+    let contenders = mode.pick(1000, 200);
+    let early = usize::try_from(CAPACITY - REMAINING).unwrap_or_default();
+    let stack = LocalStack::start(options(f, CAPACITY)).await?;
+    let api = Api::new(&stack)?;
+    let body = slices::opening_body(f, &stack.platform, 50, &CONTENDER, "tok_ok").await?;
+    let step = taking.step;
+
+    // Every case, each by an owner of its own (a slice may let one hold a single case).
+    let subs: Vec<String> = (0..early + contenders).map(|i| format!("taker-{i}")).collect();
+    let openings: Vec<(String, serde_json::Value)> = subs.iter().map(|sub| slices::opening_token(f, &stack, sub, &body)).collect();
+    let answers: Vec<_> = futures::stream::iter(openings.iter().map(|(token, body)| {
+        let api = api.clone();
+        async move { api.send_shed_aware("POST", f.opening(), Some(token), Some(body)).await }
+    }))
+    .buffered(64)
+    .collect()
+    .await;
+    let mut cases: Vec<(String, &str)> = Vec::new();
+    for ((answer, sheds), sub) in answers.into_iter().zip(&subs) {
+        tally.shed += sheds;
+        match answer.as_ref().ok().and_then(created_id) {
+            Some(id) => cases.push((id, sub.as_str())),
+            None => report.violation(format!(
+                "{slice} last places: a case could not be opened: {:?}",
+                answer.map(|a| (a.status, a.body["detail"].clone())).map_err(|e| e.to_string())
+            )),
+        }
+    }
+
+    // Each brought to the step that takes a place.
+    let brought: Vec<anyhow::Result<Option<String>>> = futures::stream::iter(cases.iter().map(|(id, sub)| {
+        let (stack, api, body, taking) = (&stack, &api, &body, &taking);
+        async move { bring(f, stack, api, id, sub, body, taking).await }
+    }))
+    .buffered(32)
+    .collect()
+    .await;
+    let mut ready = Vec::new();
+    for (brought, case) in brought.into_iter().zip(&cases) {
+        match brought? {
+            None => ready.push(case.clone()),
+            Some(why) => report.violation(format!("{slice} last places: {why}")),
+        }
+    }
+    if ready.len() < early + contenders {
+        report.violation(format!(
+            "{slice} last places: only {} of the {} cases reached {}",
+            ready.len(),
+            early + contenders,
+            step.name
+        ));
+    }
+    let (firsts, rest) = ready.split_at(early.min(ready.len()));
+
+    // Each step sent by its caller: the case's owner, or staff (at their site).
+    let request = |id: &str, sub: &str| -> (String, Option<serde_json::Value>, String) {
+        let json = step.body.map(|b| b());
+        (f.resolve(step.path, id, &body), json, bearer(&step.who.token(&stack, sub)))
+    };
+    // The first places, one by one.
+    for (id, sub) in firsts {
+        let (path, json, auth) = request(id, sub);
+        let a = api
+            .call(Call::json(step.method.as_str(), &path, Some(&auth), json.as_ref()))
+            .await?;
+        if a.status != step.success {
+            report.violation(format!(
+                "{slice} last places: pre-filling with {} on case {id} got {} ({})",
+                step.name, a.status, a.body["detail"]
+            ));
+            stack.shutdown().await;
+            return Ok(());
+        }
+    }
+
+    // The last places: every contender's step built first, then all sent together.
+    let built: Vec<(String, Option<serde_json::Value>, String)> = rest.iter().map(|(id, sub)| request(id, sub)).collect();
+    let answers = join_all(built.iter().map(|(path, json, auth)| {
+        let api = api.clone();
+        async move { api.call(Call::json(step.method.as_str(), path, Some(auth), json.as_ref())).await }
+    }))
+    .await;
+    let mut winners = Vec::new();
+    for (answer, (id, _)) in answers.iter().zip(rest) {
+        tally.contenders += 1;
+        if answer.as_ref().is_ok_and(Answer::is_5xx) {
+            tally.server_errors += 1;
+        }
+        let verdict = match answer {
+            Err(e) => Some(format!("{slice} last places: a contender's {} failed in transport: {e}", step.name)),
+            Ok(a) if a.status == step.success => {
+                winners.push(id.clone());
+                None
+            }
+            Ok(a) if a.status == 409 && a.is_problem() => None,
+            Ok(a) => Some(format!(
+                "{slice} last places: a contender's {} got {} {:?} ({}); allowed: {}, or 409 problem+json",
+                step.name, a.status, a.content_type, a.body["detail"], step.success
+            )),
+        };
+        report.case(verdict);
+    }
+    let won = winners.len() as i64;
+    if won > REMAINING {
+        report.violation(format!("{slice} last places: {won} contenders won {REMAINING} places"));
+    } else if won < REMAINING {
+        report.violation(format!(
+            "{slice} last places: only {won} of the {REMAINING} free places were taken by {} contenders",
+            rest.len()
+        ));
+    }
+
+    if !stack.settle(Duration::from_secs(60)).await {
+        report.violation(format!("{slice} last places: the stack did not settle within 60 s"));
+    }
+    let taken = f.places_taken(&stack, &body).await?;
+    if taken != CAPACITY {
+        report.violation(format!("{slice} last places: the counter is {taken}, the capacity {CAPACITY}"));
+    }
+    let holding = f.cases_like(db(&stack)?, &body).await?;
+    let holding_n = holding.len() as i64;
+    tally.over_capacity += holding_n.saturating_sub(CAPACITY).max(0) as u64;
+    if holding_n != CAPACITY {
+        report.violation(format!("{slice} last places: {holding_n} cases hold a place of {CAPACITY}"));
+    }
+    if let Some(missing) = firsts.iter().map(|(id, _)| id).chain(&winners).find(|id| !holding.contains(*id)) {
+        report.violation(format!("{slice} last places: case {missing} got its place but does not hold it"));
+    }
+
+    // The SMS are those of every case's status changes: a contender that lost hears nothing of it.
+    let opened: HashSet<&str> = cases.iter().map(|(id, _)| id.as_str()).collect();
+    let sent = stack.sms_sent().await?;
+    let notifying = feed(db(&stack)?)
+        .await?
+        .iter()
+        .filter(|e| opened.contains(e.correlation_id.as_str()))
+        .filter(|e| {
+            clinicflow::catalog()
+                .rules
+                .iter()
+                .any(|r| r.target == SMS_NOTIFIER && r.matches(&e.source, &e.event_type))
+        })
+        .count();
+    if sent.len() != notifying {
+        report.violation(format!(
+            "{slice} last places: {} SMS sent for {} cases, whose status changes send {notifying}",
+            sent.len(),
+            cases.len()
         ));
     }
     stack.shutdown().await;

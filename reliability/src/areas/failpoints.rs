@@ -196,8 +196,11 @@ impl Run {
         self.stack.as_ref().context("the stack is running")
     }
 
+    /// A client of the running stack as `sub` in `groups` (a staff member with their site,
+    /// [`slices::token`]).
     fn client(&self, sub: &str, groups: &[&str]) -> anyhow::Result<Client> {
-        Ok(Client::new(self.stack()?, sub, groups))
+        let stack = self.stack()?;
+        Ok(Client::with_token(stack, &slices::token(stack, sub, groups)))
     }
 
     fn fired(&self) -> u64 {

@@ -89,11 +89,11 @@ async fn schemathesis(
         .arg(stack.url())
         .arg("--token")
         .arg(format!("{}={patient}", topology::PATIENT.group));
-    // One token per staff role of the catalog.
+    // One token per staff role of the catalog (with its site, for staff who belong to one).
     for role in staff_roles() {
         command
             .arg("--token")
-            .arg(format!("{}={}", role.group, stack.token(STAFF, &[role.group])));
+            .arg(format!("{}={}", role.group, slices::token(stack, STAFF, &[role.group])));
     }
     let run = command
         .arg("--max-examples")
@@ -410,7 +410,7 @@ async fn target_case(f: &dyn Fixture, stack: &LocalStack, http: &reqwest::Client
 async fn hand_made(stack: &LocalStack, report: &mut AreaReport) -> anyhow::Result<(u64, u64)> {
     let http = reqwest::Client::new();
     let patient = stack.token(PATIENT, &[topology::PATIENT.group]);
-    let staff: Vec<(topology::Role, String)> = staff_roles().map(|r| (r, stack.token(STAFF, &[r.group]))).collect();
+    let staff: Vec<(topology::Role, String)> = staff_roles().map(|r| (r, slices::token(stack, STAFF, &[r.group]))).collect();
 
     // One case per slice that every hostile request aims at, waiting for its decisions.
     let mut targets = Vec::new();

@@ -2,7 +2,8 @@
 //!
 //! First it runs every slice's flows itself, so that it scans something even when run
 //! alone: every journey of its fixture that opens a case (then the case read back by every
-//! role its read routes allow, and its lists), an idempotent retry, the journeys whose
+//! role its read routes allow, `404` for staff who see only the cases that reached their desk,
+//! [`Fixture::staff_sees`], and its lists), an idempotent retry, the journeys whose
 //! payment is refused (by the sandbox's `tok_declined` and by unknown tokens), the provider
 //! slow and down until the circuit opens and closes again (for a slice with a journey that
 //! meets the provider down), bad input carrying personal data (invalid fields, unknown
@@ -428,7 +429,7 @@ fn with(value: &Value, field: &str, to: Value) -> Value {
 impl Driver for Flows<'_> {
     async fn send(&mut self, sub: &str, groups: &[&str], r: Request<'_>) -> anyhow::Result<Sent> {
         self.requests += 1;
-        let auth = bearer(&self.stack.token(sub, groups));
+        let auth = bearer(&slices::token(&self.stack, sub, groups));
         let headers: Vec<(&str, &str)> = r.key.map(|k| ("idempotency-key", k)).into_iter().collect();
         let call = Call {
             headers: &headers,
@@ -491,13 +492,12 @@ impl<'r> Flows<'r> {
     }
 
     /// A token of `role`: the case's owner (`owner`, a token) for the patient role, a staff
-    /// member of this round otherwise.
+    /// member of this round otherwise (at their site, if they belong to one).
     fn token_of(&self, role: Role, owner: &str) -> String {
         if role == PATIENT {
             owner.to_owned()
         } else {
-            self.stack
-                .token(&format!("privacy-staff-{}-{}", self.round, role.group), &[role.group])
+            slices::token(&self.stack, &format!("privacy-staff-{}-{}", self.round, role.group), &[role.group])
         }
     }
 
@@ -609,21 +609,29 @@ impl<'r> Flows<'r> {
                 self.cases.push(id.clone());
             }
             first.get_or_insert_with(|| id.clone());
-            // The owner and the staff read it back.
+            // The owner and the staff read it back: staff who see only the cases that reached
+            // their desk get 404 for the others ([`Fixture::staff_sees`]).
             let own = self.patient(n);
             let reads_case = |r: &&Route| r.method == Method::Get && f.route(r).is_some_and(|c| c.case);
             for route in routes_of(f).filter(reads_case) {
-                let path = route.path.replace("{id}", &id);
+                let path = f.resolve(route.path, &id, &body);
                 for role in route.roles {
                     let auth = bearer(&self.token_of(*role, &own));
                     let flow = format!("read the case as {}", role.group);
-                    self.expect_status(&flow, Call::json("GET", &path, Some(&auth), None), &[200]).await;
+                    let sees = *role == PATIENT || f.staff_sees(&self.stack, &id, *role).await;
+                    let status = if sees { 200 } else { 404 };
+                    self.expect_status(&flow, Call::json("GET", &path, Some(&auth), None), &[status])
+                        .await;
                 }
             }
         }
+        // The lists: routes naming no case, a place they name resolved by the fixture (a
+        // site's waiting list).
         let owner = self.patient(0);
-        for route in routes_of(f).filter(|r| r.method == Method::Get && !r.path.contains('{')) {
-            let path = f.route(route).map_or_else(|| route.path.to_owned(), |c| c.path(route.path));
+        let listed = f.open_body(self.day, &FIXTURE_PEOPLE[0], "tok_ok");
+        for route in routes_of(f).filter(|r| r.method == Method::Get && !r.path.contains("{id}")) {
+            let resolved = f.resolve(route.path, "", &listed);
+            let path = f.route(route).map_or_else(|| resolved.clone(), |c| c.path(&resolved));
             for role in route.roles {
                 let auth = bearer(&self.token_of(*role, &owner));
                 let flow = format!("a list as {}", role.group);
@@ -787,14 +795,16 @@ impl<'r> Flows<'r> {
             let Some(role) = route.roles.first() else { continue };
             let who = self.token_of(*role, &patient);
             if route.path.contains("{id}") {
-                queries.push((route.path.replace("{id}", &format!("010{subscriber}")), who.clone(), 404));
-                queries.push((route.path.replace("{id}", &s.latin.replace(' ', "-")), who, 404));
+                queries.push((f.resolve(route.path, &format!("010{subscriber}"), &valid), who.clone(), 404));
+                queries.push((f.resolve(route.path, &s.latin.replace(' ', "-"), &valid), who, 404));
                 continue;
             }
-            queries.push((format!("{}?cursor={}", route.path, s.phone(1)), who.clone(), 422));
-            queries.push((format!("{}?name={}", route.path, s.latin.replace(' ', "%20")), who.clone(), 422));
+            // A place the path names (a site) is the fixture's, as its staff would ask.
+            let path = f.resolve(route.path, "", &valid);
+            queries.push((format!("{path}?cursor={}", s.phone(1)), who.clone(), 422));
+            queries.push((format!("{path}?name={}", s.latin.replace(' ', "%20")), who.clone(), 422));
             for filter in f.route(route).map_or(&[][..], |c| c.filters) {
-                queries.push((format!("{}?{filter}=010{subscriber}", route.path), who.clone(), 422));
+                queries.push((format!("{path}?{filter}=010{subscriber}"), who.clone(), 422));
             }
         }
         queries.push((format!("/patients/010{subscriber}"), patient.clone(), 404));

@@ -105,7 +105,7 @@ struct Http<'a> {
 #[async_trait]
 impl Driver for Http<'_> {
     async fn send(&mut self, sub: &str, groups: &[&str], r: Request<'_>) -> anyhow::Result<Sent> {
-        let client = Client::new(self.stack, sub, groups);
+        let client = Client::with_token(self.stack, &slices::token(self.stack, sub, groups));
         let headers: Vec<(&str, &str)> = r.key.map(|k| ("idempotency-key", k)).into_iter().collect();
         let reply = client.send(r.method, r.path, r.body, &headers).await;
         Ok(Sent {

@@ -7,8 +7,9 @@
 //! its journeys do ([`Journey`], each step waiting for what it depends on,
 //! [`Fixture::ready_for`]), how to call each of its routes ([`RouteCall`]), what its
 //! aggregates must hold once settled ([`Fixture::check`]), how to read its views, which of
-//! its commands contend (the `concurrency` area), and how to open and end a case on its use
-//! cases directly (the staged held-charge race).
+//! its commands contend (the `concurrency` area), where its staff work when each belongs to
+//! one site ([`Fixture::sites`], carried by every staff token the areas make, [`token`]),
+//! and how to open and end a case on its use cases directly (the staged held-charge race).
 //!
 //! A slice is tested once its fixture is listed in [`all`]. A catalogued route of a slice
 //! whose fixture has no entry for it is a violation of the `authz` and `fuzz` areas, and a
@@ -19,6 +20,7 @@
 //! check-up one, [`checkup`], is the model) and list it in [`all`].
 
 pub mod checkup;
+pub mod covid;
 pub mod hospital;
 pub mod vaccine;
 
@@ -40,7 +42,7 @@ use crate::invariants::Case;
 
 /// Every slice's fixture, in the catalog's order of slices.
 pub fn all() -> &'static [&'static dyn Fixture] {
-    static ALL: &[&dyn Fixture] = &[&checkup::CHECKUP, &vaccine::VACCINE, &hospital::HOSPITAL];
+    static ALL: &[&dyn Fixture] = &[&checkup::CHECKUP, &vaccine::VACCINE, &hospital::HOSPITAL, &covid::COVID];
     ALL
 }
 
@@ -53,6 +55,39 @@ pub fn of(slice: &str) -> Option<&'static dyn Fixture> {
 /// for a slice without a fixture).
 pub fn of_route(route: &Route) -> Option<&'static dyn Fixture> {
     clinicflow::catalog().slice_of(route.function).and_then(|s| of(s.name))
+}
+
+/// Where the members of a staff role work, for a slice whose staff each belong to one site
+/// (a test site, an isolation centre), named by their token's `custom:site` claim
+/// ([`Fixture::sites`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sites {
+    /// The site every member of the role the areas send works at: where the fixtures' cases
+    /// are.
+    pub home: &'static str,
+    /// Another site of the same kind, whose staff must not act on the home site's cases (the
+    /// `authz` area's column of the role's staff elsewhere, [`RouteCall::elsewhere`]; another
+    /// column has the role's staff with no site, [`RouteCall::no_site`]).
+    pub other: &'static str,
+}
+
+/// The home site of the staff in `groups`: the first a fixture names for one of those roles
+/// ([`Fixture::sites`]); `None` for a patient, and for staff who belong to no site.
+pub fn site_of(groups: &[&str]) -> Option<&'static str> {
+    let roles = &clinicflow::catalog().roles;
+    groups.iter().find_map(|group| {
+        let role = roles.iter().copied().find(|r| r.group == *group)?;
+        all().iter().find_map(|f| f.sites(role)).map(|s| s.home)
+    })
+}
+
+/// A dev token for `sub` in `groups` on `stack`, valid for an hour, carrying the site its
+/// staff work at when they belong to one ([`site_of`]): every token the areas send as staff.
+pub fn token(stack: &LocalStack, sub: &str, groups: &[&str]) -> String {
+    match site_of(groups) {
+        Some(site) => stack.token_at(sub, groups, site),
+        None => stack.token(sub, groups),
+    }
 }
 
 /// The catalog's slices that no fixture tests.
@@ -95,10 +130,11 @@ impl Who {
         }
     }
 
-    /// A token of the caller on `stack`, `owner` being the case's owner's subject.
+    /// A token of the caller on `stack`, `owner` being the case's owner's subject; a staff
+    /// member's carries their site, if they belong to one ([`token`]).
     pub fn token(self, stack: &LocalStack, owner: &str) -> String {
         let (sub, groups) = self.caller(owner);
-        stack.token(&sub, &groups)
+        token(stack, &sub, &groups)
     }
 }
 
@@ -209,6 +245,14 @@ pub struct RouteCall {
     /// caller once the case is ready for it ([`Fixture::ready_for`]), the stack then settled,
     /// before the call. Only on a route naming a case.
     pub given: &'static [Step],
+    /// The status the route's staff get when they work at another site than the fixtures'
+    /// cases ([`Sites::other`]): a case of another site is not found, another site's list is
+    /// forbidden. `None`: the same as at their own (or the route's roles belong to no site).
+    pub elsewhere: Option<u16>,
+    /// The status the route's staff get when their token names no site at all (no
+    /// `custom:site`), for roles whose staff belong to one ([`Fixture::sites`]). `None`: the
+    /// same as at their own.
+    pub no_site: Option<u16>,
 }
 
 impl RouteCall {
@@ -223,6 +267,8 @@ impl RouteCall {
             filters: &[],
             query: None,
             given: &[],
+            elsewhere: None,
+            no_site: None,
         }
     }
 
@@ -273,6 +319,18 @@ pub struct Opened {
     pub price: Won,
     /// Which variant of the opening request it was opened with ([`Fixture::variants`]).
     pub variant: &'static str,
+}
+
+/// How a case takes a place of a capacity when its opening takes none ([`Fixture::taking`]):
+/// a later step takes it (a dispatch taking a bed).
+#[derive(Debug, Clone, Copy)]
+pub struct Taking {
+    /// Steps of the slice's journeys that bring a case to where it may take a place, sent
+    /// in order, each by its caller once the case is ready for it ([`Fixture::ready_for`]).
+    pub given: &'static [Step],
+    /// The step that takes the place: answered its success, or `409` problem+json once no
+    /// place is left. The case is ready for it ([`Fixture::ready_for`]) before it is sent.
+    pub step: Step,
 }
 
 /// The decisions that race on one case in the `concurrency` area.
@@ -362,6 +420,33 @@ pub trait Fixture: Send + Sync {
     /// ([`Fixture::set_capacity`], [`Fixture::places_taken`], [`Fixture::cases_like`]) are
     /// never asked. Default: yes.
     fn has_places(&self) -> bool {
+        true
+    }
+
+    /// How a case takes its place, when a later step takes it rather than the opening (a bed
+    /// a dispatch takes): the `concurrency` area then brings every contender's case to that
+    /// step and races the step for the last places. Default: the opening takes it.
+    fn taking(&self) -> Option<Taking> {
+        None
+    }
+
+    /// Where the fixture's staff of `role`, one of the slice's roles, work, when the slice's
+    /// staff each belong to one site (their token's `custom:site`): every staff token the
+    /// areas make carries the home site ([`token`]), and the `authz` area adds columns of
+    /// the role's staff at the other site and with no site. Default: the role's staff belong
+    /// to no site.
+    fn sites(&self, role: Role) -> Option<Sites> {
+        let _ = role;
+        None
+    }
+
+    /// Does a member of staff role `role`, one the slice's read routes allow, see case `id`
+    /// once its asynchronous effects settled, as the `privacy` area reads it back (`404`
+    /// otherwise)? For a slice whose staff see only the cases that reached their desk (the
+    /// transfer centre a positive case, an isolation centre the citizens sent to it).
+    /// Default: yes, staff see every case of their flow.
+    async fn staff_sees(&self, stack: &LocalStack, id: &str, role: Role) -> bool {
+        let _ = (stack, id, role);
         true
     }
 
@@ -545,7 +630,7 @@ pub fn opening_as(f: &dyn Fixture, owner: &str, body: &Value) -> (String, Vec<&'
 /// A token of the opener of a case owned by `owner` on `stack`, and the body it sends.
 pub fn opening_token(f: &dyn Fixture, stack: &LocalStack, owner: &str, body: &Value) -> (String, Value) {
     let (sub, groups, body) = opening_as(f, owner, body);
-    (stack.token(&sub, &groups), body)
+    (token(stack, &sub, &groups), body)
 }
 
 /// The path and body of `step` on case `id` opened with `body`, placeholders resolved on `p`

@@ -77,8 +77,15 @@ pub fn select<'a>(catalog: &'a Catalog, bootstrap: &str, handler: Option<&str>) 
 /// ([`crate::wiring::from_env`]), then the loop of its trigger serves it (HTTP through
 /// `lambda_http`, an EventBridge consumer, a slice's job). The platform's own handlers (the
 /// projector, the sweeper) are [`run_platform`]'s, so that a flow's binary links none of them.
-pub async fn run_flow(catalog: &'static Catalog, bootstrap: &str) -> Result<(), lambda_runtime::Error> {
-    let (function, platform, _parts) = init(catalog, bootstrap).await?;
+///
+/// `signer` makes the signer of a function that seals documents (a bootstrap whose slice
+/// seals passes `adapters::kms::signer`; the others `None`, linking no signer's client).
+pub async fn run_flow(
+    catalog: &'static Catalog,
+    bootstrap: &str,
+    signer: Option<crate::wiring::SignerFactory>,
+) -> Result<(), lambda_runtime::Error> {
+    let (function, platform, _parts) = init(catalog, bootstrap, signer).await?;
     let name = function.name;
     match function.trigger {
         Trigger::Http => lambda_http::run(crate::http::router(Arc::new(platform), Some(name))).await,
@@ -94,7 +101,7 @@ pub async fn run_flow(catalog: &'static Catalog, bootstrap: &str) -> Result<(), 
 /// Runs the platform's function that `_HANDLER` names, as [`run_flow`] does a flow's: the
 /// public routes, the SMS notifier, the stream projector or the outbox sweeper.
 pub async fn run_platform(catalog: &'static Catalog, bootstrap: &str) -> Result<(), lambda_runtime::Error> {
-    let (function, platform, parts) = init(catalog, bootstrap).await?;
+    let (function, platform, parts) = init(catalog, bootstrap, None).await?;
     let name = function.name;
     match function.trigger {
         Trigger::Http => lambda_http::run(crate::http::router(Arc::new(platform), Some(name))).await,
@@ -108,12 +115,13 @@ pub async fn run_platform(catalog: &'static Catalog, bootstrap: &str) -> Result<
 async fn init(
     catalog: &'static Catalog,
     bootstrap: &str,
+    signer: Option<crate::wiring::SignerFactory>,
 ) -> Result<(&'static Function, crate::app::Platform, crate::wiring::AwsParts), lambda_runtime::Error> {
     crate::telemetry::init();
     let handler = std::env::var(HANDLER_VARIABLE).ok();
     let function = select(catalog, bootstrap, handler.as_deref()).inspect_err(|e| {
         tracing::error!(bootstrap, error = %e, "init failed");
     })?;
-    let (platform, parts) = crate::wiring::parts_from_env(catalog, function.name).await?;
+    let (platform, parts) = crate::wiring::parts_from_env(catalog, function.name, signer).await?;
     Ok((function, platform, parts))
 }

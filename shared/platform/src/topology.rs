@@ -1109,6 +1109,13 @@ impl Catalog {
                 "ttl": t.ttl.then_some(TTL_ATTRIBUTE),
                 "indexes": t.indexes.iter().map(|i| json!({"name": i.name, "hash": i.hash, "range": i.range})).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
+            "signing_keys": self.signing_stacks().into_iter().map(|stack| json!({
+                "stack": stack,
+                "resource": Resource::SigningKey(stack).to_string(),
+                "key_spec": SIGNING_KEY_SPEC,
+                "key_usage": SIGNING_KEY_USAGE,
+                "algorithm": SIGNING_ALGORITHM,
+            })).collect::<Vec<_>>(),
         })
     }
 
@@ -1182,6 +1189,13 @@ pub fn table_variable(table: &str) -> String {
 
 /// The environment variable holding the event bus name.
 pub const BUS_VARIABLE: &str = "EVENT_BUS_NAME";
+/// The key spec of a stack's signing key: a NIST P-256 key pair, as ES256 signs with.
+pub const SIGNING_KEY_SPEC: &str = "ECC_NIST_P256";
+/// The key usage of a stack's signing key.
+pub const SIGNING_KEY_USAGE: &str = "SIGN_VERIFY";
+/// The signing algorithm the sealing functions ask KMS for.
+pub const SIGNING_ALGORITHM: &str = "ECDSA_SHA_256";
+
 /// The variable holding the ARN of the signing key of a function that seals or verifies.
 pub const SIGNING_KEY_VARIABLE: &str = "SIGNING_KEY_ARN";
 

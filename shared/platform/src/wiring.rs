@@ -113,7 +113,7 @@ mod embedded_wiring {
 
 #[cfg(feature = "aws")]
 pub use aws_wiring::{
-    AwsParts, AwsSettings, ChangeRecord, SweepInput, aws, from_env, handle_job, handle_stream, handle_sweep, parts_from_env,
+    AwsParts, AwsSettings, ChangeRecord, SignerFactory, SweepInput, aws, from_env, handle_job, handle_stream, handle_sweep, parts_from_env,
     project_changes,
 };
 
@@ -271,20 +271,35 @@ mod aws_wiring {
     /// will use opened now (during init, not on the first request's hot path). A missing
     /// or bad variable is logged and returned, so the runtime reports an init error.
     pub async fn from_env(catalog: &'static Catalog, function: &str) -> Result<Platform, InitError> {
-        parts_from_env(catalog, function).await.map(|(platform, _)| platform)
+        parts_from_env(catalog, function, None).await.map(|(platform, _)| platform)
     }
+
+    /// How a bootstrap whose functions seal documents makes the signer of its signing key
+    /// (`SIGNING_KEY_ARN`), e.g. `adapters::kms::signer`. Handed in by that bootstrap alone,
+    /// so that no other binary links the signer's client.
+    pub type SignerFactory = fn(&aws_config::SdkConfig, String) -> Arc<dyn crate::sealing::Signer>;
 
     /// [`from_env`], with the adapters behind the platform (the sweeper scopes its store to
     /// the tables each schedule names).
-    pub async fn parts_from_env(catalog: &'static Catalog, function: &str) -> Result<(Platform, AwsParts), InitError> {
-        let built = build_from_env(catalog, function).await;
+    /// A function given a signing key gets `signer`'s signer of it; without one, an init
+    /// error, never a signer that signs with something else.
+    pub async fn parts_from_env(
+        catalog: &'static Catalog,
+        function: &str,
+        signer: Option<SignerFactory>,
+    ) -> Result<(Platform, AwsParts), InitError> {
+        let built = build_from_env(catalog, function, signer).await;
         if let Err(e) = &built {
             tracing::error!(function, error = %e, "init failed");
         }
         built
     }
 
-    async fn build_from_env(catalog: &'static Catalog, function: &str) -> Result<(Platform, AwsParts), InitError> {
+    async fn build_from_env(
+        catalog: &'static Catalog,
+        function: &str,
+        signer: Option<SignerFactory>,
+    ) -> Result<(Platform, AwsParts), InitError> {
         let lookup = |name: &str| std::env::var(name).ok();
         let config = Config::for_function(catalog, function, lookup)?;
         let settings = AwsSettings::from_lookup(catalog, function, lookup)?;
@@ -296,7 +311,16 @@ mod aws_wiring {
         let (platform, parts) = aws(catalog, &sdk, settings, config, Faults::none());
         let platform = match signing_key {
             None => platform,
-            Some(arn) => platform.with_signer(signer(&sdk, arn)?),
+            Some(arn) => match signer {
+                Some(make) => platform.with_signer(make(&sdk, arn)),
+                None => {
+                    return Err(InitError::Unsupported(
+                        "this function seals documents (SIGNING_KEY_ARN) but its bootstrap has no signer \
+                         (clinicflow::bootstrap::flow_sealing, feature kms)"
+                            .into(),
+                    ));
+                }
+            },
         };
         // `CLINICFLOW_PRIME=off` skips the priming calls (the benchmarks use it to tell their
         // round trips apart from the rest of init).
@@ -331,21 +355,6 @@ mod aws_wiring {
             },
         );
         Ok((platform, parts))
-    }
-
-    /// The KMS signer of the key `arn` (feature `kms`).
-    #[cfg(feature = "kms")]
-    fn signer(sdk: &aws_config::SdkConfig, arn: String) -> Result<Arc<dyn crate::sealing::Signer>, InitError> {
-        Ok(Arc::new(crate::adapters::kms::KmsSigner::new(aws_sdk_kms::Client::new(sdk), arn)))
-    }
-
-    /// Without feature `kms`, a function given a signing key cannot use it: an init error,
-    /// never a signer that signs with something else.
-    #[cfg(not(feature = "kms"))]
-    fn signer(_: &aws_config::SdkConfig, _: String) -> Result<Arc<dyn crate::sealing::Signer>, InitError> {
-        Err(InitError::Unsupported(
-            "this function seals documents (SIGNING_KEY_ARN) but was built without the kms feature".into(),
-        ))
     }
 
     /// What a schedule of the outbox sweeper names: the context tables to sweep, each

@@ -4,6 +4,7 @@
 //! consumers the Lambdas run, and the projector is fed from DynamoDB Streams.
 
 pub mod bus;
+pub mod signing;
 pub mod streams;
 
 use std::collections::HashSet;
@@ -91,6 +92,11 @@ impl AwsRuntime {
         // (as in the embedded mode), so that tests read its ledger as they read a real
         // provider's dashboard; the deployed functions keep it in the payment table.
         platform.payments = Arc::new(ResilientGateway::new(Arc::new(parts.sandbox.clone()), config_payment));
+        // Sealed documents are signed by a KMS key at the endpoint, as in the deployed
+        // stacks (the key file of the embedded mode is not used on this path).
+        if let Some(signer) = signing::provision(&sdk, prefix).await.context("provisioning the signing key")? {
+            platform = platform.with_signer(signer);
+        }
         let sent = Arc::new(Mutex::new(Vec::new()));
         platform.sms = Arc::new(RecordingSms {
             inner: platform.sms.clone(),

@@ -53,6 +53,13 @@ impl KmsSigner {
     }
 }
 
+/// The KMS signer of the key `arn`, on `sdk`'s configuration: the
+/// [`crate::wiring::SignerFactory`] a bootstrap whose functions seal documents hands to
+/// [`crate::bootstrap::run_flow`].
+pub fn signer(sdk: &aws_config::SdkConfig, arn: String) -> std::sync::Arc<dyn Signer> {
+    std::sync::Arc::new(KmsSigner::new(aws_sdk_kms::Client::new(sdk), arn))
+}
+
 fn sign_error(code: String) -> SignError {
     if KEY_CODES.contains(&code.as_str()) {
         SignError::Key(code)
