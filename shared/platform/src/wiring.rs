@@ -281,6 +281,7 @@ mod aws_wiring {
 
     /// [`from_env`], with the adapters behind the platform (the sweeper scopes its store to
     /// the tables each schedule names).
+    ///
     /// A function given a signing key gets `signer`'s signer of it; without one, an init
     /// error, never a signer that signs with something else.
     pub async fn parts_from_env(
