@@ -232,9 +232,6 @@ impl Deployment {
             if name == topology::BUS_VARIABLE {
                 return Some(all.bus.clone());
             }
-            if name == topology::SIGNING_KEY_VARIABLE {
-                return None;
-            }
             let table = catalog.tables.iter().find(|t| topology::table_variable(t.name) == name)?;
             all.tables.name_of(table.name).map(str::to_owned)
         };

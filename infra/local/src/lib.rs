@@ -167,7 +167,6 @@ impl LocalStack {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
         let tokens = DevTokens::new(&secret_for(options.data_dir.as_ref())?);
-        let signer = signer_for(options.data_dir.as_ref())?;
         let (shutdown, watch_rx) = watch::channel(false);
         let (platform, backend, sandbox, mut tasks) = match &options.aws_endpoint {
             None => {
@@ -176,7 +175,7 @@ impl LocalStack {
                     None => Embedded::in_memory()?,
                 };
                 let (platform, parts) = wiring::embedded(clinicflow::catalog(), db, options.config.clone(), Faults::none());
-                let platform = Arc::new(platform.with_signer(signer));
+                let platform = Arc::new(platform.with_signer(signer_for(options.data_dir.as_ref())?));
                 recover(&platform).await?;
                 let tasks = workers::spawn(
                     platform.clone(),
@@ -195,7 +194,7 @@ impl LocalStack {
                 let platform = Arc::new(if platform.signer().is_ok() {
                     platform
                 } else {
-                    platform.with_signer(signer)
+                    platform.with_signer(signer_for(options.data_dir.as_ref())?)
                 });
                 recover(&platform).await?;
                 let mut tasks = runtime.spawn(platform.clone(), options.bus.clone(), watch_rx.clone()).await?;
